@@ -1,0 +1,251 @@
+"""The config language: frozen pydantic models for one dapctl TOML file.
+
+A config declares ``[settings]``, a ``[retry]`` policy, credential ``[profiles.NAME]`` (one per
+institution) and ``[[targets]]`` (what to export and where). These models are the single
+source of truth for the language: the loader validates raw TOML into them, the planner and
+apply read only them, and ``schemas/dapctl.schema.json`` is generated from them. They hold
+the file's own words; secrets named indirectly (``*_env``, ``*_file``) are resolved later by
+``loading.py``. Cross-field rules that need the whole file (unknown profile names, duplicate
+targets, colliding outputs) live in ``Config``'s validators so every consumer gets them.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_BASE_URL = "https://api-gateway.instructure.com"
+DEFAULT_OUTPUT = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
+PLACEHOLDERS = ("profile", "target", "namespace", "table", "kind", "timestamp", "format")
+
+Format = Literal["jsonl", "csv", "tsv", "parquet"]
+Mode = Literal["expanded", "condensed"]
+NAME_PATTERN = r"^[a-z0-9_-]+$"
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_]+$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
+# Namespaces and tables become path segments of output files: no separators, no dots.
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=128)]
+
+
+class PathError(ValueError):
+    """A cross-field error that knows which key it is about (``loc``, for the loader)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Settings(_Model):
+    """``[settings]``: how dapctl runs. Every key is optional."""
+
+    state: str = Field(
+        "dapctl.state.json",
+        min_length=1,
+        description="State file; a relative path resolves against the config file's folder.",
+    )
+    concurrency: int = Field(4, ge=1, le=64, description="Tables collected at once.")
+    refresh_margin: float = Field(
+        300.0, ge=0, le=3000, description="Renew a token when fewer seconds remain than this."
+    )
+    on_snapshot_required: Literal["snapshot", "fail"] = Field(
+        "snapshot",
+        description="When an incremental window is gone: take a fresh snapshot, or fail.",
+    )
+
+
+class RetrySettings(_Model):
+    """``[retry]``: how often and how patiently a failed call is tried again."""
+
+    attempts: int = Field(5, ge=1, le=100, description="Tries per call, the first included.")
+    initial_backoff: float = Field(1.0, gt=0, le=3600, description="First wait, in seconds.")
+    max_backoff: float = Field(60.0, gt=0, le=3600, description="Longest wait, in seconds.")
+
+
+class RateLimitSettings(_Model):
+    """Client-side request budgets per endpoint class, in requests per minute."""
+
+    jobs_per_minute: float = Field(5, gt=0, description="Job creation and table listing.")
+    status_per_minute: float = Field(500, gt=0, description="Job status and table schema.")
+    urls_per_minute: float = Field(200, gt=0, description="Object URL requests.")
+
+
+class Profile(_Model):
+    """``[profiles.NAME]``: one credential, usually one institution.
+
+    A profile that names no credentials takes the official client's environment variables
+    ``DAP_CLIENT_ID`` / ``DAP_CLIENT_SECRET`` (and ``DAP_API_URL`` for the base URL).
+    """
+
+    base_url: str | None = Field(None, description=f"API base URL; default {DEFAULT_BASE_URL}.")
+    client_id: str | None = Field(None, min_length=1, description="Client ID (not a secret).")
+    client_id_env: str | None = Field(None, min_length=1, description="Variable with the ID.")
+    client_secret: SecretStr | None = Field(
+        None, description="The secret itself: accepted, with a warning; prefer _env or _file."
+    )
+    client_secret_env: str | None = Field(None, min_length=1, description="Variable with it.")
+    client_secret_file: str | None = Field(None, min_length=1, description="File holding it.")
+    emulator: bool = Field(False, description="Use the built-in emulator (demo credentials).")
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> Profile:
+        ids = [self.client_id, self.client_id_env]
+        secrets = [self.client_secret, self.client_secret_env, self.client_secret_file]
+        if sum(x is not None for x in ids) > 1:
+            raise ValueError("set only one of client_id and client_id_env")
+        if sum(x is not None for x in secrets) > 1:
+            raise ValueError(
+                "set only one of client_secret, client_secret_env and client_secret_file"
+            )
+        if self.emulator and any(x is not None for x in [*ids, *secrets, self.base_url]):
+            raise ValueError(
+                "emulator = true serves its own base URL and demo credentials; "
+                "remove base_url and the client_id/client_secret keys"
+            )
+        return self
+
+
+class Target(_Model):
+    """``[[targets]]``: tables to export from one namespace, and where to write them."""
+
+    name: Name = Field(description="Unique name, [a-z0-9_-]+; part of every step's address.")
+    profiles: list[Name] | None = Field(None, description="Profiles to run; default: all.")
+    namespace: Identifier = Field("canvas", description="DAP namespace, such as canvas.")
+    tables: list[Identifier] | Literal["all"] = Field(
+        description='Table names, or "all": every table of the namespace, listed at apply.'
+    )
+    format: Format = Field("jsonl", description="Output format.")
+    mode: Mode | None = Field(None, description="expanded or condensed nested fields.")
+    sync: Literal["incremental", "snapshot"] = Field(
+        "incremental",
+        description="incremental: a snapshot, then chained incrementals; snapshot: every run.",
+    )
+    since: AwareDatetime | None = Field(
+        None, description="First run: an incremental from here instead of a snapshot."
+    )
+    output: str = Field(DEFAULT_OUTPUT, min_length=1, description="Output path template.")
+
+    @field_validator("tables")
+    @classmethod
+    def _tables_unique(cls, tables: list[str] | str) -> list[str] | str:
+        if isinstance(tables, list):
+            if not tables:
+                raise ValueError('list at least one table, or write tables = "all"')
+            duplicates = sorted({t for t in tables if tables.count(t) > 1})
+            if duplicates:
+                raise ValueError(f"table listed twice: {', '.join(duplicates)}")
+        return tables
+
+    @field_validator("output")
+    @classmethod
+    def _known_placeholders(cls, output: str) -> str:
+        for name in template_fields(output):
+            if name not in PLACEHOLDERS:
+                known = " ".join("{" + p + "}" for p in PLACEHOLDERS)
+                raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+        if ".." in output.replace("\\", "/").split("/"):
+            raise ValueError("'..' is not allowed in an output path")
+        return output
+
+    @model_validator(mode="after")
+    def _incremental_keeps_history(self) -> Target:
+        if self.sync == "incremental" and "timestamp" not in template_fields(self.output):
+            raise ValueError(
+                "sync = incremental needs {timestamp} in output: without it each run "
+                "would replace the previous run's changes"
+            )
+        return self
+
+
+class Config(_Model):
+    """A whole dapctl config file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="dapctl config",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    settings: Settings = Field(default_factory=Settings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    profiles: dict[Name, Profile] = Field(min_length=1, description="Credential profiles.")
+    targets: list[Target] = Field(min_length=1, description="What to export.")
+
+    @model_validator(mode="after")
+    def _targets_consistent(self) -> Config:
+        seen: set[str] = set()
+        for index, target in enumerate(self.targets):
+            if target.name in seen:
+                raise PathError(
+                    ("targets", index, "name"),
+                    f"two targets are named {target.name!r}; names must be unique",
+                )
+            seen.add(target.name)
+            for name in target.profiles or ():
+                if name not in self.profiles:
+                    raise PathError(
+                        ("targets", index, "profiles"),
+                        f"target {target.name!r} names unknown profile {name!r}; "
+                        f"profiles are: {', '.join(sorted(self.profiles))}",
+                    )
+        self._outputs_distinct()
+        return self
+
+    def _outputs_distinct(self) -> None:
+        # {kind} and {timestamp} differ between runs, not between the steps of one run, so
+        # they stay literal: two steps whose paths then agree would overwrite each other.
+        owners: dict[str, str] = {}
+        for index, target in enumerate(self.targets):
+            tables = ["*"] if target.tables == "all" else target.tables
+            for profile in self.target_profiles(target):
+                for table in tables:
+                    path = os.path.normpath(
+                        target.output.format(
+                            profile=profile,
+                            target=target.name,
+                            namespace=target.namespace,
+                            table=table,
+                            format=target.format,
+                            kind="{kind}",
+                            timestamp="{timestamp}",
+                        )
+                    )
+                    address = f"{profile}/{target.name}/{target.namespace}.{table}"
+                    if path in owners or (table == "*" and "{table}" not in target.output):
+                        other = owners.get(path, f"{profile}/{target.name}/{target.namespace}.*")
+                        raise PathError(
+                            ("targets", index, "output"),
+                            f"steps {other} and {address} would write the same output "
+                            f"path {path!r}; add {{table}} or {{profile}} to output",
+                        )
+                    owners[path] = address
+
+    def target_profiles(self, target: Target) -> list[str]:
+        """The profiles a target runs for, in the order the file declares them."""
+        wanted = target.profiles
+        return [p for p in self.profiles if wanted is None or p in wanted]
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names in an output template (``ValueError`` when malformed)."""
+    try:
+        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"malformed output template: {exc}") from None

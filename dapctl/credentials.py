@@ -1,0 +1,148 @@
+"""Resolving a profile into the base URL, client ID and secret dapctl will log in with.
+
+A profile names its credentials directly, through environment variables (``*_env``) or a
+file (``client_secret_file``); one that names none falls back to the official client's
+``DAP_CLIENT_ID``, ``DAP_CLIENT_SECRET`` and ``DAP_API_URL``. Errors name the profile, the
+key and the variable or file, never the value. Secrets stay ``SecretStr`` from here on. An
+``http://`` base URL is refused unless its host is loopback: credentials must not cross a
+network in clear text. The environment is a parameter, so tests pass their own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from dapctl.config import DEFAULT_BASE_URL, Config, Profile
+from dapctl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What one profile logs in with. ``repr`` never shows the secret."""
+
+    profile: str
+    base_url: str
+    client_id: str
+    client_secret: SecretStr
+    warnings: tuple[str, ...] = ()
+
+
+def resolve_credentials(
+    name: str, profile: Profile, *, environ: Mapping[str, str], base_dir: Path
+) -> Credentials:
+    """Resolve a (non-emulator) profile; raise ``ConfigError`` naming what is missing."""
+    where = f"profiles.{name}"
+    named_none = all(
+        v is None
+        for v in (
+            profile.client_id,
+            profile.client_id_env,
+            profile.client_secret,
+            profile.client_secret_env,
+            profile.client_secret_file,
+        )
+    )
+    base_url = profile.base_url or environ.get("DAP_API_URL") or DEFAULT_BASE_URL
+    check_base_url(base_url, where=f"{where}.base_url")
+    if named_none:
+        client_id = _from_env(environ, "DAP_CLIENT_ID", where, fallback=True)
+        secret = _from_env(environ, "DAP_CLIENT_SECRET", where, fallback=True)
+        return Credentials(name, base_url.rstrip("/"), client_id, SecretStr(secret))
+    client_id = _client_id(profile, environ, where)
+    secret, warnings = _client_secret(profile, environ, where, base_dir)
+    return Credentials(name, base_url.rstrip("/"), client_id, SecretStr(secret), warnings)
+
+
+def check_base_url(url: str, *, where: str) -> None:
+    """Accept https anywhere and http only on loopback."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{where}: http:// is allowed only for loopback hosts; "
+            "credentials must not cross a network in clear text",
+            hint="use https://",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _client_id(profile: Profile, environ: Mapping[str, str], where: str) -> str:
+    if profile.client_id is not None:
+        return profile.client_id
+    if profile.client_id_env is not None:
+        return _from_env(environ, profile.client_id_env, f"{where}.client_id_env")
+    return _from_env(environ, "DAP_CLIENT_ID", where, fallback=True)
+
+
+def _client_secret(
+    profile: Profile, environ: Mapping[str, str], where: str, base_dir: Path
+) -> tuple[str, tuple[str, ...]]:
+    if profile.client_secret is not None:
+        value = profile.client_secret.get_secret_value()
+        if not value.strip():
+            raise ConfigError(f"{where}.client_secret: is empty")
+        return value, ()
+    if profile.client_secret_env is not None:
+        return _from_env(environ, profile.client_secret_env, f"{where}.client_secret_env"), ()
+    if profile.client_secret_file is not None:
+        return _from_file(base_dir / profile.client_secret_file, f"{where}.client_secret_file")
+    return _from_env(environ, "DAP_CLIENT_SECRET", where, fallback=True), ()
+
+
+def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: bool = False) -> str:
+    value = environ.get(var, "").strip()
+    if not value:
+        state = "is empty" if var in environ else "is not set"
+        how = " (the profile names no credentials, so the official client's variable)"
+        raise ConfigError(f"{where}: environment variable {var} {state}{how if fallback else ''}")
+    return value
+
+
+def _from_file(path: Path, where: str) -> tuple[str, tuple[str, ...]]:
+    path = path.expanduser()
+    try:
+        mode = path.stat().st_mode
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: secret file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: {path} is a folder, not a secret file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"{where}: cannot read secret file {path}: {reason}") from None
+    if not value:
+        raise ConfigError(f"{where}: secret file {path} is empty")
+    warnings: tuple[str, ...] = ()
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings = (f"{where}: secret file {path} is readable by others; chmod 600 it",)
+    return value, warnings
+
+
+def resolve_profiles(
+    config: Config, names: Sequence[str], *, environ: Mapping[str, str], base_dir: Path
+) -> dict[str, Credentials | None]:
+    """Resolve the named profiles (all when empty); emulator profiles map to None."""
+    return {
+        name: None
+        if profile.emulator
+        else resolve_credentials(name, profile, environ=environ, base_dir=base_dir)
+        for name, profile in config.profiles.items()
+        if not names or name in names
+    }

@@ -1,0 +1,84 @@
+"""The errors dapctl raises and the exit statuses it returns.
+
+Every failure a user can act on is a ``DapctlError`` carrying a message that says what went
+wrong, where (file, line, key path, step address) and what to do about it. Errors from the
+server keep its error ``type`` and ``uuid``, which identify the failure in the server's logs.
+Only ``cli.py`` catches these and turns them into an ``ExitStatus``; no message ever holds a
+secret.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, stable for scripts (documented in the README)."""
+
+    SUCCESS = 0
+    ERROR = 1
+    CHANGES_PENDING = 2  # ``plan --detailed-exitcode``: the plan has steps to run
+    INTERNAL_ERROR = 3  # an unexpected exception: a bug in dapctl
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class DapctlError(Exception):
+    """Root of every error meant for the user."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(DapctlError):
+    """The config file (or the command line) is malformed or inconsistent."""
+
+
+class StateError(DapctlError):
+    """The state file cannot be read, parsed or written."""
+
+
+class LockError(StateError):
+    """The state file is locked by another dapctl process."""
+
+
+class ApiError(DapctlError):
+    """The DAP API answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (None when no response arrived), ``error_type`` and
+    ``uuid`` come from the server's ``{"error": {...}}`` body when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        uuid: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.error_type = error_type
+        self.uuid = uuid
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if not self.uuid else f"{text} (error uuid {self.uuid})"
+
+
+class AuthError(ApiError):
+    """Logging in to the Identity Service failed for good."""
+
+
+class SnapshotRequiredError(ApiError):
+    """The incremental window asked for is no longer available: a new snapshot is needed."""
+
+
+class JobFailedError(ApiError):
+    """The server ran the query job and reported it failed."""

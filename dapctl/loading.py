@@ -1,0 +1,250 @@
+"""Reading a config file: TOML in, a validated ``Config`` or one clear ``ConfigError`` out.
+
+This is the boundary where raw input becomes trusted models. Every problem is reported
+together, each naming the file, the line when it can be found, and the key path
+(``targets[1].format``), with a "did you mean" for unknown keys. Nothing downstream sees a
+raw dict. Relative paths in a config resolve against the config file's folder, never the
+working directory (cron starts in ``$HOME``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from dapctl.config import NAME_PATTERN, Config, PathError
+from dapctl.errors import ConfigError
+
+_HEADER = re.compile(r"^\[(\[)?\s*([^\]]+?)\s*\]")
+_ASSIGN = re.compile(
+    r"^((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
+_UNION_TAG = re.compile(r"[\[\]()]")
+
+Loc = tuple[str | int, ...]
+
+_FRIENDLY = {
+    "timezone_aware": "give the time zone, e.g. 2026-11-01T00:00:00Z or +02:00",
+    "union_mismatch": 'expected a list of table names or "all"',
+}
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config and where it came from."""
+
+    path: Path
+    config: Config
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, made absolute against the config file's folder."""
+        return (self.base_dir / Path(value).expanduser()).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve_path(self.config.settings.state)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read and validate a config file; raise ``ConfigError`` naming every problem."""
+    path = Path(path).expanduser().absolute()
+    text = _read_text(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path=path, text=text, raw=raw)) from None
+    return LoadedConfig(path=path, config=config, warnings=tuple(_warnings(config, path)))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+
+
+def _warnings(config: Config, path: Path) -> list[str]:
+    return [
+        f"{path}: profiles.{name}.client_secret holds the secret in the config file; "
+        "prefer client_secret_env or client_secret_file"
+        for name, profile in config.profiles.items()
+        if profile.client_secret is not None
+    ]
+
+
+def _describe(exc: ValidationError, *, path: Path, text: str, raw: dict[str, Any]) -> str:
+    lines = _key_lines(text)
+    problems = []
+    for error in _without_union_noise(exc.errors(), raw):
+        loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, PathError):
+            loc = (*loc, *cause.loc)
+        where = _line_of(lines, loc)
+        prefix = f"{path}:{where}" if where else str(path)
+        problems.append(f"{prefix}: {format_loc(loc) or '(top level)'}: {_message(error, loc)}")
+    count = len(problems)
+    head = f"{count} problem{'s' if count != 1 else ''} in the config:"
+    return "\n".join([head, *(f"  {p}" for p in problems)])
+
+
+def format_loc(loc: Loc) -> str:
+    """``('targets', 1, 'format')`` → ``targets[1].format``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: ErrorDetails, loc: Loc) -> str:
+    if error["type"] == "extra_forbidden":
+        return _unknown_key(loc)
+    if error["type"] == "missing":
+        return "required key is missing"
+    if error["type"] == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern")
+        allowed = "lowercase letters, digits, _ and -" if pattern == NAME_PATTERN else None
+        message = f"use only {allowed or 'letters, digits and _'}"
+        return f"{message} (got {error.get('input')!r})"
+    message = _FRIENDLY.get(error["type"], error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] not in ("value_error", "assertion_error") and _is_scalar(value):
+        message += f" (got {value!r})"
+    return message
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool) and len(repr(value)) < 80
+
+
+def _unknown_key(loc: Loc) -> str:
+    key = str(loc[-1])
+    valid = _fields_at(loc[:-1])
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listing = f" (valid keys: {', '.join(valid)})" if valid and not close else ""
+    return f"unknown key {key!r}{hint}{listing}"
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """The valid key names of the model at a key path, walking the ``Config`` models."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:  # a dict key, such as a profile name
+            continue
+        inner = _model_of(info.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and bool(_UNION_TAG.search(part))
+
+
+def _without_union_noise(errors: Sequence[ErrorDetails], raw: dict[str, Any]) -> list[ErrorDetails]:
+    """Keep, for a union such as ``list[str] | "all"``, only the branch the input was meant for.
+
+    Pydantic reports every branch's failure; a user who wrote a list wants to hear about the
+    list, not that it is not ``"all"``.
+    """
+    kept = []
+    for error in errors:
+        tags = [i for i, p in enumerate(error["loc"]) if _is_union_tag(p)]
+        if tags:
+            where = error["loc"][: tags[0]]
+            value = _value_at(raw, where)
+            tag = str(error["loc"][tags[0]])
+            if isinstance(value, list) != tag.startswith("list["):
+                continue
+            if not isinstance(value, list | str):
+                error = {**error, "type": "union_mismatch"}
+        kept.append(error)
+    return kept or list(errors)
+
+
+def _value_at(raw: Any, loc: Loc) -> Any:
+    for part in loc:
+        try:
+            raw = raw[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _split_key(key: str) -> Loc:
+    parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
+    return tuple(next(p for p in groups if p) for groups in parts)
+
+
+def _key_lines(text: str) -> dict[Loc, int]:
+    """Map each table header and key the file assigns to the line it stands on.
+
+    TOML parsers do not report key positions, so this reads the file's lines once more:
+    headers (``[a.b]``, ``[[targets]]`` counted per array) and ``key =`` lines.
+    """
+    lines: dict[Loc, int] = {}
+    header: Loc = ()
+    counts: dict[Loc, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        match = _HEADER.match(line)
+        if match:
+            base = _split_key(match.group(2))
+            if match.group(1):
+                counts[base] = counts.get(base, -1) + 1
+                lines.setdefault(base, number)
+                base = (*base, counts[base])
+            header = base
+            lines.setdefault(header, number)
+            continue
+        match = _ASSIGN.match(line)
+        if match:
+            lines.setdefault((*header, *_split_key(match.group(1))), number)
+    return lines
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
