@@ -12,7 +12,7 @@ import pytest
 
 from dapctl.cli import main
 
-# pytest_plugins = ["tests.emulator_fixtures"]  (enabled when the emulator lands)
+pytest_plugins = ["tests.emulator_fixtures"]
 
 
 @pytest.fixture(autouse=True)

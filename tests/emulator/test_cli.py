@@ -1,0 +1,87 @@
+"""The ``dapctl emulator`` flags: every knob documented, parsed into settings and faults."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import threading
+import time
+
+from dapctl.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, RateLimits, cli
+from dapctl.emulator.faults import KNOBS
+from tests.emulator.helpers import http_get
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dapctl emulator")
+    cli.configure_parser(p)
+    return p
+
+
+def test_help_documents_every_knob() -> None:
+    text = parser().format_help()
+    flags = {
+        "token_lifetime": "--token-lifetime", "login_failures": "--fail-logins",
+        "login_failure_status": "--login-failure-status",
+        "expired_token_status": "--expired-token-status", "error_every": "--error-every",
+        "error_status": "--error-status", "error_retry_after": "--error-retry-after",
+        "error_html": "--error-html", "cut_every": "--cut-every", "job_delay": "--job-delay",
+        "url_lifetime": "--url-lifetime", "failing_tables": "--fail-table",
+        "account_states": "--account-state", "cache_jobs": "--no-job-cache",
+    }  # fmt: skip
+    assert set(flags) == set(KNOBS)
+    for flag in [*flags.values(), "--port", "--seed", "--client-id", "--rate-limit-window"]:
+        assert flag in text
+    assert "examples:" in text
+
+
+def test_flags_become_settings_and_faults() -> None:
+    args = parser().parse_args(
+        ["--seed", "7", "--rows", "10", "--table-rows", "canvas.big=99", "--client", "b=s",
+         "--rate-limit-jobs", "9", "--rate-limit-window", "1", "--error-every", "3",
+         "--error-status", "503", "--error-html", "--error-retry-after", "none",
+         "--fail-table", "canvas.users", "--account-state", "b=AccountDisabled",
+         "--start", "2026-01-01T00:00:00Z", "--no-job-cache", "--fail-logins", "2"]
+    )  # fmt: skip
+    settings, faults = cli.settings_from_args(args)
+    assert (settings.seed, settings.rows_per_table, dict(settings.rows)) == (
+        7,
+        10,
+        {"canvas.big": 99},
+    )
+    assert settings.limits == RateLimits(jobs=9, status=500, urls=200, window=1.0)
+    assert settings.all_clients() == {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET, "b": "s"}
+    assert (faults.error_every, faults.error_status, faults.error_html) == (3, 503, True)
+    assert faults.error_retry_after is None and faults.failing_tables == {"canvas.users"}
+    assert faults.account_states == {"b": "AccountDisabled"} and not faults.cache_jobs
+    assert faults.login_failures == 2
+    no_limits, _ = cli.settings_from_args(parser().parse_args(["--no-rate-limits"]))
+    assert no_limits.limits is None
+
+
+def test_run_serves_until_stopped_and_prints_credentials() -> None:
+    out, stop = io.StringIO(), threading.Event()
+    args = parser().parse_args(["--job-delay", "0"])
+    thread = threading.Thread(target=cli.run, args=(args, out, stop))
+    thread.start()
+    try:
+        for _ in range(100):
+            if "listening on" in out.getvalue():
+                break
+            time.sleep(0.02)
+        text = out.getvalue()
+        base_url = text.split("listening on ")[1].split()[0]
+        assert f"DAP_CLIENT_ID={DEMO_CLIENT_ID}" in text and DEMO_CLIENT_SECRET in text
+        assert http_get(f"{base_url}/_emulator/health").json()["ok"] is True
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_own_secret_is_not_echoed() -> None:
+    out, stop = io.StringIO(), threading.Event()
+    stop.set()
+    args = parser().parse_args(["--client-id", "me", "--client-secret", "hunter2"])
+    assert cli.run(args, out, stop) == 0
+    assert "hunter2" not in out.getvalue() and "DAP_CLIENT_ID=me" in out.getvalue()
