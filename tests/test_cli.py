@@ -1,0 +1,169 @@
+"""The command line as a whole: help, version, usage errors and exit statuses.
+
+argparse's own output (``--help``, ``--version``, usage errors) must reach the streams
+``main`` is given, like everything else, so these tests read only ``run_cli``'s result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+
+import pytest
+
+from dapctl import __version__
+from dapctl.cli import build_parser, main
+from dapctl.errors import ExitStatus
+
+CONFIG = '[profiles.demo]\nemulator = true\n\n[[targets]]\nname = "core"\ntables = ["accounts"]\n'
+
+
+def command_names() -> list[str]:
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(commands.choices)
+
+
+def test_known_commands_are_registered():
+    assert {"validate", "plan", "config-schema"} <= set(command_names())
+
+
+def test_version(run_cli, capsys):
+    result = run_cli("--version")
+
+    assert (result.code, result.stdout, result.stderr) == (0, f"dapctl {__version__}\n", "")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_python_m_dapctl_is_the_same_entry_point():
+    done = subprocess.run(
+        [sys.executable, "-m", "dapctl", "--version"], capture_output=True, text=True, timeout=30
+    )
+
+    assert (done.returncode, done.stdout) == (0, f"dapctl {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    "argv", [[], *([name] for name in command_names())], ids=lambda a: " ".join(a) or "dapctl"
+)
+def test_help_exits_0_with_examples(argv, run_cli, capsys):
+    result = run_cli(*argv, "--help")
+
+    out = result.stdout
+    assert result.code == 0
+    assert capsys.readouterr() == ("", "")
+    assert out.startswith(f"usage: dapctl {' '.join(argv)}".rstrip())
+    examples = out.split("\nexamples:\n", 1)[1].splitlines()
+    assert examples
+    assert all(line.startswith("  ") for line in examples if line)
+    assert any(f"dapctl {argv[0] if argv else ''}".rstrip() in line for line in examples)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nosuch"],
+        ["plan"],
+        ["validate", "a.toml", "b.toml"],
+        ["plan", "a.toml", "--bogus"],
+        ["validate", "a.toml", "--json"],
+        ["--debug", "validate", "a.toml"],
+    ],
+    ids=[
+        "no-command",
+        "unknown-command",
+        "missing-config",
+        "extra-argument",
+        "unknown-option",
+        "option-of-another-command",
+        "debug-before-command",
+    ],
+)
+def test_usage_error_exits_2(argv, run_cli, capsys):
+    result = run_cli(*argv)
+
+    assert result.code == ExitStatus.CHANGES_PENDING == 2
+    assert "usage: dapctl" in result.stderr
+    assert result.stdout == ""
+    assert capsys.readouterr() == ("", "")
+
+
+def test_validate_success(write_config, run_cli):
+    path = write_config(CONFIG)
+
+    result = run_cli("validate", str(path))
+
+    assert result == type(result)(0, f"{path}: valid (1 profile, 1 target)\n", "")
+
+
+def test_config_errors_exit_1_with_an_error_prefix(tmp_path, run_cli):
+    result = run_cli("validate", str(tmp_path / "missing.toml"))
+
+    assert result.code == ExitStatus.ERROR
+    assert result.stderr == f"Error: {tmp_path / 'missing.toml'}: no such config file\n"
+    assert "Traceback" not in result.stderr
+
+
+class Exploding(io.StringIO):
+    """An output stream that fails the way only a bug (or a broken terminal) would."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def write(self, text: str) -> int:
+        raise self.error
+
+
+@pytest.mark.parametrize("argv", [["config-schema"], ["plan", "{config}"]])
+def test_unexpected_exception_exits_3_without_a_traceback(argv, write_config):
+    path = write_config(CONFIG)
+    err = io.StringIO()
+
+    code = main(
+        [a.format(config=path) for a in argv],
+        stdout=Exploding(RuntimeError("boom")),
+        stderr=err,
+        environ={},
+    )
+
+    assert code == ExitStatus.INTERNAL_ERROR == 3
+    assert err.getvalue() == (
+        "Internal error: dapctl hit an unexpected problem (a bug). "
+        "Run again with --debug for the traceback, and report it.\n"
+    )
+
+
+def test_unexpected_exception_with_debug_shows_the_traceback():
+    err = io.StringIO()
+
+    code = main(
+        ["config-schema", "--debug"], stdout=Exploding(RuntimeError("boom")), stderr=err, environ={}
+    )
+
+    assert code == 3
+    assert "Traceback (most recent call last)" in err.getvalue()
+    assert "RuntimeError: boom" in err.getvalue()
+    assert "Internal error: dapctl hit an unexpected problem (a bug)." in err.getvalue()
+    assert "Run again with --debug" not in err.getvalue()
+
+
+def test_ctrl_c_exits_130():
+    err = io.StringIO()
+
+    code = main(["config-schema"], stdout=Exploding(KeyboardInterrupt()), stderr=err, environ={})
+
+    assert code == ExitStatus.INTERRUPTED == 130
+    assert err.getvalue() == "Interrupted.\n"
+
+
+def test_exit_statuses_are_stable():
+    assert {s.name: int(s) for s in ExitStatus} == {
+        "SUCCESS": 0,
+        "ERROR": 1,
+        "CHANGES_PENDING": 2,
+        "INTERNAL_ERROR": 3,
+        "INTERRUPTED": 130,
+    }

@@ -1,0 +1,107 @@
+"""``atomic_writer``: a file is either absent or whole under its final name, and private."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from dapctl.files import TEMP_SUFFIX, atomic_write_bytes, atomic_writer, ensure_private_dir
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_success_writes_the_whole_file_privately(tmp_path):
+    path = tmp_path / "out.bin"
+
+    with atomic_writer(path) as handle:
+        handle.write(b"first part, ")
+        handle.write(b"second part")
+
+    assert path.read_bytes() == b"first part, second part"
+    assert mode_of(path) == 0o600
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_bytes_go_to_a_hidden_temp_file_in_the_same_folder_until_the_end(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+
+    with atomic_writer(path) as handle:
+        handle.write(b"new")
+        handle.flush()
+        [temp] = [p for p in tmp_path.iterdir() if p != path]
+        assert temp.name.startswith(".out.bin.")
+        assert temp.name.endswith(TEMP_SUFFIX)
+        assert temp.read_bytes() == b"new"
+        assert mode_of(temp) == 0o600
+        assert path.read_bytes() == b"old"
+
+    assert path.read_bytes() == b"new"
+    assert not temp.exists()
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt, OSError])
+def test_failure_leaves_no_temp_file_and_the_target_untouched(tmp_path, error):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"previous version")
+    path.chmod(0o644)
+
+    with pytest.raises(error), atomic_writer(path) as handle:
+        handle.write(b"half of the new")
+        raise error("interrupted")
+
+    assert list(tmp_path.iterdir()) == [path]
+    assert path.read_bytes() == b"previous version"
+    assert mode_of(path) == 0o644
+
+
+def test_failure_before_any_target_leaves_nothing(tmp_path):
+    path = tmp_path / "sub" / "out.bin"
+
+    with pytest.raises(ValueError), atomic_writer(path):
+        raise ValueError("no")
+
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_replacing_a_world_readable_file_makes_it_private(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+
+    atomic_write_bytes(path, b"new")
+
+    assert path.read_bytes() == b"new"
+    assert mode_of(path) == 0o600
+
+
+def test_new_folder_is_private(tmp_path):
+    path = tmp_path / "private" / "out.bin"
+
+    atomic_write_bytes(path, b"x")
+
+    assert mode_of(tmp_path / "private") == 0o700
+
+
+def test_ensure_private_dir_leaves_an_existing_folder_alone(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o755)
+
+    ensure_private_dir(folder)
+
+    assert mode_of(folder) == 0o755
+
+
+@pytest.mark.xfail(
+    reason="BUG: ensure_private_dir's Path.mkdir(mode=0o700, parents=True) creates missing "
+    "parents with the default mode (0755 under umask 022), not 0700 as its docstring says",
+    strict=True,
+)
+def test_ensure_private_dir_makes_missing_parents_private(tmp_path):
+    ensure_private_dir(tmp_path / "a" / "b" / "c")
+
+    assert [mode_of(tmp_path / "a"), mode_of(tmp_path / "a" / "b")] == [0o700, 0o700]
