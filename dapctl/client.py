@@ -1,0 +1,319 @@
+"""The DAP Query API for one profile: tables, schemas, query jobs, object URLs and downloads.
+
+Every API call runs under the ``[retry]`` policy; each attempt (the server counts every
+request) takes a slot from its endpoint class's limiter and a bearer token, logging in before
+the slot so a slow login cannot make a request miss it. A 401 or 403 on a call drops the
+token, logs in again and repeats that call once. Failures become ``ApiError`` with the
+server's status, type, message and uuid; ``SnapshotRequiredError`` when the incremental
+window is gone and ``JobFailedError`` when the server reports a failed job. Jobs are polled
+adaptively (fast first, then backing off to a cap); a cached complete job about to expire is
+asked for again. Downloads trade the object id for a fresh pre-signed URL on every attempt,
+stream in 1 MiB chunks, and check the length and the gzip framing, so a cut-off, corrupt or
+refused part is fetched again from where it began. One ``DapClient`` is shared by all the
+threads that work for a profile; it holds no per-call state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from dapctl import __version__
+from dapctl.auth import TokenProvider
+from dapctl.config import RetrySettings
+from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
+from dapctl.ratelimit import RateLimiter, RateLimits
+from dapctl.retry import TransientDownloadError, api_error, build_retrying
+from dapctl.wire import (
+    Job,
+    ObjectUrls,
+    QueryRequest,
+    ServerError,
+    TableList,
+    TableSchema,
+    TransferError,
+    copy_checked,
+)
+
+log = logging.getLogger("dapctl.client")
+
+Model = TypeVar("Model", bound=BaseModel)
+
+CHUNK = 1 << 20
+#: error types meaning "this incremental window is gone: take a snapshot" (dap-api.md §4)
+SNAPSHOT_REQUIRED = frozenset({"SnapshotRequired", "OutOfRange"})
+#: a cached job this close to expiry cannot be trusted to outlive its downloads
+JOB_EXPIRY_MARGIN = 60.0
+#: past ``expires_at`` the server must have dropped the cached job; a little slack for clocks
+EXPIRY_GRACE = 5.0
+REQUERIES = 2
+
+
+def _snapshot_required(error_type: str | None) -> bool:
+    return (error_type or "").removesuffix("Error") in SNAPSHOT_REQUIRED
+
+
+class _UrlFailure(Exception):
+    """Carries a URL request's error past the download retry: it has had its retries."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _Call:
+    """What one logical call remembers across its attempts: whether it has re-logged in."""
+
+    reauthenticated = False
+
+
+class DapClient:
+    """The Query API of one profile; safe to share among threads."""
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        base_url: str,
+        tokens: TokenProvider,
+        limits: RateLimits,
+        retry: RetrySettings,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        poll_initial: float = 0.5,
+        poll_max: float = 15.0,
+        job_expiry_margin: float = JOB_EXPIRY_MARGIN,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._tokens = tokens
+        self._limits = limits
+        self._retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._timeout = timeout
+        self._poll_initial = poll_initial
+        self._poll_max = poll_max
+        self._job_expiry_margin = job_expiry_margin
+        self._user_agent = f"dapctl/{__version__}"
+
+    def __repr__(self) -> str:
+        return f"DapClient({self._base!r}, profile={self._tokens.profile!r})"
+
+    # -- the API --------------------------------------------------------------------------
+
+    def list_tables(self, namespace: str) -> list[str]:
+        path = f"/dap/query/{quote(namespace, safe='')}/table"
+        return self._parse(TableList, self._call(self._limits.jobs, "GET", path)).tables
+
+    def get_schema(self, namespace: str, table: str) -> TableSchema:
+        path = f"/dap/query/{quote(namespace, safe='')}/table/{quote(table, safe='')}/schema"
+        return self._parse(TableSchema, self._call(self._limits.status, "GET", path))
+
+    def start_query(self, namespace: str, table: str, query: QueryRequest) -> Job:
+        """Starts a query job; a cached complete job about to expire is asked for anew."""
+        path = f"/dap/query/{quote(namespace, safe='')}/table/{quote(table, safe='')}/data"
+        for _ in range(REQUERIES):
+            job = self._parse(Job, self._call(self._limits.jobs, "POST", path, query.to_json()))
+            left = self._life_left(job)
+            if left is None or left >= self._job_expiry_margin:
+                return job
+            # Asking again at once returns the same cached job: wait until it is gone.
+            log.info("job %s is complete but expires in %.0f s; asking again", job.id, left)
+            self._sleep(max(0.0, left) + EXPIRY_GRACE)
+        return self._parse(Job, self._call(self._limits.jobs, "POST", path, query.to_json()))
+
+    def get_job(self, job_id: str) -> Job:
+        path = f"/dap/job/{quote(job_id, safe='')}"
+        return self._parse(Job, self._call(self._limits.status, "GET", path))
+
+    def wait_for_job(
+        self,
+        job: str | Job,
+        *,
+        timeout: float | None = None,
+        on_status: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Polls until the job is complete; ``on_status`` sees every state observed.
+
+        Polls start ``poll_initial`` apart and grow by half each time up to ``poll_max``: short jobs
+        finish in seconds, long ones run for many minutes and need not cost 500 calls.
+        """
+        current = self.get_job(job) if isinstance(job, str) else job
+        started, delay = self._clock(), self._poll_initial
+        while True:
+            if on_status is not None:
+                on_status(current)
+            if current.terminal:
+                return self._finished(current)
+            elapsed = self._clock() - started
+            if timeout is not None and elapsed >= timeout:
+                raise ApiError(
+                    f"job {current.id} is still {current.status} after {elapsed:.0f} s",
+                    hint="raise the job timeout, or run again later to resume",
+                )
+            self._sleep(delay if timeout is None else min(delay, timeout - elapsed))
+            delay = min(delay * 1.5, self._poll_max)
+            current = self.get_job(current.id)
+
+    def object_urls(self, object_ids: Sequence[str]) -> dict[str, str]:
+        """Pre-signed URLs (valid ~15 minutes) for the given object ids."""
+        body = [{"id": object_id} for object_id in object_ids]
+        answer = self._call(self._limits.urls, "POST", "/dap/object/url", body)
+        urls = self._parse(ObjectUrls, answer).urls
+        missing = [object_id for object_id in object_ids if object_id not in urls]
+        if missing:
+            raise ApiError(f"the server sent no URL for object(s) {', '.join(missing)}")
+        return {object_id: urls[object_id].url for object_id in object_ids}
+
+    def download_object(self, object_id: str, dest: BinaryIO, *, gzip: bool = True) -> int:
+        """Streams one object into ``dest`` from its current position; returns bytes written.
+
+        ``gzip=False`` skips the gzip check, for parquet parts. A failed attempt truncates
+        ``dest`` back to where it started, so the retry writes the part whole.
+        """
+        start = dest.tell()
+        retrying = build_retrying(
+            self._retry, sleep=self._sleep, describe=f"download of object {object_id}"
+        )
+        try:
+            return retrying(self._download_once, object_id, dest, start, gzip)
+        except _UrlFailure as exc:
+            raise exc.error from None
+        except requests.RequestException as exc:
+            # The exception's text holds the pre-signed URL, a credential: name the type only.
+            raise ApiError(
+                f"download of object {object_id} failed: no complete answer "
+                f"after {self._retry.attempts} attempts ({type(exc).__name__})"
+            ) from None
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def _call(self, limiter: RateLimiter, method: str, path: str, body: Any = None) -> Any:
+        what = f"{method} {path}"
+        retrying = build_retrying(self._retry, sleep=self._sleep, describe=what)
+        try:
+            return retrying(self._attempt, limiter, method, path, body, _Call())
+        except requests.RequestException as exc:
+            raise ApiError(
+                f"{what}: no answer from {self._base} after {self._retry.attempts} attempts "
+                f"({type(exc).__name__})",
+                hint="check the network and the profile's base_url",
+            ) from exc
+
+    def _attempt(self, limiter: RateLimiter, method: str, path: str, body: Any, call: _Call) -> Any:
+        response, token = self._send(limiter, method, path, body)
+        if response.status_code in (401, 403) and not call.reauthenticated:
+            # An expired or revoked token: gateways say 403 where the service says 401.
+            call.reauthenticated = True
+            self._tokens.invalidate(token)
+            response, _ = self._send(limiter, method, path, body)
+        if not response.ok:
+            raise self._error(response, f"{method} {path}")
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                f"{method} {path}: the answer is not JSON",
+                status=response.status_code,
+            ) from None
+
+    def _send(
+        self, limiter: RateLimiter, method: str, path: str, body: Any
+    ) -> tuple[requests.Response, str]:
+        # A login can take long (backoff): do it before taking the slot, or the request would
+        # go out long after its slot and crowd the next window. Ask again after the wait,
+        # which is free unless the wait outlasted the refresh margin.
+        self._tokens.token()
+        limiter.acquire()
+        token = self._tokens.token()
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "User-Agent": self._user_agent,
+            "Accept": "application/json",
+        }
+        response = self._session.request(
+            method, self._base + path, json=body, headers=headers, timeout=self._timeout
+        )
+        return response, token
+
+    def _error(self, response: requests.Response, what: str) -> ApiError:
+        error = api_error(response, what=what, now=self._clock())
+        if response.status_code == 400 and _snapshot_required(error.error_type):
+            return SnapshotRequiredError(
+                error.message,
+                status=400,
+                error_type=error.error_type,
+                uuid=error.uuid,
+                hint="the incremental window is no longer available: take a new snapshot",
+            )
+        return error
+
+    @staticmethod
+    def _parse(model: type[Model], data: Any) -> Model:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(
+                f"unexpected answer from DAP, not a {model.__name__}: "
+                f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
+            ) from None
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _life_left(self, job: Job) -> float | None:
+        if job.status != "complete" or job.expires_at is None:
+            return None
+        return job.expires_at.timestamp() - self._clock()
+
+    @staticmethod
+    def _finished(job: Job) -> Job:
+        if job.status == "complete":
+            return job
+        error = job.error or ServerError()
+        message = f"job {job.id} failed: {error.type or 'error'}: {error.message or '?'}"
+        if _snapshot_required(error.type):
+            raise SnapshotRequiredError(message, error_type=error.type, uuid=error.uuid)
+        raise JobFailedError(message, error_type=error.type, uuid=error.uuid)
+
+    # -- downloads ------------------------------------------------------------------------
+
+    def _download_once(self, object_id: str, dest: BinaryIO, start: int, gzip: bool) -> int:
+        try:
+            url = self.object_urls([object_id])[object_id]
+        except ApiError as exc:
+            raise _UrlFailure(exc) from exc
+        dest.seek(start)
+        dest.truncate()
+        # No bearer token here: the URL is pre-signed, and the token must not leave DAP.
+        headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
+        with self._session.get(url, headers=headers, stream=True, timeout=self._timeout) as r:
+            if r.status_code == 403:
+                raise TransientDownloadError(
+                    f"download of object {object_id}: the pre-signed URL was refused "
+                    "(HTTP 403), probably expired",
+                    status=403,
+                )
+            if not r.ok:
+                raise api_error(r, what=f"download of object {object_id}", now=self._clock())
+            return self._stream(r, dest, object_id, gzip)
+
+    @staticmethod
+    def _stream(response: requests.Response, dest: BinaryIO, object_id: str, gzip: bool) -> int:
+        declared = response.headers.get("Content-Length", "")
+        try:
+            return copy_checked(
+                response.iter_content(CHUNK),
+                dest,
+                declared=int(declared) if declared.isdigit() else None,
+                gzip=gzip,
+            )
+        except TransferError as exc:
+            raise TransientDownloadError(f"download of object {object_id}: {exc}") from None

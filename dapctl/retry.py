@@ -1,0 +1,155 @@
+"""Which failures are worth another try, and how long to wait first: dapctl's one retry policy.
+
+``build_retrying`` turns ``[retry]`` into a ``tenacity.Retrying`` that every HTTP call in
+dapctl runs under. Retried: 429 (after ``Retry-After`` when the server sends it, else the
+backoff), every 5xx (gateway timeouts and HTML error pages included), dropped or refused
+connections, read timeouts, and ``TransientDownloadError`` (a part that arrived cut off or
+corrupt). Everything else, other 4xx above all, fails at once. Waits grow exponentially from
+``initial_backoff`` to ``max_backoff`` with jitter, so threads that failed together do not
+retry together. When the attempts run out the last real error is raised, never tenacity's
+``RetryError``. ``api_error`` builds the ``ApiError`` for a failed response, so the status,
+type and uuid every caller needs are read in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Collection
+from email.utils import parsedate_to_datetime
+
+import requests
+import tenacity
+
+from dapctl.config import RetrySettings
+from dapctl.errors import ApiError, AuthError
+from dapctl.wire import server_error
+
+log = logging.getLogger("dapctl.retry")
+
+#: a Retry-After beyond this is a misconfigured gateway, not a reason to stall a run for hours
+RETRY_AFTER_CEILING = 300.0
+
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    requests.ConnectionError,  # refused, reset, DNS, and connect timeouts (ConnectTimeout)
+    requests.Timeout,  # read timeouts
+    requests.exceptions.ChunkedEncodingError,  # a body cut off mid-stream
+)
+
+
+class ThrottledError(ApiError):
+    """429 Too Many Requests; ``retry_after`` holds the server's wish in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None, **kwargs: str | None) -> None:
+        super().__init__(message, status=429, **kwargs)
+        self.retry_after = retry_after
+
+
+class TransientDownloadError(ApiError):
+    """A downloaded part was cut off, corrupt, or its pre-signed URL refused: fetch it again."""
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def api_error(response: requests.Response, *, what: str, now: float) -> ApiError:
+    """The error for a failed response: the server's type, message and uuid when it sent them."""
+    error, text = server_error(response.content, response.headers.get("Content-Type"))
+    message = f"{what} failed with HTTP {response.status_code}: {text}"
+    details = {
+        "error_type": error.type if error else None,
+        "uuid": error.uuid if error else None,
+    }
+    if response.status_code == 429:
+        wait = parse_retry_after(response.headers.get("Retry-After"), now=now)
+        return ThrottledError(message, retry_after=wait, **details)
+    return ApiError(message, status=response.status_code, **details)
+
+
+def is_retryable(exc: BaseException, extra_statuses: Collection[int] = ()) -> bool:
+    """True for the failures a later identical request may well not meet."""
+    if isinstance(exc, (TransientDownloadError, *_TRANSPORT_ERRORS)):
+        return True
+    if isinstance(exc, AuthError):
+        return False  # the login has been retried under its own policy already
+    if isinstance(exc, ApiError) and exc.status is not None:
+        return exc.status == 429 or exc.status >= 500 or exc.status in extra_statuses
+    return False
+
+
+def backoff(settings: RetrySettings, attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": a random wait in [b/2, b] for b = the step.
+
+    Half the wait is fixed so a retry never fires at once, half random so the threads that
+    met the same outage spread out instead of returning as one burst.
+    """
+    step = min(settings.max_backoff, settings.initial_backoff * 2.0 ** max(0, attempt - 1))
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+def _waiter(
+    settings: RetrySettings, rng: random.Random
+) -> Callable[[tenacity.RetryCallState], float]:
+    ceiling = max(settings.max_backoff, RETRY_AFTER_CEILING)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ThrottledError) and exc.retry_after is not None:
+            # Waiting less than the server asked only earns another 429.
+            return min(exc.retry_after, ceiling)
+        return backoff(settings, state.attempt_number, rng)
+
+    return wait
+
+
+def _logger(describe: str, attempts: int) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        reason = str(exc) if isinstance(exc, ApiError) else type(exc).__name__
+        log.warning(
+            "%s: attempt %d of %d failed (%s); retrying in %.1f s",
+            describe,
+            state.attempt_number,
+            attempts,
+            reason,
+            wait,
+        )
+
+    return before_sleep
+
+
+def build_retrying(
+    settings: RetrySettings,
+    *,
+    sleep: Callable[[float], None],
+    describe: str = "DAP request",
+    extra_statuses: Collection[int] = (),
+    rng: random.Random | None = None,
+) -> tenacity.Retrying:
+    """The retry controller for one kind of call; safe to share between threads.
+
+    ``extra_statuses`` adds statuses that are transient for this call only (a login's 400
+    and 403, which gateways hand out spuriously). ``describe`` names the call in log lines,
+    so it must not hold a secret.
+    """
+    statuses = frozenset(extra_statuses)
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(settings.attempts),
+        wait=_waiter(settings, rng or random.Random()),
+        retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, statuses)),
+        before_sleep=_logger(describe, settings.attempts),
+        sleep=sleep,
+        reraise=True,
+    )

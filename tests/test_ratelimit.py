@@ -1,0 +1,188 @@
+"""The client-side limiter: never more than N sends in any window, first come first served,
+and no wait longer than the budget requires. A fake clock and sleeper make it exact."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+
+from dapctl.config import RateLimitSettings
+from dapctl.ratelimit import RateLimiter, RateLimits
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def max_in_any_window(sends: list[float], span: float) -> int:
+    """The most sends inside any half-open interval [t, t + span)."""
+    ordered = sorted(sends)
+    best, first = 0, 0
+    for last, t in enumerate(ordered):
+        while t - ordered[first] >= span:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+def limiter(per_minute: float, fake: FakeTime, **kwargs) -> RateLimiter:
+    return RateLimiter(per_minute, clock=fake.clock, sleep=fake.sleep, **kwargs)
+
+
+def test_sends_within_budget_do_not_wait():
+    fake = FakeTime()
+    limit = limiter(5, fake)
+
+    assert [limit.acquire() for _ in range(5)] == [0.0] * 5
+    assert fake.sleeps == []
+
+
+def test_the_next_send_waits_exactly_until_the_oldest_leaves_the_window():
+    fake = FakeTime()
+    limit = limiter(5, fake, margin=1.0)
+    for _ in range(5):
+        limit.acquire()
+        fake.now += 2.0  # sends at 1000, 1002, ..., 1008
+
+    waited = limit.acquire()  # at 1010: the send at 1000 frees its slot at 1060 (+1 margin)
+
+    assert waited == pytest.approx(51.0)
+    assert fake.now == pytest.approx(1061.0)
+    # The next one waits for the send at 1002, not a whole window more.
+    assert limit.acquire() == pytest.approx(2.0)
+
+
+def test_no_wait_once_the_window_has_passed():
+    fake = FakeTime()
+    limit = limiter(5, fake)
+    for _ in range(5):
+        limit.acquire()
+    fake.now += 62.0
+
+    assert limit.acquire() == 0.0
+
+
+def test_never_more_than_n_sends_in_any_window_under_random_load():
+    fake = FakeTime()
+    limit = limiter(5, fake)  # the default margin, 1 s a minute
+    rng = random.Random(3)
+    sends = []
+    for _ in range(300):
+        fake.now += rng.expovariate(1 / 4.0)  # bursts and lulls around the budget
+        limit.acquire()
+        sends.append(fake.now)
+
+    assert max_in_any_window(sends, 60.0) == 5
+
+
+def test_full_throughput_a_hundred_jobs_take_the_time_the_budget_requires():
+    fake = FakeTime()
+    limit = limiter(5, fake, margin=1.0)
+
+    for _ in range(100):
+        limit.acquire()
+
+    # 100 sends at 5 per 61 s: 19 full waits after the first burst, nothing more.
+    assert fake.now - 1000.0 == pytest.approx(19 * 61.0)
+
+
+def test_threads_share_the_budget_in_arrival_order():
+    fake = FakeTime()  # the clock stands still: every wait shows as a reservation
+    limit = RateLimiter(5, clock=fake.clock, sleep=lambda s: None, margin=0.5)
+    slots: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(25):
+            with lock:  # pair each reservation with its result, in reservation order
+                slots.append(fake.now + limit.reserve())
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert slots == sorted(slots)  # first come, first served
+    assert max_in_any_window(slots, 60.0) == 5
+    assert len(slots) == 200
+
+
+def test_reserve_is_thread_safe_without_outside_locking():
+    fake = FakeTime()
+    limit = RateLimiter(50, clock=fake.clock, sleep=lambda s: None, margin=0.0)
+    slots: list[float] = []
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        slots.extend(fake.now + limit.reserve() for _ in range(100))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert max_in_any_window(slots, 60.0) == 50
+    assert max(slots) == pytest.approx(1000.0 + 15 * 60.0)  # 800 sends: 16 windows, no gaps
+
+
+def test_budget_below_one_per_window_stretches_the_span():
+    fake = FakeTime()
+    limit = limiter(0.5, fake, margin=0.0)
+
+    limit.acquire()
+
+    assert (limit.capacity, limit.span) == (1, 120.0)
+    assert limit.acquire() == pytest.approx(120.0)
+
+
+def test_fractional_budget_is_never_exceeded():
+    limit = RateLimiter(2.5, margin=0.0)
+    # 2 sends per 48 s: at most 2.5 in any 60 s, on average and at worst (3 need 96 s).
+    assert (limit.capacity, limit.span) == (2, 48.0)
+
+
+def test_window_scales_for_benchmarks():
+    fake = FakeTime()
+    limit = limiter(5, fake, window=1.0)
+    for _ in range(5):
+        limit.acquire()
+
+    assert limit.acquire() == pytest.approx(1.0 + 1.0 / 60.0)  # one "minute" is 1 s
+
+
+def test_rate_limits_from_settings_uses_the_published_defaults():
+    fake = FakeTime()
+    limits = RateLimits.from_settings(RateLimitSettings(), fake.clock, fake.sleep)
+
+    assert (limits.jobs.capacity, limits.status.capacity, limits.urls.capacity) == (5, 500, 200)
+    assert limits.jobs.span == 60.0
+    assert "jobs" in repr(limits.jobs)
+
+
+def test_overridden_budget_and_window():
+    settings = RateLimitSettings(jobs_per_minute=2, status_per_minute=100, urls_per_minute=10)
+    limits = RateLimits.from_settings(settings, window=0.5)
+
+    assert (limits.jobs.capacity, limits.jobs.span) == (2, 0.5)
+    assert limits.urls.capacity == 10
+
+
+def test_invalid_budget():
+    with pytest.raises(ValueError):
+        RateLimiter(0)
