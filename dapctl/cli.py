@@ -9,21 +9,25 @@ and output streams are parameters so tests drive the CLI in-process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from dapctl import __version__
+from dapctl.apply import ApplyOptions, run_apply
 from dapctl.config import Config
-from dapctl.credentials import Credentials, resolve_profiles
-from dapctl.errors import DapctlError, ExitStatus
+from dapctl.connect import fetch_token
+from dapctl.credentials import resolve_used
+from dapctl.errors import ConfigError, DapctlError, ExitStatus
 from dapctl.loading import LoadedConfig, load_config
 from dapctl.plan import Plan, plan, plural
+from dapctl.results import StepResult, all_ok, summary
 from dapctl.state import LocalStateStore, State
 
 log = logging.getLogger("dapctl")
@@ -60,10 +64,18 @@ def main(
     )
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints --help, --version and usage errors to sys.stdout/stderr itself.
+        with contextlib.redirect_stdout(ctx.stdout), contextlib.redirect_stderr(ctx.stderr):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help, --version and usage errors
-        return int(exc.code or 0)
-    _configure_logging(ctx.stderr, debug=args.debug)
+        # argparse's usage errors exit 2, which `plan --detailed-exitcode` uses for "changes
+        # pending": a script must be able to tell a typo from pending work.
+        return ExitStatus.SUCCESS if not exc.code else ExitStatus.ERROR
+    with _logging_to(ctx.stderr, debug=args.debug):
+        return _run(args, ctx)
+
+
+def _run(args: argparse.Namespace, ctx: Context) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, ctx)
@@ -73,6 +85,9 @@ def main(
     except KeyboardInterrupt:
         ctx.err("Interrupted.")
         return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`dapctl plan ... | head`): nothing left to say to it.
+        return ExitStatus.ERROR
     except Exception:
         log.debug("unexpected error", exc_info=True)
         ctx.err(
@@ -82,15 +97,20 @@ def main(
         return ExitStatus.INTERNAL_ERROR
 
 
-def _configure_logging(stream: TextIO, *, debug: bool) -> None:
+@contextlib.contextmanager
+def _logging_to(stream: TextIO, *, debug: bool) -> Iterator[None]:
+    """Send dapctl's log records to ``stream`` for one command, then stop."""
     logger = logging.getLogger("dapctl")
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # ---- commands ---------------------------------------------------------------------------
@@ -98,7 +118,7 @@ def _configure_logging(stream: TextIO, *, debug: bool) -> None:
 
 def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     loaded = _load(args)
-    _resolve(loaded, ctx, profiles=list(loaded.config.profiles))
+    resolve_used(loaded, environ=ctx.environ, names=list(loaded.config.profiles))
     config = loaded.config
     counts = f"{plural(len(config.profiles), 'profile')}, {plural(len(config.targets), 'target')}"
     ctx.out(f"{loaded.path}: valid ({counts})")
@@ -109,13 +129,71 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     loaded = _load(args)
     state = LocalStateStore(loaded.state_path).read() or State()
     result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
-    _resolve(loaded, ctx, profiles=sorted({step.profile for step in result.steps}))
+    resolve_used(loaded, environ=ctx.environ, names=sorted({step.profile for step in result.steps}))
     if args.json:
         ctx.out(json.dumps(result.to_json(), indent=2))
     else:
         ctx.out(result.render_text())
     if args.detailed_exitcode and result.has_changes:
         return ExitStatus.CHANGES_PENDING
+    return ExitStatus.SUCCESS
+
+
+def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = _load(args)
+    options = ApplyOptions(
+        concurrency=args.concurrency or loaded.config.settings.concurrency,
+        no_wait=args.no_wait,
+        job_timeout=args.job_timeout,
+        targets=args.target,
+    )
+
+    def show_plan(steps: Plan) -> None:
+        if not args.json:
+            ctx.out(f"{steps.render_text()}\n")
+
+    def show(result: StepResult) -> None:
+        if not args.json:
+            ctx.out(result.render())
+
+    results = run_apply(
+        loaded,
+        environ=ctx.environ,
+        profiles=args.profile,
+        options=options,
+        lock_timeout=args.lock_timeout,
+        on_plan=show_plan,
+        on_result=show,
+    )
+    ok = all_ok(results)
+    if args.json:
+        document = {"ok": ok, "results": [r.to_json() for r in _in_plan_order(results)]}
+        ctx.out(json.dumps(document, indent=2))
+    else:
+        ctx.out(f"\n{summary(results)}")
+    return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
+
+
+def _in_plan_order(results: Sequence[StepResult]) -> list[StepResult]:
+    return sorted(results, key=lambda r: r.address)
+
+
+def cmd_token(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = _load(args)
+    if loaded.config.profiles.get(args.profile) is None:
+        raise ConfigError(
+            f"--profile {args.profile}: no such profile; profiles are: "
+            f"{', '.join(loaded.config.profiles)}"
+        )
+    if loaded.config.profiles[args.profile].emulator:
+        raise ConfigError(
+            f"profile {args.profile} uses the embedded emulator, which stops when this "
+            "command does: its token would be useless",
+            hint="run `dapctl emulator` and point a profile's base_url at it",
+        )
+    credentials = resolve_used(loaded, environ=ctx.environ, names=[args.profile])[args.profile]
+    assert credentials is not None  # only emulator profiles resolve to None
+    ctx.out(fetch_token(loaded.config, credentials))
     return ExitStatus.SUCCESS
 
 
@@ -134,21 +212,6 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
     for warning in loaded.warnings:
         log.warning(warning)
     return loaded
-
-
-def _resolve(
-    loaded: LoadedConfig, ctx: Context, *, profiles: Sequence[str]
-) -> dict[str, Credentials | None]:
-    """Resolve the credentials of the profiles about to be used (no network)."""
-    if not profiles:
-        return {}
-    resolved = resolve_profiles(
-        loaded.config, profiles, environ=ctx.environ, base_dir=loaded.base_dir
-    )
-    for creds in resolved.values():
-        for warning in creds.warnings if creds else ():
-            log.warning(warning)
-    return resolved
 
 
 # ---- parser -----------------------------------------------------------------------------
@@ -172,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_validate(commands)
     _add_plan(commands)
+    _add_apply(commands)
+    _add_token(commands)
     _add_config_schema(commands)
-    # _add_emulator(commands)
+    _add_emulator(commands)
     return parser
 
 
@@ -252,6 +317,86 @@ def _add_plan(commands: Any) -> None:
         action="store_true",
         help="exit 0 when nothing would run, 2 when steps are pending, 1 on error",
     )
+
+
+def _add_apply(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "apply",
+        cmd_apply,
+        "Run the plan: start or resume each table's query job, download its parts, write the "
+        "declared output file atomically, and record the watermark in the state file.",
+        [
+            "dapctl apply dapctl.toml",
+            "dapctl apply dapctl.toml --profile univ_a --target 'univ_a/core/*' --json",
+            "dapctl apply dapctl.toml --no-wait    # start jobs, record them, exit",
+            "dapctl apply dapctl.toml              # ... later: collect them",
+        ],
+    )
+    _config_arg(sub)
+    _selection_args(sub)
+    sub.add_argument("--json", action="store_true", help="print one JSON document of results")
+    sub.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="start the jobs, record them in the state and exit; a later apply collects them",
+    )
+    sub.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for another apply's lock on the state (default 0)",
+    )
+    sub.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="tables collected at once (default: settings.concurrency)",
+    )
+    sub.add_argument(
+        "--job-timeout",
+        type=_seconds,
+        metavar="S",
+        help="give up waiting for a job after S seconds; the next apply resumes it",
+    )
+
+
+def _add_token(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "token",
+        cmd_token,
+        "Print a valid access token for a profile on stdout and nothing else, for scripts "
+        "that call the API directly.",
+        [
+            "dapctl token dapctl.toml --profile univ_a",
+            'curl -H "Authorization: Bearer $(dapctl token dapctl.toml --profile univ_a)" \\',
+            "  https://api-gateway.instructure.com/dap/query/canvas/table",
+        ],
+    )
+    _config_arg(sub)
+    sub.add_argument("--profile", required=True, metavar="P", help="the profile to log in as")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < 10**7:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 1 to 64")
+    return value
 
 
 def _add_config_schema(commands: Any) -> None:

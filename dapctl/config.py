@@ -12,10 +12,12 @@ targets, colliding outputs) live in ``Config``'s validators so every consumer ge
 from __future__ import annotations
 
 import os
+import re
 import string
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -34,7 +36,18 @@ Format = Literal["jsonl", "csv", "tsv", "parquet"]
 Mode = Literal["expanded", "condensed"]
 NAME_PATTERN = r"^[a-z0-9_-]+$"
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_]+$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN, max_length=256)]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    return value
+
+
+PathText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_no_nul)]
 # Namespaces and tables become path segments of output files: no separators, no dots.
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=128)]
 
@@ -54,9 +67,8 @@ class _Model(BaseModel):
 class Settings(_Model):
     """``[settings]``: how dapctl runs. Every key is optional."""
 
-    state: str = Field(
+    state: PathText = Field(
         "dapctl.state.json",
-        min_length=1,
         description="State file; a relative path resolves against the config file's folder.",
     )
     concurrency: int = Field(4, ge=1, le=64, description="Tables collected at once.")
@@ -94,12 +106,12 @@ class Profile(_Model):
 
     base_url: str | None = Field(None, description=f"API base URL; default {DEFAULT_BASE_URL}.")
     client_id: str | None = Field(None, min_length=1, description="Client ID (not a secret).")
-    client_id_env: str | None = Field(None, min_length=1, description="Variable with the ID.")
+    client_id_env: EnvName | None = Field(None, description="Variable with the ID.")
     client_secret: SecretStr | None = Field(
         None, description="The secret itself: accepted, with a warning; prefer _env or _file."
     )
-    client_secret_env: str | None = Field(None, min_length=1, description="Variable with it.")
-    client_secret_file: str | None = Field(None, min_length=1, description="File holding it.")
+    client_secret_env: EnvName | None = Field(None, description="Variable with it.")
+    client_secret_file: PathText | None = Field(None, description="File holding it.")
     emulator: bool = Field(False, description="Use the built-in emulator (demo credentials).")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
@@ -139,7 +151,7 @@ class Target(_Model):
     since: AwareDatetime | None = Field(
         None, description="First run: an incremental from here instead of a snapshot."
     )
-    output: str = Field(DEFAULT_OUTPUT, min_length=1, description="Output path template.")
+    output: PathText = Field(DEFAULT_OUTPUT, description="Output path template.")
 
     @field_validator("tables")
     @classmethod
@@ -155,10 +167,15 @@ class Target(_Model):
     @field_validator("output")
     @classmethod
     def _known_placeholders(cls, output: str) -> str:
+        known = " ".join("{" + p + "}" for p in PLACEHOLDERS)
         for name in template_fields(output):
             if name not in PLACEHOLDERS:
-                known = " ".join("{" + p + "}" for p in PLACEHOLDERS)
                 raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+        for _, field_name, spec, conversion in string.Formatter().parse(output):
+            if spec or conversion:
+                raise ValueError(
+                    f"write placeholders plainly, as {{{field_name}}}: no !conversion or :format"
+                )
         if ".." in output.replace("\\", "/").split("/"):
             raise ValueError("'..' is not allowed in an output path")
         return output
@@ -166,9 +183,10 @@ class Target(_Model):
     @model_validator(mode="after")
     def _incremental_keeps_history(self) -> Target:
         if self.sync == "incremental" and "timestamp" not in template_fields(self.output):
-            raise ValueError(
+            raise PathError(
+                ("output",),
                 "sync = incremental needs {timestamp} in output: without it each run "
-                "would replace the previous run's changes"
+                "would replace the previous run's changes",
             )
         return self
 
@@ -185,7 +203,13 @@ class Config(_Model):
 
     settings: Settings = Field(default_factory=Settings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    profiles: dict[Name, Profile] = Field(min_length=1, description="Credential profiles.")
+    profiles: dict[Name, Profile] = Field(
+        min_length=1,
+        description="Credential profiles.",
+        # pydantic states the name pattern as patternProperties only; without this a
+        # misnamed profile would pass an editor's schema check unexamined.
+        json_schema_extra={"additionalProperties": False},
+    )
     targets: list[Target] = Field(min_length=1, description="What to export.")
 
     @model_validator(mode="after")
@@ -210,37 +234,60 @@ class Config(_Model):
 
     def _outputs_distinct(self) -> None:
         # {kind} and {timestamp} differ between runs, not between the steps of one run, so
-        # they stay literal: two steps whose paths then agree would overwrite each other.
-        owners: dict[str, str] = {}
+        # they stay literal: two steps whose paths then agree would overwrite each other. A
+        # target with tables = "all" claims every path its template gives for any table.
+        claims: list[tuple[re.Pattern[str], str, str]] = []
         for index, target in enumerate(self.targets):
-            tables = ["*"] if target.tables == "all" else target.tables
+            tables = [_ANY_TABLE] if target.tables == "all" else target.tables
             for profile in self.target_profiles(target):
-                for table in tables:
-                    path = os.path.normpath(
-                        target.output.format(
-                            profile=profile,
-                            target=target.name,
-                            namespace=target.namespace,
-                            table=table,
-                            format=target.format,
-                            kind="{kind}",
-                            timestamp="{timestamp}",
-                        )
+                if target.tables == "all" and "table" not in template_fields(target.output):
+                    every = address_of(profile, target.name, target.namespace, "*")
+                    raise PathError(
+                        ("targets", index, "output"),
+                        f'tables = "all": the steps {every} would all write the same output '
+                        f"path {target.output!r}; add {{table}} to output",
                     )
-                    address = f"{profile}/{target.name}/{target.namespace}.{table}"
-                    if path in owners or (table == "*" and "{table}" not in target.output):
-                        other = owners.get(path, f"{profile}/{target.name}/{target.namespace}.*")
-                        raise PathError(
-                            ("targets", index, "output"),
-                            f"steps {other} and {address} would write the same output "
-                            f"path {path!r}; add {{table}} or {{profile}} to output",
-                        )
-                    owners[path] = address
+                for table in tables:
+                    path = _claimed_path(target, profile, table)
+                    shown = "*" if table == _ANY_TABLE else table
+                    address = address_of(profile, target.name, target.namespace, shown)
+                    pattern = re.compile(re.escape(path).replace(re.escape(_ANY_TABLE), "[^/]+"))
+                    for other_pattern, other, other_path in claims:
+                        if other_pattern.fullmatch(path) or pattern.fullmatch(other_path):
+                            raise PathError(
+                                ("targets", index, "output"),
+                                f"steps {other} and {address} would write the same output "
+                                f"path {path!r}; add {{table}}, {{target}} or {{profile}} to "
+                                "output",
+                            )
+                    claims.append((pattern, address, path))
 
     def target_profiles(self, target: Target) -> list[str]:
         """The profiles a target runs for, in the order the file declares them."""
         wanted = target.profiles
         return [p for p in self.profiles if wanted is None or p in wanted]
+
+
+_ANY_TABLE = "\x00table\x00"
+
+
+def _claimed_path(target: Target, profile: str, table: str) -> str:
+    return os.path.normpath(
+        target.output.format(
+            profile=profile,
+            target=target.name,
+            namespace=target.namespace,
+            table=table,
+            format=target.format,
+            kind="{kind}",
+            timestamp="{timestamp}",
+        )
+    )
+
+
+def address_of(profile: str, target: str, namespace: str, table: str) -> str:
+    """A step's address, ``profile/target/namespace.table``: the key of everything about it."""
+    return f"{profile}/{target}/{namespace}.{table}"
 
 
 def template_fields(template: str) -> list[str]:

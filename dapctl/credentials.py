@@ -11,9 +11,10 @@ network in clear text. The environment is a parameter, so tests pass their own.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +23,9 @@ from pydantic import SecretStr
 
 from dapctl.config import DEFAULT_BASE_URL, Config, Profile
 from dapctl.errors import ConfigError
+from dapctl.loading import LoadedConfig
+
+log = logging.getLogger("dapctl")
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,29 @@ class Credentials:
     warnings: tuple[str, ...] = ()
 
 
+Locate = Callable[[tuple[str | int, ...]], str]
+
+
+def _key_path(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
 def resolve_credentials(
-    name: str, profile: Profile, *, environ: Mapping[str, str], base_dir: Path
+    name: str,
+    profile: Profile,
+    *,
+    environ: Mapping[str, str],
+    base_dir: Path,
+    locate: Locate = _key_path,
 ) -> Credentials:
-    """Resolve a (non-emulator) profile; raise ``ConfigError`` naming what is missing."""
-    where = f"profiles.{name}"
+    """Resolve a (non-emulator) profile; raise ``ConfigError`` naming what is missing.
+
+    ``locate`` turns a key path into the words that place it (``file:line: key.path``).
+    """
+
+    def where(key: str | None = None) -> str:
+        return locate(("profiles", name, key) if key else ("profiles", name))
+
     named_none = all(
         v is None
         for v in (
@@ -50,11 +72,17 @@ def resolve_credentials(
             profile.client_secret_file,
         )
     )
-    base_url = profile.base_url or environ.get("DAP_API_URL") or DEFAULT_BASE_URL
-    check_base_url(base_url, where=f"{where}.base_url")
+    if profile.base_url is not None:
+        base_url = profile.base_url
+        check_base_url(base_url, where=where("base_url"))
+    else:
+        base_url = environ.get("DAP_API_URL") or DEFAULT_BASE_URL
+        check_base_url(
+            base_url, where=f"{where()}: sets no base_url, so environment variable DAP_API_URL"
+        )
     if named_none:
-        client_id = _from_env(environ, "DAP_CLIENT_ID", where, fallback=True)
-        secret = _from_env(environ, "DAP_CLIENT_SECRET", where, fallback=True)
+        client_id = _from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
+        secret = _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True)
         return Credentials(name, base_url.rstrip("/"), client_id, SecretStr(secret))
     client_id = _client_id(profile, environ, where)
     secret, warnings = _client_secret(profile, environ, where, base_dir)
@@ -83,27 +111,28 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _client_id(profile: Profile, environ: Mapping[str, str], where: str) -> str:
+def _client_id(profile: Profile, environ: Mapping[str, str], where: Callable[..., str]) -> str:
     if profile.client_id is not None:
         return profile.client_id
     if profile.client_id_env is not None:
-        return _from_env(environ, profile.client_id_env, f"{where}.client_id_env")
-    return _from_env(environ, "DAP_CLIENT_ID", where, fallback=True)
+        return _from_env(environ, profile.client_id_env, where("client_id_env"))
+    return _from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
 
 
 def _client_secret(
-    profile: Profile, environ: Mapping[str, str], where: str, base_dir: Path
+    profile: Profile, environ: Mapping[str, str], where: Callable[..., str], base_dir: Path
 ) -> tuple[str, tuple[str, ...]]:
     if profile.client_secret is not None:
         value = profile.client_secret.get_secret_value()
         if not value.strip():
-            raise ConfigError(f"{where}.client_secret: is empty")
+            raise ConfigError(f"{where('client_secret')}: is empty")
         return value, ()
     if profile.client_secret_env is not None:
-        return _from_env(environ, profile.client_secret_env, f"{where}.client_secret_env"), ()
+        return _from_env(environ, profile.client_secret_env, where("client_secret_env")), ()
     if profile.client_secret_file is not None:
-        return _from_file(base_dir / profile.client_secret_file, f"{where}.client_secret_file")
-    return _from_env(environ, "DAP_CLIENT_SECRET", where, fallback=True), ()
+        path = base_dir / Path(profile.client_secret_file).expanduser()
+        return _from_file(path, where("client_secret_file"))
+    return _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True), ()
 
 
 def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: bool = False) -> str:
@@ -116,7 +145,6 @@ def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: boo
 
 
 def _from_file(path: Path, where: str) -> tuple[str, tuple[str, ...]]:
-    path = path.expanduser()
     try:
         mode = path.stat().st_mode
         value = path.read_text(encoding="utf-8").strip()
@@ -136,13 +164,33 @@ def _from_file(path: Path, where: str) -> tuple[str, tuple[str, ...]]:
 
 
 def resolve_profiles(
-    config: Config, names: Sequence[str], *, environ: Mapping[str, str], base_dir: Path
+    config: Config,
+    names: Sequence[str],
+    *,
+    environ: Mapping[str, str],
+    base_dir: Path,
+    locate: Locate = _key_path,
 ) -> dict[str, Credentials | None]:
     """Resolve the named profiles (all when empty); emulator profiles map to None."""
     return {
         name: None
         if profile.emulator
-        else resolve_credentials(name, profile, environ=environ, base_dir=base_dir)
+        else resolve_credentials(name, profile, environ=environ, base_dir=base_dir, locate=locate)
         for name, profile in config.profiles.items()
         if not names or name in names
     }
+
+
+def resolve_used(
+    loaded: LoadedConfig, names: Sequence[str], *, environ: Mapping[str, str]
+) -> dict[str, Credentials | None]:
+    """Resolve the profiles a command is about to use, logging any warning about them."""
+    if not names:
+        return {}
+    resolved = resolve_profiles(
+        loaded.config, names, environ=environ, base_dir=loaded.base_dir, locate=loaded.locate
+    )
+    for creds in resolved.values():
+        for warning in creds.warnings if creds else ():
+            log.warning(warning)
+    return resolved

@@ -82,3 +82,7 @@ class SnapshotRequiredError(ApiError):
 
 class JobFailedError(ApiError):
     """The server ran the query job and reported it failed."""
+
+
+class Interrupted(DapctlError):
+    """The user interrupted the run (Ctrl-C); work in flight stopped at a safe point."""

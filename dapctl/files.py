@@ -22,7 +22,16 @@ TEMP_SUFFIX = ".dapctl-tmp"
 
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` and missing parents as 0700; leave existing folders as they are."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.is_dir():
+        return
+    # Path.mkdir(parents=True) gives the parents the default mode, not ``mode``.
+    if path.parent != path:
+        ensure_private_dir(path.parent)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
 
 
 def temp_path_for(path: Path) -> Path:
@@ -46,6 +55,12 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
             temp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def open_private(path: Path) -> BinaryIO:
+    """Open ``path`` for writing, truncated, created 0600 if new."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,14 @@ class LoadedConfig:
     path: Path
     config: Config
     warnings: tuple[str, ...] = field(default=())
+    lines: Mapping[Loc, int] = field(default_factory=dict, repr=False)
+
+    def locate(self, loc: Loc) -> str:
+        """``file:line: key.path`` for a key of this config, for messages about it."""
+        line = _line_of(self.lines, loc)
+        return (
+            f"{self.path}:{line}: {format_loc(loc)}" if line else f"{self.path}: {format_loc(loc)}"
+        )
 
     @property
     def base_dir(self) -> Path:
@@ -70,7 +78,9 @@ def load_config(path: str | Path) -> LoadedConfig:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path=path, text=text, raw=raw)) from None
-    return LoadedConfig(path=path, config=config, warnings=tuple(_warnings(config, path)))
+    return LoadedConfig(
+        path=path, config=config, warnings=tuple(_warnings(config, path)), lines=_key_lines(text)
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -130,12 +140,22 @@ def _message(error: ErrorDetails, loc: Loc) -> str:
         pattern = error.get("ctx", {}).get("pattern")
         allowed = "lowercase letters, digits, _ and -" if pattern == NAME_PATTERN else None
         message = f"use only {allowed or 'letters, digits and _'}"
-        return f"{message} (got {error.get('input')!r})"
+        return message if _sensitive(loc) else f"{message} (got {error.get('input')!r})"
     message = _FRIENDLY.get(error["type"], error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    if error["type"] not in ("value_error", "assertion_error") and _is_scalar(value):
+    sensitive = any("secret" in str(part) for part in loc)  # a mistyped secret is still one
+    if (
+        error["type"] not in ("value_error", "assertion_error")
+        and _is_scalar(value)
+        and not sensitive
+    ):
         message += f" (got {value!r})"
     return message
+
+
+def _sensitive(loc: Loc) -> bool:
+    # A mistyped secret is still a secret: never echo what a *secret* key holds.
+    return any("secret" in str(part) for part in loc)
 
 
 def _is_scalar(value: object) -> bool:
@@ -243,7 +263,7 @@ def _key_lines(text: str) -> dict[Loc, int]:
     return lines
 
 
-def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+def _line_of(lines: Mapping[Loc, int], loc: Loc) -> int | None:
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]

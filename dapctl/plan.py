@@ -18,16 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from dapctl.config import Config, Target
+from dapctl.config import Config, Target, address_of
 from dapctl.errors import ConfigError
 from dapctl.state import State, StepState
 
 Action = Literal["snapshot", "incremental", "resume", "list"]
+LEGEND = "Legend: + snapshot  ~ incremental  > resume a started job  ? list tables, then plan each"
 SYMBOLS: dict[Action, str] = {"snapshot": "+", "incremental": "~", "resume": ">", "list": "?"}
-
-
-def address_of(profile: str, target: str, namespace: str, table: str) -> str:
-    return f"{profile}/{target}/{namespace}.{table}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +64,7 @@ class Step:
             "action": self.action,
             "since": format_time(self.since) if self.since else None,
             "job_id": self.job_id,
+            "resume_kind": self.resume_kind,
             "reason": self.reason,
         }
 
@@ -95,9 +93,8 @@ class Plan:
         ]
         counts = Counter(step.action for step in self.steps)
         summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
-        legend = "Legend: + snapshot  ~ incremental  > resume a started job  ? list tables, then plan each"
         return "\n".join(
-            [f"Plan: {plural(len(self.steps), 'step')} ({summary})", "", *lines, "", legend]
+            [f"Plan: {plural(len(self.steps), 'step')} ({summary})", "", *lines, "", LEGEND]
         )
 
 
@@ -171,12 +168,26 @@ def plan_table(profile: str, target: Target, table: str, step: StepState) -> Ste
 
 def matches(step: Step, selectors: Sequence[str]) -> bool:
     """Whether a ``--target`` selector (address, glob or target name) picks this step."""
-    candidates = [step.address, f"{step.profile}/{step.target}", step.target]
-    return any(
-        fnmatch.fnmatchcase(candidate, selector)
-        or (step.action == "list" and fnmatch.fnmatchcase(selector, candidate))
-        for selector in selectors
-        for candidate in candidates
+    return any(_matches(step, selector) for selector in selectors)
+
+
+def _matches(step: Step, selector: str) -> bool:
+    candidates = (step.address, f"{step.profile}/{step.target}", step.target)
+    if any(fnmatch.fnmatchcase(candidate, selector) for candidate in candidates):
+        return True
+    if step.action != "list":
+        return False
+    # The tables of a "list" step are known only at apply, which filters them again; here
+    # a table-level selector picks the step when its profile, target and namespace fit.
+    parts = selector.split("/")
+    if len(parts) != 3:
+        return False
+    namespace = parts[2].split(".", 1)[0]
+    return all(
+        fnmatch.fnmatchcase(value, pattern)
+        for value, pattern in zip(
+            (step.profile, step.target, step.namespace), (*parts[:2], namespace), strict=True
+        )
     )
 
 

@@ -16,7 +16,9 @@ files 0600 in folders created 0700, and refuses a state whose format it does not
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal, Protocol
@@ -89,6 +91,30 @@ class StateStore(Protocol):
     def lock(self, *, timeout: float, command: str) -> AbstractContextManager[None]: ...
 
 
+class StateKeeper:
+    """The state of one apply, changed by many threads and written after every change."""
+
+    def __init__(self, store: StateStore, state: State) -> None:
+        self._store = store
+        self._state = state
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> State:
+        with self._lock:
+            return self._state
+
+    def step(self, address: str) -> StepState:
+        return self.state.step(address)
+
+    def update(self, address: str, change: Callable[[StepState], StepState]) -> None:
+        """Replace one step's state with ``change(old)`` and write the whole state at once."""
+        with self._lock:
+            new = self._state.with_step(address, change(self._state.step(address)))
+            self._store.write(new)
+            self._state = new
+
+
 def parse_state(data: bytes, *, source: str) -> State:
     """Parse state bytes; ``StateError`` names the file and what is wrong with it."""
     try:
@@ -131,9 +157,9 @@ class LocalStateStore:
         return parse_state(data, source=str(self.path))
 
     def write(self, state: State) -> None:
-        ensure_private_dir(self.path.parent)
         data = state.model_dump_json(indent=2).encode() + b"\n"
         try:
+            ensure_private_dir(self.path.parent)
             if self.path.exists():
                 atomic_write_bytes(self.backup_path, self.path.read_bytes())
             atomic_write_bytes(self.path, data)

@@ -219,13 +219,6 @@ def test_snapshot_sync_needs_no_timestamp():
     assert Config.model_validate(raw).targets[0].output == "{table}.gz"
 
 
-@pytest.mark.xfail(
-    reason='BUG: Config._outputs_distinct treats a tables = "all" target as the literal table '
-    "'*', so it never collides with another target of the same namespace listing a table "
-    "explicitly under the same output template; at apply both write "
-    "data/univ_a/canvas/accounts/...",
-    strict=True,
-)
 def test_all_tables_target_collides_with_an_explicit_table_of_the_same_namespace():
     raw = config(
         targets=[

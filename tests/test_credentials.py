@@ -173,12 +173,6 @@ def test_http_base_url_refused_through_the_cli(write_config, run_cli, tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an http:// DAP_API_URL used by a profile without base_url is reported as "
-    "'profiles.univ_a.base_url', a key the file does not have; the message should name "
-    "the DAP_API_URL variable",
-    strict=True,
-)
 def test_http_dap_api_url_error_names_the_variable():
     environ = {"DAP_CLIENT_ID": "i", "DAP_CLIENT_SECRET": SECRET, "DAP_API_URL": "http://x.edu"}
 
@@ -283,11 +277,6 @@ def test_missing_or_empty_credential_source(
     assert tree(tmp_path) == before
 
 
-@pytest.mark.xfail(
-    reason="BUG: credential errors (missing/empty variable or secret file, http:// base URL) "
-    "name the key path but not the config file, unlike every other config error",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("profile", "environ", "secret_content"),
     [pytest.param(*case[1:4], id=case[0]) for case in MISSING],
@@ -345,12 +334,6 @@ def test_relative_secret_file_resolves_against_the_config_folder_not_the_cwd(
     assert result.stdout.endswith("/conf/dapctl.toml: valid (1 profile, 1 target)\n")
 
 
-@pytest.mark.xfail(
-    reason="BUG: credentials._client_secret joins base_dir / client_secret_file before "
-    "_from_file calls expanduser(), so '~/...' is looked up as <config folder>/~/... "
-    "(settings.state expands ~ through LoadedConfig.resolve_path)",
-    strict=True,
-)
 def test_secret_file_under_home(_isolated_home, tmp_path):
     (_isolated_home / "dap-secret").write_text(SECRET)
     (_isolated_home / "dap-secret").chmod(0o600)
@@ -360,12 +343,6 @@ def test_secret_file_under_home(_isolated_home, tmp_path):
     assert creds.client_secret.get_secret_value() == SECRET
 
 
-@pytest.mark.xfail(
-    reason="BUG: a NUL in client_secret_file (TOML allows \\u0000) makes Path.stat() raise "
-    "ValueError, which _from_file does not catch: exit 3 'Internal error' instead of a "
-    "ConfigError naming the key",
-    strict=True,
-)
 def test_nul_in_secret_file_path_is_a_config_error(write_config, run_cli):
     path = write_config(
         '[profiles.univ_a]\nclient_id = "i"\nclient_secret_file = "a\\u0000b"\n' + TARGET
@@ -480,11 +457,6 @@ def test_secret_never_printed_when_the_secret_line_is_malformed(write_config, ru
     assert SECRET not in result.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: loading._message appends '(got <input>)' for a wrong-typed "
-    "profiles.*.client_secret, so an unquoted numeric secret is echoed in the error",
-    strict=True,
-)
 def test_wrong_typed_inline_secret_is_not_echoed(write_config, run_cli):
     path = write_config(
         '[profiles.univ_a]\nclient_id = "i"\nclient_secret = 918273645546372\n' + TARGET

@@ -96,11 +96,6 @@ def test_ensure_private_dir_leaves_an_existing_folder_alone(tmp_path):
     assert mode_of(folder) == 0o755
 
 
-@pytest.mark.xfail(
-    reason="BUG: ensure_private_dir's Path.mkdir(mode=0o700, parents=True) creates missing "
-    "parents with the default mode (0755 under umask 022), not 0700 as its docstring says",
-    strict=True,
-)
 def test_ensure_private_dir_makes_missing_parents_private(tmp_path):
     ensure_private_dir(tmp_path / "a" / "b" / "c")
 

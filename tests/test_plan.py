@@ -354,6 +354,7 @@ def test_json_rendering():
         "action": "resume",
         "since": "2026-11-01T00:00:00Z",
         "job_id": "job-7",
+        "resume_kind": "incremental",
         "reason": "a job an earlier apply started is still to be collected",
     }
     assert data["steps"][1]["since"] == "2026-11-02T03:04:05Z"
@@ -430,6 +431,7 @@ def test_cli_plan_json_equals_the_plan(write_config, run_cli):
                 "action": "snapshot",
                 "since": None,
                 "job_id": None,
+                "resume_kind": None,
                 "reason": "first run: no watermark in state",
             }
         ],

@@ -84,12 +84,6 @@ def test_example_passes_the_json_schema(example):
         },
         pytest.param(
             {"profiles": {"A": {"emulator": True}}, "targets": [{"name": "c", "tables": ["x"]}]},
-            marks=pytest.mark.xfail(
-                reason="BUG: the generated schema gives profiles only patternProperties "
-                "'^[a-z0-9_-]+$' with no additionalProperties: false, so a profile named "
-                "outside the pattern (and everything inside it) is accepted unchecked",
-                strict=True,
-            ),
         ),
         {"profiles": {"a": {"emulator": True}}, "targets": [{"name": "c", "tables": "some"}]},
         {"profiles": {"a": {"emulator": True}}},

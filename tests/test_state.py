@@ -231,12 +231,6 @@ def test_existing_folder_mode_is_left_alone(tmp_path):
     assert mode_of(folder) == 0o755
 
 
-@pytest.mark.xfail(
-    reason="BUG: LocalStateStore.write calls ensure_private_dir outside its try, so a state "
-    "folder that cannot be created (a file in the way) raises a bare FileExistsError "
-    "(exit 3 'Internal error') instead of StateError",
-    strict=True,
-)
 def test_unwritable_state_folder_is_a_state_error(tmp_path):
     (tmp_path / "afile").write_text("")
 

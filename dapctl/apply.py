@@ -1,0 +1,417 @@
+"""Carrying out a plan: start or resume each step's job, collect it, write it, record it.
+
+Apply follows the plan and nothing else. Work runs as a pipeline over two thread pools: the
+job pool starts (or resumes) each step's query job within the profile's rate limit and polls
+it, so jobs run on the server while earlier tables download; the collect pool, sized by
+``concurrency``, downloads a finished job's parts, merges them into the declared output file
+and records the step. The job id is written to the state before polling, so a killed apply
+resumes the same job; the watermark moves only once the output file is whole and in place,
+so a failed table keeps its old watermark and nothing is skipped or counted twice. A profile
+whose login fails or whose account is refused skips its remaining steps; others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dapctl.client import DapClient
+from dapctl.collect import write_output
+from dapctl.config import IDENTIFIER_PATTERN, Config, Target, address_of
+from dapctl.connect import Connection, connect, interruptible
+from dapctl.credentials import resolve_used
+from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError, SnapshotRequiredError
+from dapctl.loading import LoadedConfig
+from dapctl.outputs import LocalOutputStore, OutputStore, output_path
+from dapctl.plan import Plan, Step, format_time, matches, plan, plan_table
+from dapctl.results import StepError, StepResult
+from dapctl.state import (
+    Kind,
+    LocalStateStore,
+    PendingJob,
+    State,
+    StateKeeper,
+    StateStore,
+    StepState,
+)
+from dapctl.wire import Job, QueryRequest
+
+log = logging.getLogger("dapctl.apply")
+
+RESUME_MARGIN = timedelta(minutes=5)
+# Errors after which a profile's other steps cannot succeed either.
+ACCOUNT_ERRORS = frozenset(
+    {"AccountNotOnboarded", "AccountDisabled", "AccountUnderMaintenance", "AuthenticationError"}
+)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    concurrency: int = 4
+    no_wait: bool = False
+    job_timeout: float | None = None
+    targets: Sequence[str] = ()
+    job_workers: int = 32
+
+
+@dataclass
+class _Job:
+    """A step's job as it moves through the pipeline."""
+
+    step: Step
+    job: Job
+    kind: Kind
+    since: datetime | None
+    started: float
+    notes: list[str] = field(default_factory=list)
+
+
+class Applier:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        base_dir: Path,
+        clients: Mapping[str, DapClient],
+        keeper: StateKeeper,
+        outputs: OutputStore,
+        options: ApplyOptions,
+        now: Callable[[], datetime],
+        clock: Callable[[], float],
+        on_result: Callable[[StepResult], None] = lambda result: None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.clients = clients
+        self.keeper = keeper
+        self.outputs = outputs
+        self.options = options
+        self.now = now
+        self.clock = clock
+        self.on_result = on_result
+        self.results: list[StepResult] = []
+        self._failed_profiles: dict[str, StepError] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._outstanding = 0
+        self._futures: list[Future[None]] = []
+        self.stop = stop or threading.Event()
+
+    def run(self, steps: Sequence[Step]) -> list[StepResult]:
+        """Carry out ``steps``; on Ctrl-C stop starting work, let the threads wind down
+        (their sleeps raise ``Interrupted``), and re-raise once the state is consistent."""
+        job_workers = max(1, min(self.options.job_workers, len(steps) * 8))
+        with (
+            ThreadPoolExecutor(job_workers, thread_name_prefix="dapctl-job") as self._jobs,
+            ThreadPoolExecutor(self.options.concurrency, "dapctl-collect") as self._collect,
+        ):
+            try:
+                for step in steps:
+                    self._spawn(self._jobs, self._job_phase, step)
+                with self._idle:
+                    self._idle.wait_for(lambda: self._outstanding == 0)
+            except KeyboardInterrupt:
+                self._interrupt()
+                raise
+        return self.results
+
+    def _interrupt(self) -> None:
+        self.stop.set()
+        with self._idle:
+            for future in self._futures:
+                if future.cancel():
+                    self._outstanding -= 1
+            self._idle.wait_for(lambda: self._outstanding == 0)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _spawn(self, pool: ThreadPoolExecutor, task: Callable[..., None], *args: object) -> None:
+        with self._lock:
+            if self.stop.is_set():
+                return
+            self._outstanding += 1
+            self._futures.append(pool.submit(self._guarded, task, *args))
+
+    def _guarded(self, task: Callable[..., None], *args: object) -> None:
+        try:
+            task(*args)
+        finally:
+            with self._idle:
+                self._outstanding -= 1
+                self._idle.notify_all()
+
+    def _finish(self, result: StepResult) -> None:
+        with self._lock:
+            self.results.append(result)
+        self.on_result(result)
+
+    @contextlib.contextmanager
+    def _step_errors(self, step: Step, started: float, kind: str) -> Iterator[None]:
+        """Turn a step's failure into a failed result; never let it stop the other steps."""
+        try:
+            yield
+        except DapctlError as exc:
+            error = StepError.from_exception(exc)
+            if _is_profile_fatal(exc):
+                with self._lock:
+                    self._failed_profiles.setdefault(step.profile, error)
+            self._finish(self._result(step, kind, "failed", started, error=error))
+        except Exception as exc:
+            log.debug("unexpected error in %s", step.address, exc_info=True)
+            error = StepError("InternalError", f"unexpected {type(exc).__name__} (a bug)", None)
+            self._finish(self._result(step, kind, "failed", started, error=error))
+
+    def _result(
+        self, step: Step, kind: str, status: str, started: float, **kw: object
+    ) -> StepResult:
+        return StepResult.for_step(step, kind, status, duration=self.clock() - started, **kw)
+
+    def _skip_if_profile_failed(self, step: Step) -> bool:
+        with self._lock:
+            error = self._failed_profiles.get(step.profile)
+        if error is None:
+            return False
+        reason = StepError("Skipped", f"profile {step.profile} failed: {error.message}", error.uuid)
+        self._finish(self._result(step, step.action, "skipped", self.clock(), error=reason))
+        return True
+
+    # -- the job phase ----------------------------------------------------------------------
+
+    def _job_phase(self, step: Step) -> None:
+        if self._skip_if_profile_failed(step):
+            return
+        started = self.clock()
+        with self._step_errors(step, started, step.action):
+            if step.action == "list":
+                self._expand(step)
+                return
+            work = self._start_or_resume(step, started)
+            if self.options.no_wait:
+                self._finish(self._started_result(work))
+                return
+            client = self.clients[step.profile]
+            try:
+                work.job = client.wait_for_job(work.job, timeout=self.options.job_timeout)
+            except JobFailedError:
+                self._forget_pending(step)  # a failed job never completes: start anew next time
+                raise
+            self._spawn(self._collect, self._collect_phase, work)
+
+    def _expand(self, step: Step) -> None:
+        target = self._target(step)
+        tables = self.clients[step.profile].list_tables(step.namespace)
+        for table in tables:
+            if not _safe_name(table):
+                raise ApiError(f"the server listed a table with an unsafe name: {table!r}")
+        expanded = [
+            plan_table(
+                step.profile,
+                target,
+                table,
+                self.keeper.step(address_of(step.profile, step.target, step.namespace, table)),
+            )
+            for table in sorted(tables)
+        ]
+        chosen = [
+            s for s in expanded if not self.options.targets or matches(s, self.options.targets)
+        ]
+        log.info("%s: %d tables listed, %d selected", step.address, len(tables), len(chosen))
+        for new in chosen:
+            self._spawn(self._jobs, self._job_phase, new)
+
+    def _start_or_resume(self, step: Step, started: float) -> _Job:
+        client = self.clients[step.profile]
+        if step.action == "resume" and step.job_id is not None:
+            pending = self.keeper.step(step.address).pending
+            try:
+                job = client.get_job(step.job_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("%s: job %s is gone; starting a new one", step.address, step.job_id)
+                return self._restart(step, started)
+            if self._expired(job):
+                log.warning("%s: job %s has expired; starting a new one", step.address, job.id)
+                return self._restart(step, started)
+            kind: Kind = pending.kind if pending else "snapshot"
+            work = _Job(step, job, kind, step.since, started)
+            work.notes.append(f"resumed job {job.id} started by an earlier apply")
+            return work
+        return self._start(step, started)
+
+    def _restart(self, step: Step, started: float) -> _Job:
+        """Forget a pending job that can no longer be collected and plan the table afresh."""
+        self._forget_pending(step)
+        fresh = plan_table(
+            step.profile, self._target(step), step.table, self.keeper.step(step.address)
+        )
+        return self._start(fresh, started)
+
+    def _forget_pending(self, step: Step) -> None:
+        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
+
+    def _expired(self, job: Job) -> bool:
+        # Its objects go with it; a job about to expire would vanish mid-download.
+        return job.expires_at is not None and job.expires_at <= self.now() + RESUME_MARGIN
+
+    def _start(self, step: Step, started: float) -> _Job:
+        client = self.clients[step.profile]
+        target = self._target(step)
+        since = step.since if step.action == "incremental" else None
+        kind: Kind = "incremental" if since is not None else "snapshot"
+        notes: list[str] = []
+        query = QueryRequest(format=target.format, mode=target.mode, since=since)
+        try:
+            job = client.start_query(step.namespace, step.table, query)
+        except SnapshotRequiredError:
+            if self.config.settings.on_snapshot_required == "fail" or since is None:
+                raise
+            notes.append(
+                f"the incremental window since {format_time(since)} is gone: took a snapshot "
+                'instead (on_snapshot_required = "snapshot")'
+            )
+            log.warning("%s: %s", step.address, notes[-1])
+            since, kind = None, "snapshot"
+            job = client.start_query(
+                step.namespace, step.table, query.model_copy(update={"since": None})
+            )
+        pending = PendingJob(
+            job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
+        )
+        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": pending}))
+        return _Job(step, job, kind, since, started, notes)
+
+    def _started_result(self, work: _Job) -> StepResult:
+        return self._result(
+            work.step,
+            work.kind,
+            "started",
+            work.started,
+            job_id=work.job.id,
+            since=work.since,
+            notes=tuple(work.notes),
+        )
+
+    # -- the collect phase ------------------------------------------------------------------
+
+    def _collect_phase(self, work: _Job) -> None:
+        step, job = work.step, work.job
+        with self._step_errors(step, work.started, work.kind):
+            watermark = job.at if work.kind == "snapshot" else job.until
+            if watermark is None:
+                field_name = "at" if work.kind == "snapshot" else "until"
+                raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
+            target = self._target(step)
+            path = output_path(
+                self.base_dir,
+                target,
+                profile=step.profile,
+                table=step.table,
+                kind=work.kind,
+                timestamp=watermark,
+            )
+            try:
+                written = write_output(
+                    self.clients[step.profile],
+                    job,
+                    fmt=target.format,
+                    path=path,
+                    outputs=self.outputs,
+                )
+            except ApiError as exc:
+                if exc.status == 404:  # the job's objects are gone: the next apply starts anew
+                    self._forget_pending(step)
+                raise
+            done = StepState(
+                watermark=watermark,
+                kind=work.kind,
+                schema_version=job.schema_version,
+                job_id=job.id,
+                files=written.files,
+                bytes=written.bytes,
+                records=written.records,
+                sha256=written.sha256,
+                completed_at=self.now(),
+                pending=None,
+            )
+            self.keeper.update(step.address, lambda _: done)
+            self._finish(
+                self._result(
+                    step,
+                    work.kind,
+                    "ok",
+                    work.started,
+                    job_id=job.id,
+                    at=job.at,
+                    since=job.since if work.kind == "incremental" else None,
+                    until=job.until if work.kind == "incremental" else None,
+                    schema_version=job.schema_version,
+                    files=written.files,
+                    bytes=written.bytes,
+                    records=written.records,
+                    notes=tuple(work.notes),
+                )
+            )
+
+    def _target(self, step: Step) -> Target:
+        return next(t for t in self.config.targets if t.name == step.target)
+
+
+def _safe_name(name: str) -> bool:
+    return re.fullmatch(IDENTIFIER_PATTERN, name) is not None
+
+
+def _is_profile_fatal(exc: DapctlError) -> bool:
+    return isinstance(exc, AuthError) or (
+        isinstance(exc, ApiError) and exc.error_type in ACCOUNT_ERRORS
+    )
+
+
+def run_apply(
+    loaded: LoadedConfig,
+    *,
+    environ: Mapping[str, str],
+    profiles: Sequence[str] = (),
+    options: ApplyOptions | None = None,
+    lock_timeout: float = 0.0,
+    connection: Connection | None = None,
+    store: StateStore | None = None,
+    outputs: OutputStore | None = None,
+    on_plan: Callable[[Plan], None] = lambda plan: None,
+    on_result: Callable[[StepResult], None] = lambda result: None,
+) -> list[StepResult]:
+    """Lock the state, plan from it, and carry the plan out; return every step's result."""
+    options = options or ApplyOptions()
+    store = store or LocalStateStore(loaded.state_path)
+    stop = threading.Event()
+    conn = connection or Connection()
+    conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop))
+    with store.lock(timeout=lock_timeout, command="dapctl apply"):
+        state = store.read() or State()
+        steps = plan(loaded.config, state, profiles=profiles, targets=options.targets)
+        on_plan(steps)
+        used = sorted({step.profile for step in steps.steps})
+        credentials = resolve_used(loaded, used, environ=environ)
+        with connect(loaded.config, credentials, connection=conn) as clients:
+            applier = Applier(
+                loaded.config,
+                base_dir=loaded.base_dir,
+                clients=clients,
+                keeper=StateKeeper(store, state),
+                outputs=outputs or LocalOutputStore(),
+                options=options,
+                now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
+                clock=conn.monotonic,
+                on_result=on_result,
+                stop=stop,
+            )
+            return applier.run(steps.steps)

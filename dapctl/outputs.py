@@ -1,0 +1,261 @@
+"""Output files: where a step's data goes, and how the server's parts become one file.
+
+``output_path`` renders a target's template for one job. ``merge_parts`` streams the
+downloaded gzip parts, in order, into one output: a CSV/TSV header written once (every part
+must carry the same one), gzip-compressed when the path ends in ``.gz``, records counted on
+the way. JSON Lines into a ``.gz`` file passes the server's gzip members through untouched
+(a multi-member gzip file is one valid stream), which makes the common case cost a
+decompression for counting and nothing more. Memory stays flat whatever the size.
+
+Storage sits behind ``OutputStore`` (open-for-write / commit / abort) so object storage can
+replace the local file system later; ``LocalOutputStore`` writes under a temporary name in the
+final folder and renames into place when the file is whole, so a killed apply never leaves a
+partial file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from dapctl.config import Target
+from dapctl.errors import DapctlError
+from dapctl.files import ensure_private_dir, fsync_dir, temp_path_for
+
+CHUNK = 1 << 20
+GZIP_LEVEL = 6
+_NEWLINE_MEMBER = gzip.compress(b"\n", mtime=0)
+
+
+def compact_time(value: datetime) -> str:
+    """``2026-11-28T20:40:00Z`` → ``20261128T204000Z``: sortable, and safe in a file name."""
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def output_path(
+    base_dir: Path, target: Target, *, profile: str, table: str, kind: str, timestamp: datetime
+) -> Path:
+    """The file one job's data goes to, absolute, resolved against the config's folder."""
+    relative = target.output.format(
+        profile=profile,
+        target=target.name,
+        namespace=target.namespace,
+        table=table,
+        kind=kind,
+        timestamp=compact_time(timestamp),
+        format=target.format,
+    )
+    return (base_dir / relative).resolve()
+
+
+class OutputWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> str: ...
+
+    def abort(self) -> None: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
+class OutputStore(Protocol):
+    """Where outputs go. Apply uses only this interface."""
+
+    def open_for_write(self, path: Path) -> OutputWriter: ...
+
+    def scratch_dir(self, path: Path) -> Path:
+        """A local folder for the parts of ``path`` while they download."""
+        ...
+
+
+class LocalOutputStore:
+    def open_for_write(self, path: Path) -> OutputWriter:
+        return LocalOutputWriter(path)
+
+    def scratch_dir(self, path: Path) -> Path:
+        ensure_private_dir(path.parent)
+        return path.parent
+
+
+class LocalOutputWriter:
+    """A file written under a temporary name and renamed into place by ``commit``."""
+
+    def __init__(self, path: Path) -> None:
+        ensure_private_dir(path.parent)
+        self.path = path
+        self._temp = temp_path_for(path)
+        fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self._size += len(data)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def commit(self) -> str:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._temp, self.path)
+        fsync_dir(self.path.parent)
+        return str(self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._temp.unlink()
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    records: int
+
+
+class MergeError(DapctlError):
+    """The parts do not fit together (different headers, or not what the format says)."""
+
+
+def merge_parts(
+    parts: Sequence[Path], *, fmt: str, out: OutputWriter, compress: bool
+) -> MergeStats:
+    """Stream ``parts`` (gzip files, in order) into ``out``; return the record count."""
+    if fmt == "parquet":
+        raise MergeError("merging parquet parts needs pyarrow: pip install 'dapctl[parquet]'")
+    counter = _RecordCounter(fmt)
+    if fmt == "jsonl" and compress:
+        for part in parts:  # pass the gzip members through; decompress only to count
+            if counter.pending:  # the last part ended mid-line: end it, as a member of its own
+                out.write(_NEWLINE_MEMBER)
+                counter.feed(b"\n")
+            for raw, text in _gunzip_chunks(part):
+                out.write(raw)
+                counter.feed(text)
+        return MergeStats(counter.finish())
+    sink = _Compressor(out) if compress else out
+    header: bytes | None = None
+    for index, part in enumerate(parts):
+        if counter.pending:
+            sink.write(b"\n")
+            counter.feed(b"\n")
+        chunks: Iterator[bytes] = (text for _, text in _gunzip_chunks(part))
+        if fmt in ("csv", "tsv"):
+            first, chunks = _split_header(chunks, part)
+            if index == 0:
+                header = first
+                sink.write(first)
+            elif first != header:
+                raise MergeError(f"part {part.name} has a different header from the first part")
+        for text in chunks:
+            sink.write(text)
+            counter.feed(text)
+    if isinstance(sink, _Compressor):
+        sink.close()
+    return MergeStats(counter.finish())
+
+
+def _gunzip_chunks(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """(compressed, decompressed) chunk pairs of a possibly multi-member gzip file."""
+    inflater = zlib.decompressobj(wbits=31)
+    inside = False  # between a member's first byte and its end
+    with path.open("rb") as handle:
+        while raw := handle.read(CHUNK):
+            text = []
+            data = raw
+            while data:
+                inside = True
+                text.append(inflater.decompress(data))
+                data = inflater.unused_data
+                if inflater.eof:
+                    inflater, inside = zlib.decompressobj(wbits=31), False
+            yield raw, b"".join(text)
+    if inside:
+        raise MergeError(f"part {path.name} ends in the middle of a gzip stream")
+
+
+def _split_header(chunks: Iterator[bytes], part: Path) -> tuple[bytes, Iterator[bytes]]:
+    buffered = b""
+    for chunk in chunks:
+        buffered += chunk
+        end = buffered.find(b"\n")
+        if end >= 0:
+            rest = buffered[end + 1 :]
+            return buffered[: end + 1], _prepend(rest, chunks)
+    if buffered:
+        return buffered if buffered.endswith(b"\n") else buffered + b"\n", iter(())
+    raise MergeError(f"part {part.name} is empty: a CSV/TSV part starts with a header row")
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+class _Compressor:
+    def __init__(self, out: OutputWriter) -> None:
+        self._out = out
+        self._deflater = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes) -> None:
+        self._out.write(self._deflater.compress(data))
+
+    def close(self) -> None:
+        self._out.write(self._deflater.flush())
+
+
+class _RecordCounter:
+    """Counts records in a stream of text chunks, without holding more than one chunk.
+
+    JSON Lines and TSV (PostgreSQL COPY escapes newlines) have one record per line. CSV
+    quotes fields holding newlines; quotes inside are doubled, so a line ends a record
+    exactly when the quotes seen so far are even.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self._csv = fmt == "csv"
+        self._records = 0
+        self._odd = False
+        self._pending = False  # bytes seen since the last record's end
+
+    def feed(self, text: bytes) -> None:
+        if not text:
+            return
+        if not self._csv:
+            self._records += text.count(b"\n")
+            self._pending = not text.endswith(b"\n")
+            return
+        for line in text.splitlines(keepends=True):
+            self._odd ^= line.count(b'"') % 2 == 1
+            ended = line.endswith(b"\n") and not self._odd
+            self._records += ended
+            self._pending = not ended
+
+    @property
+    def pending(self) -> bool:
+        """Whether the text so far ends inside a record (no final newline yet)."""
+        return self._pending
+
+    def finish(self) -> int:
+        return self._records + (1 if self._pending else 0)

@@ -1,0 +1,339 @@
+"""apply against the emulator over real sockets: chains, faults, resumption, locking."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dapctl.errors import LockError
+from dapctl.loading import load_config
+from dapctl.state import LocalStateStore
+from tests.apply_helpers import (
+    FAST,
+    SECRET_VAR,
+    apply,
+    by_table,
+    config_text,
+    environ,
+    expected_rows,
+    read_jsonl,
+    replay,
+)
+
+
+def state_of(path: Path):
+    return LocalStateStore(load_config(path).state_path).read()
+
+
+def test_snapshot_then_two_incrementals_equal_the_emulators_data(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu))
+    files: dict[str, list[str]] = {"accounts": [], "users": []}
+
+    for round_ in range(3):
+        if round_:
+            emu.advance(3600)
+            emu.change("canvas", "accounts", inserts=3, updates=2, deletes=1)
+            emu.change("canvas", "users", inserts=2, updates=1, deletes=1)
+        results = by_table(apply(path, emu))
+        for table, result in results.items():
+            assert result.status == "ok", result
+            assert result.kind == ("snapshot" if round_ == 0 else "incremental")
+            files[table].extend(result.files)
+
+    for table in ("accounts", "users"):
+        got = replay([read_jsonl(f) for f in files[table]])
+        assert got == expected_rows(emu.expected_snapshot("canvas", table))
+    state = state_of(path)
+    step = state.step("univ_a/core/canvas.accounts")
+    assert step.kind == "incremental" and step.pending is None
+    assert step.watermark == emu.now
+
+
+def test_incremental_window_chains_since_to_previous_until(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    first = apply(path, emu)[0]
+    emu.advance(60)
+    second = apply(path, emu)[0]
+    assert second.since == first.at
+    emu.advance(60)
+    third = apply(path, emu)[0]
+    assert third.since == second.until
+
+
+def test_state_records_file_bytes_sha256_and_records(make_emulator, write_config):
+    import hashlib
+
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    result = apply(path, emu)[0]
+    step = state_of(path).step(result.address)
+    (file,) = step.files
+    data = Path(file).read_bytes()
+    assert step.bytes == len(data) == result.bytes
+    assert step.sha256 == hashlib.sha256(data).hexdigest()
+    assert step.records == len(read_jsonl(file)) == len(emu.expected_snapshot("canvas", "accounts"))
+    assert step.job_id == result.job_id and step.schema_version == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_text_formats_merge_parts_with_one_header(make_emulator, write_config, fmt):
+    emu = make_emulator(part_size=7)  # 40 rows: six parts, each with its own header row
+    path = write_config(
+        config_text(emu, tables='["accounts"]', fmt=fmt, output="out/{table}-{timestamp}.{format}")
+    )
+    result = apply(path, emu)[0]
+    assert result.status == "ok"
+    text = Path(result.files[0]).read_bytes()
+    header = text.split(b"\n", 1)[0]
+    assert text.count(header + b"\n") == 1
+    assert result.records == len(emu.expected_snapshot("canvas", "accounts")) == 40
+
+
+def test_jsonl_from_many_parts_is_one_valid_gzip_stream(make_emulator, write_config):
+    emu = make_emulator(part_size=3)
+    path = write_config(config_text(emu, tables='["users"]'))
+    result = apply(path, emu)[0]
+    records = json.loads(
+        "["
+        + ",".join(gzip.decompress(Path(result.files[0]).read_bytes()).decode().split("\n")[:-1])
+        + "]"
+    )
+    assert expected_rows(records) == expected_rows(emu.expected_snapshot("canvas", "users"))
+
+
+def test_token_expiring_mid_apply_is_renewed(make_emulator, write_config):
+    # Tokens live 2 s on the server; the refresh margin (0 here) does not save us, so the
+    # server's 401 must make the client log in again and retry.
+    emu = make_emulator(token_lifetime=2.0)
+    path = write_config(config_text(emu, settings="refresh_margin = 0"))
+    apply(path, emu)
+    logins = emu.stats.logins
+    emu.faults.update(job_delay=2.5)
+    results = apply(path, emu, connection=dataclasses.replace(FAST, poll_max=0.2))
+    assert all(r.status == "ok" for r in results), results
+    assert emu.stats.logins >= logins + 2
+
+
+@pytest.mark.parametrize("status", [400, 403])
+def test_login_failures_are_retried_then_succeed(make_emulator, write_config, status):
+    emu = make_emulator()
+    emu.faults.fail_logins(3, status=status)
+    path = write_config(config_text(emu))
+    results = apply(path, emu)
+    assert [r.status for r in results] == ["ok", "ok"]
+
+
+def test_login_failing_for_good_fails_the_profile_with_a_hint(make_emulator, write_config):
+    emu = make_emulator()
+    emu.faults.fail_logins(100, status=403)
+    path = write_config(config_text(emu))
+    results = apply(path, emu)
+    assert {r.status for r in results} <= {"failed", "skipped"}
+    failed = [r for r in results if r.status == "failed"]
+    assert failed and "univ_a" in failed[0].error.message
+    assert "403" in failed[0].error.message or failed[0].error.type.endswith("403")
+    assert emu.credentials[1] not in json.dumps([r.to_json() for r in results])
+
+
+def test_429_storm_waits_retry_after(make_emulator, write_config):
+    emu = make_emulator()
+    emu.faults.fail_every(2, status=429, retry_after=1)
+    waits: list[float] = []
+    fast_sleep = dataclasses.replace(FAST, sleep=waits.append)
+    path = write_config(config_text(emu))
+    results = apply(path, emu, connection=fast_sleep)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert waits.count(1.0) >= 2
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_5xx_are_retried(make_emulator, write_config, html):
+    emu = make_emulator()
+    emu.faults.fail_every(3, status=503, retry_after=None, html=html)
+    path = write_config(config_text(emu))
+    assert [r.status for r in apply(path, emu)] == ["ok", "ok"]
+
+
+def test_cut_off_downloads_are_fetched_again(make_emulator, write_config):
+    emu = make_emulator(part_size=10)
+    emu.faults.cut_downloads(2)
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    result = apply(path, emu)[0]
+    assert result.status == "ok"
+    got = expected_rows(read_jsonl(result.files[0]))
+    assert got == expected_rows(emu.expected_snapshot("canvas", "accounts"))
+
+
+def test_a_failing_table_fails_alone_and_keeps_its_watermark(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu))
+    apply(path, emu)
+    before = state_of(path).step("univ_a/core/canvas.users")
+    emu.advance(60)
+    emu.faults.fail_table("canvas", "users")
+    results = by_table(apply(path, emu))
+    assert results["accounts"].status == "ok"
+    assert results["users"].status == "failed" and results["users"].error.uuid
+    after = state_of(path).step("univ_a/core/canvas.users")
+    assert after.watermark == before.watermark and after.pending is None
+    emu.faults.fail_table("canvas", "users", failing=False)
+    again = by_table(apply(path, emu))["users"]
+    assert again.status == "ok" and again.since == before.watermark
+
+
+def test_snapshot_required_takes_a_snapshot_and_says_so(make_emulator, write_config):
+    emu = make_emulator(retention=3600.0)
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    apply(path, emu)
+    emu.advance(7200)
+    result = apply(path, emu)[0]
+    assert result.status == "ok" and result.kind == "snapshot"
+    assert any("snapshot instead" in note for note in result.notes)
+    assert state_of(path).step(result.address).kind == "snapshot"
+
+
+def test_snapshot_required_fails_when_configured_to(make_emulator, write_config):
+    emu = make_emulator(retention=3600.0)
+    path = write_config(
+        config_text(emu, tables='["accounts"]', settings='on_snapshot_required = "fail"')
+    )
+    first = apply(path, emu)[0]
+    emu.advance(7200)
+    result = apply(path, emu)[0]
+    assert result.status == "failed" and result.error.uuid
+    assert state_of(path).step(result.address).watermark == first.at
+
+
+def test_no_wait_records_jobs_and_next_apply_collects_them(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu))
+    started = apply(path, emu, no_wait=True)
+    assert {r.status for r in started} == {"started"}
+    assert not list((path.parent / "out").rglob("*.gz"))
+    jobs = emu.stats.jobs_created
+    collected = apply(path, emu)
+    assert [r.status for r in collected] == ["ok", "ok"]
+    assert emu.stats.jobs_created == jobs  # resumed, not started again
+    assert {r.job_id for r in collected} == {r.job_id for r in started}
+    assert all(any("resumed" in n for n in r.notes) for r in collected)
+
+
+def test_resume_of_a_vanished_job_starts_a_new_one(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    apply(path, emu, no_wait=True)
+    emu.stop()
+    emu2 = make_emulator()  # a new server: the recorded job id means nothing there
+    path.write_text(config_text(emu2, tables='["accounts"]'))
+    result = apply(path, emu2)[0]
+    assert result.status == "ok" and result.kind == "snapshot"
+    assert emu2.stats.jobs_created == 1
+
+
+def test_a_second_apply_is_refused_while_the_lock_is_held(make_emulator, write_config):
+    emu = make_emulator(job_delay=1.0)
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    store = LocalStateStore(load_config(path).state_path)
+    with (
+        store.lock(timeout=0, command="test"),
+        pytest.raises(LockError, match=r"pid \d+ on host .* since"),
+    ):
+        apply(path, emu)
+
+
+def test_two_applies_racing_for_the_lock(make_emulator, write_config):
+    emu = make_emulator(job_delay=0.5)
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    outcomes: list[object] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(apply(path, emu)[0].status)
+        except LockError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, outcomes))[-1] == "ok"
+    assert sum(isinstance(o, LockError) for o in outcomes) == 1
+    assert emu.stats.jobs_created == 1
+
+
+def test_lock_timeout_waits_for_the_other_apply(make_emulator, write_config):
+    emu = make_emulator(job_delay=0.3)
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    statuses: list[str] = []
+    first = threading.Thread(target=lambda: statuses.extend(r.status for r in apply(path, emu)))
+    first.start()
+    store = LocalStateStore(load_config(path).state_path)
+    deadline = time.monotonic() + 10
+    while not store.lock_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    second = apply(path, emu, lock_timeout=30)
+    first.join()
+    assert statuses == ["ok"] and second[0].status == "ok"
+
+
+def test_disabled_account_skips_the_profiles_remaining_steps(make_emulator, write_config):
+    emu = make_emulator()
+    emu.faults.set_account_state(emu.credentials[0], "AccountDisabled")
+    path = write_config(config_text(emu, tables='["accounts", "users", "courses"]'))
+    results = apply(path, emu, concurrency=1, job_workers=1)
+    statuses = [r.status for r in results]
+    assert statuses[0] == "failed" and set(statuses[1:]) == {"skipped"}
+    assert results[0].error.type == "AccountDisabled"
+
+
+def test_tables_all_lists_the_namespace(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='"all"'))
+    results = apply(path, emu)
+    tables = {r.table for r in results}
+    assert tables >= {"accounts", "users", "courses"}
+    assert all(r.status == "ok" for r in results)
+
+
+def test_secrets_never_reach_state_or_outputs(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu))
+    apply(path, emu)
+    secret = emu.credentials[1].encode()
+    for file in path.parent.rglob("*"):
+        if file.is_file() and file != path:
+            assert secret not in file.read_bytes(), file
+    assert SECRET_VAR in environ(emu)
+
+
+def test_client_rate_limits_keep_a_rate_limited_server_from_answering_429(
+    make_emulator, write_config
+):
+    # One minute of the published quota compressed into one second on both sides: 12 tables
+    # need three windows of job starts, and the server must never have to refuse one.
+    from dapctl.emulator import RateLimits
+
+    emu = make_emulator(rate_limits=RateLimits(jobs=5, status=500, urls=200, window=1.0))
+    six = json.dumps(["accounts", "users", "courses", "enrollments", "assignments", "submissions"])
+    path = write_config(
+        config_text(
+            emu,
+            tables=six,
+            extra_target=f'[[targets]]\nname = "again"\ntables = {six}\n'
+            'output = "again/{table}-{timestamp}.jsonl.gz"',
+            profile_extra=" ",  # the published limits, not the tests' generous ones
+        )
+    )
+    results = apply(path, emu, connection=dataclasses.replace(FAST, window=1.0))
+    assert all(r.status == "ok" for r in results), [r.error for r in results]
+    assert len(results) == 12
+    assert emu.stats.rate_limited == 0 and 429 not in emu.stats.responses
