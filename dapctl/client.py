@@ -232,16 +232,16 @@ class DapClient:
         # go out long after its slot and crowd the next window. Ask again after the wait,
         # which is free unless the wait outlasted the refresh margin.
         self._tokens.token()
-        limiter.acquire()
-        token = self._tokens.token()
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "User-Agent": self._user_agent,
-            "Accept": "application/json",
-        }
-        response = self._session.request(
-            method, self._base + path, json=body, headers=headers, timeout=self._timeout
-        )
+        with limiter.slot():
+            token = self._tokens.token()
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "User-Agent": self._user_agent,
+                "Accept": "application/json",
+            }
+            response = self._session.request(
+                method, self._base + path, json=body, headers=headers, timeout=self._timeout
+            )
         return response, token
 
     def _error(self, response: requests.Response, what: str) -> ApiError:

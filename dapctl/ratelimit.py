@@ -3,34 +3,50 @@
 DAP allows each client 5 job creations or table listings, 500 job status or schema calls and
 200 object URL calls a minute, and counts them over a sliding window. ``RateLimiter`` keeps
 the same books on our side: at most ``capacity`` sends in any ``span`` seconds, where the
-span is one window (scaled up when the budget is below one call per window). Each
-``acquire()`` reserves the earliest slot that keeps the promise, in arrival order (first
-come, first served), then sleeps until it; no thread ever waits longer than the budget
-requires. Slots are spaced by a small safety margin because the server timestamps arrivals,
-which trail our send times by the request latency. ``RateLimits`` holds the three limiters
-of one profile; share it among every thread that works for that profile.
+span is one window (scaled up when the budget is below one call per window). Each send
+reserves the earliest slot that keeps the promise, in arrival order (first come, first
+served), and no thread waits longer than the budget requires.
+
+The server counts a request when it arrives, which we cannot see; we can see when its answer
+came back, which is later. So a send used through ``slot()`` is booked at the moment its
+answer arrived, and a later send that depends on it (the one ``capacity`` places on) waits
+for that answer plus the span. Whatever the latency, two sends ``capacity`` apart then reach
+the server at least a span apart; only a small margin remains, for the server's own
+processing. ``RateLimits`` holds the three limiters of one profile; share it among every
+thread that works for that profile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dapctl.config import RateLimitSettings
 
 log = logging.getLogger("dapctl.ratelimit")
 
-#: safety margin per window: 1 s a minute covers request latency to a distant region
-MARGIN_FRACTION = 1.0 / 60.0
+#: margin per window, for the time the server takes between counting a request and answering
+MARGIN_FRACTION = 0.1 / 60.0
+
+
+class _Send:
+    """One send in the log: booked at its slot, then at its answer once that came back."""
+
+    __slots__ = ("answered", "at")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.answered = threading.Event()
 
 
 class RateLimiter:
-    """A thread-safe sliding-window limiter: a log of the last ``capacity`` send times."""
+    """A thread-safe sliding-window limiter: a log of the last ``capacity`` sends."""
 
     def __init__(
         self,
@@ -52,32 +68,63 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        # The times of the latest sends, reserved ones included; only the oldest of the
-        # last ``capacity`` decides when the next may go, so older ones fall off.
-        self._sends: deque[float] = deque(maxlen=self.capacity)
+        # Only the send ``capacity`` places back decides when the next may go.
+        self._sends: deque[_Send] = deque(maxlen=self.capacity)
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.name!r}, {self.capacity} per {self.span:g} s)"
 
-    def reserve(self) -> float:
-        """Claims the next free slot and returns its time on the limiter's clock."""
+    def _reserve(self) -> tuple[_Send, _Send | None, float]:
         with self._lock:
             now = self._clock()
             slot = now
-            if len(self._sends) == self.capacity:
-                slot = max(slot, self._sends[0] + self.span + self.margin)
+            anchor = self._sends[0] if len(self._sends) == self.capacity else None
+            if anchor is not None:
+                slot = max(slot, anchor.at + self.span + self.margin)
             if self._sends:
-                slot = max(slot, self._sends[-1])  # keep the log ordered: FIFO
-            self._sends.append(slot)
-            return slot - now
+                slot = max(slot, self._sends[-1].at)  # keep the log ordered: FIFO
+            send = _Send(slot)
+            self._sends.append(send)
+            return send, anchor, slot - now
+
+    def reserve(self) -> float:
+        """Claims the next free slot, booked at its own time; returns the wait until it."""
+        send, _, wait = self._reserve()
+        send.answered.set()
+        return wait
 
     def acquire(self) -> float:
         """Blocks until a send is allowed; returns the seconds waited (0.0 if none)."""
         wait = self.reserve()
-        if wait > 0:
-            log.info("%s: client-side rate limit, waiting %.1f s", self.name, wait)
-            self._sleep(wait)
+        self._wait(wait)
         return wait
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[float]:
+        """Wait for a slot, send inside the block; the send is booked when the block ends.
+
+        Yields the seconds waited.
+        """
+        send, anchor, wait = self._reserve()
+        try:
+            waited = self._wait(wait)
+            if anchor is not None:
+                # The send we are anchored on is booked at its answer, which may have come (or
+                # may yet come) after we reserved: wait for it, then for the span after it.
+                anchor.answered.wait()
+                waited += self._wait(anchor.at + self.span + self.margin - self._clock())
+            yield waited
+        finally:
+            with self._lock:
+                send.at = max(send.at, self._clock())
+            send.answered.set()
+
+    def _wait(self, seconds: float) -> float:
+        if seconds <= 0:
+            return 0.0
+        log.info("%s: client-side rate limit, waiting %.1f s", self.name, seconds)
+        self._sleep(seconds)
+        return seconds
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dapctl.auth import TokenProvider
 from dapctl.client import DapClient
 from dapctl.config import RateLimitSettings, RetrySettings
 from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
-from dapctl.ratelimit import RateLimits
+from dapctl.ratelimit import MARGIN_FRACTION, RateLimits
 from dapctl.retry import TransientDownloadError
 from dapctl.wire import GzipError, GzipVerifier, Job, QueryRequest, TableSchema, server_error
 from tests.test_auth import (
@@ -306,7 +306,7 @@ def test_job_creation_is_rate_limited_client_side(server, fake):
         dap.list_tables("canvas")
 
     # Five go at once; the sixth waits for the first to leave the window (plus margin).
-    assert fake.sleeps == [pytest.approx(61.0)]
+    assert fake.sleeps == [pytest.approx(60.0 + 60.0 * MARGIN_FRACTION)]
 
 
 # ----------------------------------------------------------------------------------- jobs
@@ -715,7 +715,8 @@ def test_emulator_rate_limits_are_never_hit(start_emulator, fake):
         dap.list_tables("canvas")  # job-class budget: 5 a minute
 
     assert emu.stats.rate_limited == 0
-    assert len(fake.sleeps) == 2 and sum(fake.sleeps) == pytest.approx(2 * 61.0)
+    assert len(fake.sleeps) == 2
+    assert sum(fake.sleeps) == pytest.approx(2 * (60.0 + 60.0 * MARGIN_FRACTION))
 
 
 def test_emulator_rate_limits_with_many_threads(start_emulator, fake):

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dapctl.config import RateLimitSettings
-from dapctl.ratelimit import RateLimiter, RateLimits
+from dapctl.ratelimit import MARGIN_FRACTION, RateLimiter, RateLimits
 
 
 class FakeTime:
@@ -163,7 +163,7 @@ def test_window_scales_for_benchmarks():
     for _ in range(5):
         limit.acquire()
 
-    assert limit.acquire() == pytest.approx(1.0 + 1.0 / 60.0)  # one "minute" is 1 s
+    assert limit.acquire() == pytest.approx(1.0 + MARGIN_FRACTION)  # one "minute" is 1 s
 
 
 def test_rate_limits_from_settings_uses_the_published_defaults():
@@ -186,3 +186,34 @@ def test_overridden_budget_and_window():
 def test_invalid_budget():
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+def test_a_slot_waits_for_the_answer_of_the_send_it_is_anchored_on():
+    # Capacity 1: the second send may go only a span after the first one's ANSWER, since
+    # the server may have counted the first as late as that.
+    fake = FakeTime()
+    limit = RateLimiter(1, clock=fake.clock, sleep=fake.sleep, margin=0.0)
+    with limit.slot():
+        fake.now += 5.0  # a slow request: its answer comes 5 s after it went out
+    with limit.slot():
+        sent = fake.now
+    assert sent == pytest.approx(1000.0 + 5.0 + 60.0)
+
+
+def test_a_slot_reserved_before_its_anchor_answered_still_waits_for_the_answer():
+    fake = FakeTime()
+    limit = RateLimiter(1, clock=fake.clock, sleep=fake.sleep, margin=0.0)
+    first = limit.slot()
+    first.__enter__()
+    done: list[float] = []
+
+    def second() -> None:
+        with limit.slot() as waited:
+            done.append(waited)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    fake.now += 3.0  # the first answer arrives late, while the second already waits
+    first.__exit__(None, None, None)
+    thread.join(timeout=5)
+    assert done and fake.now >= 1000.0 + 3.0 + 60.0 - 1e-6
