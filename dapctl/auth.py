@@ -96,6 +96,7 @@ class TokenProvider:
         )
         self._lock = threading.Lock()
         self._current: _Token | None = None
+        self._failed: AuthError | None = None  # a login that failed for good, after retries
 
     def __repr__(self) -> str:
         return f"TokenProvider(profile={self.profile!r}, expires_at={self.expires_at})"
@@ -109,8 +110,22 @@ class TokenProvider:
     def token(self) -> str:
         """A token good for the next call, logging in first if needed (once for all threads)."""
         with self._lock:
+            if self._failed is not None:
+                # The login already failed after its retries: the threads queued behind it
+                # must not each run the whole retry schedule again.
+                raise AuthError(
+                    self._failed.message,
+                    status=self._failed.status,
+                    error_type=self._failed.error_type,
+                    uuid=self._failed.uuid,
+                    hint=self._failed.hint,
+                )
             if self._current is None or self._clock() >= self._current.refresh_at:
-                self._current = self._login()
+                try:
+                    self._current = self._login()
+                except AuthError as exc:
+                    self._failed = exc
+                    raise
             return self._current.value
 
     def invalidate(self, token: str) -> None:

@@ -337,3 +337,13 @@ def test_client_rate_limits_keep_a_rate_limited_server_from_answering_429(
     assert all(r.status == "ok" for r in results), [r.error for r in results]
     assert len(results) == 12
     assert emu.stats.rate_limited == 0 and 429 not in emu.stats.responses
+
+
+def test_a_failed_login_is_not_retried_by_every_waiting_thread(make_emulator, write_config):
+    emu = make_emulator()
+    emu.faults.fail_logins(1000, status=403)
+    tables = json.dumps(["accounts", "users", "courses", "enrollments", "assignments"])
+    path = write_config(config_text(emu, tables=tables))
+    results = apply(path, emu)
+    assert {r.status for r in results} <= {"failed", "skipped"}
+    assert emu.stats.login_failures == 5  # one [retry] schedule, not one per table
