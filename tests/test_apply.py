@@ -347,3 +347,37 @@ def test_a_failed_login_is_not_retried_by_every_waiting_thread(make_emulator, wr
     results = apply(path, emu)
     assert {r.status for r in results} <= {"failed", "skipped"}
     assert emu.stats.login_failures == 5  # one [retry] schedule, not one per table
+
+
+def test_a_killed_apply_is_resumed_without_a_new_job(make_emulator, write_config):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    emu = make_emulator(job_delay=3.0)  # the jobs are still running when the kill comes
+    path = write_config(config_text(emu))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dapctl", "apply", str(path)],
+        env={**os.environ, **environ(emu)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = LocalStateStore(load_config(path).state_path).read()
+            if state and sum(s.pending is not None for s in state.steps.values()) == 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the child never recorded its jobs")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    jobs = emu.stats.jobs_created
+    assert jobs == 2
+    results = apply(path, emu, connection=dataclasses.replace(FAST, poll_max=0.2))
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert emu.stats.jobs_created == jobs
+    assert not list(path.parent.rglob("*.dapctl-tmp"))
