@@ -257,6 +257,16 @@ class Applier:
         return self._start(fresh, started)
 
     def _forget_pending(self, step: Step) -> None:
+        """Drop a job that will never be collected, and any output it left unrecorded.
+
+        An apply killed between publishing a file and recording it leaves that file behind;
+        the next job covers its window again, so keeping it would repeat its records.
+        """
+        current = self.keeper.step(step.address)
+        orphan = current.pending.output if current.pending else None
+        if orphan is not None and orphan not in current.files:
+            log.warning("%s: removing %s, written but never recorded", step.address, orphan)
+            self.outputs.discard(Path(orphan))
         self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
 
     def _expired(self, job: Job) -> bool:
@@ -319,6 +329,7 @@ class Applier:
                 kind=work.kind,
                 timestamp=watermark,
             )
+            self.keeper.update(step.address, lambda s: _pending_output(s, path))
             try:
                 written = write_output(
                     self.clients[step.profile],
@@ -364,6 +375,14 @@ class Applier:
 
     def _target(self, step: Step) -> Target:
         return next(t for t in self.config.targets if t.name == step.target)
+
+
+def _pending_output(step: StepState, path: Path) -> StepState:
+    if step.pending is None:
+        return step
+    return step.model_copy(
+        update={"pending": step.pending.model_copy(update={"output": str(path)})}
+    )
 
 
 def _safe_name(name: str) -> bool:

@@ -355,10 +355,13 @@ def _add_apply(commands: Any) -> None:
         help="tables collected at once (default: settings.concurrency)",
     )
     sub.add_argument(
+        "--timeout",
         "--job-timeout",
+        dest="job_timeout",
         type=_seconds,
         metavar="S",
-        help="give up waiting for a job after S seconds; the next apply resumes it",
+        help="give up waiting for a job after S seconds; the step fails and the next apply "
+        "resumes the job (default: wait as long as it runs)",
     )
 
 

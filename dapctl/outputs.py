@@ -79,6 +79,10 @@ class OutputStore(Protocol):
         """A local folder for the parts of ``path`` while they download."""
         ...
 
+    def discard(self, path: Path) -> None:
+        """Remove an output that was published but never recorded (no error if absent)."""
+        ...
+
 
 class LocalOutputStore:
     def open_for_write(self, path: Path) -> OutputWriter:
@@ -87,6 +91,9 @@ class LocalOutputStore:
     def scratch_dir(self, path: Path) -> Path:
         ensure_private_dir(path.parent)
         return path.parent
+
+    def discard(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
 
 
 class LocalOutputWriter:

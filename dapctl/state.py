@@ -45,6 +45,9 @@ class PendingJob(_Model):
     since: AwareDatetime | None = None
     started_at: AwareDatetime
     fallback: bool = Field(False, description="A snapshot taken because the window was gone.")
+    output: str | None = Field(
+        None, description="Where its output is being written: a file there is not recorded yet."
+    )
 
 
 class StepState(_Model):

@@ -381,3 +381,29 @@ def test_a_killed_apply_is_resumed_without_a_new_job(make_emulator, write_config
     assert [r.status for r in results] == ["ok", "ok"]
     assert emu.stats.jobs_created == jobs
     assert not list(path.parent.rglob("*.dapctl-tmp"))
+
+
+def test_an_unrecorded_output_of_a_vanished_job_is_removed(make_emulator, write_config):
+    # An apply killed after publishing a file but before recording it leaves the file and a
+    # pending job naming it. If that job is gone, the new job covers its window again, so
+    # the old file must go or its records would be counted twice.
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    apply(path, emu, no_wait=True)
+    store = LocalStateStore(load_config(path).state_path)
+    state = store.read()
+    address = "univ_a/core/canvas.accounts"
+    orphan = path.parent / "out" / "orphan.jsonl.gz"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(gzip.compress(b'{"key": {"id": 1}}\n'))
+    pending = state.step(address).pending.model_copy(update={"output": str(orphan)})
+    store.write(
+        state.with_step(address, state.step(address).model_copy(update={"pending": pending}))
+    )
+    emu.stop()
+    emu2 = make_emulator()
+    path.write_text(config_text(emu2, tables='["accounts"]'))
+    result = apply(path, emu2)[0]
+    assert result.status == "ok"
+    assert not orphan.exists()
+    assert [str(p) for p in (path.parent / "out").rglob("*.gz")] == list(result.files)
