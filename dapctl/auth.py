@@ -30,7 +30,7 @@ from pydantic import SecretStr, ValidationError
 from dapctl import __version__
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, AuthError
-from dapctl.retry import api_error, build_retrying
+from dapctl.retry import api_error, build_retrying, unreachable_hint
 from dapctl.wire import TokenResponse
 
 log = logging.getLogger("dapctl.auth")
@@ -146,7 +146,7 @@ class TokenProvider:
             raise AuthError(
                 f"profile {self.profile!r}: cannot reach the Identity Service at {self._url} "
                 f"({type(exc).__name__})",
-                hint="check the network and the profile's base_url",
+                hint=unreachable_hint(exc),
             ) from exc
         value, now = answer.access_token.get_secret_value(), self._clock()
         expires = jwt_expiry(value) or 0.0

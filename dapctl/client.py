@@ -29,7 +29,7 @@ from dapctl.auth import TokenProvider
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
 from dapctl.ratelimit import RateLimiter, RateLimits
-from dapctl.retry import TransientDownloadError, api_error, build_retrying
+from dapctl.retry import TransientDownloadError, api_error, build_retrying, unreachable_hint
 from dapctl.wire import (
     Job,
     ObjectUrls,
@@ -205,7 +205,7 @@ class DapClient:
             raise ApiError(
                 f"{what}: no answer from {self._base} after {self._retry.attempts} attempts "
                 f"({type(exc).__name__})",
-                hint="check the network and the profile's base_url",
+                hint=unreachable_hint(exc),
             ) from exc
 
     def _attempt(self, limiter: RateLimiter, method: str, path: str, body: Any, call: _Call) -> Any:

@@ -112,6 +112,11 @@ class Profile(_Model):
     )
     client_secret_env: EnvName | None = Field(None, description="Variable with it.")
     client_secret_file: PathText | None = Field(None, description="File holding it.")
+    ca_bundle: PathText | None = Field(
+        None,
+        description="PEM file of CA certificates to trust instead of the system's, for "
+        "networks behind a TLS-inspecting proxy. Verification is never switched off.",
+    )
     emulator: bool = Field(False, description="Use the built-in emulator (demo credentials).")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
@@ -125,10 +130,11 @@ class Profile(_Model):
             raise ValueError(
                 "set only one of client_secret, client_secret_env and client_secret_file"
             )
-        if self.emulator and any(x is not None for x in [*ids, *secrets, self.base_url]):
+        own = [*ids, *secrets, self.base_url, self.ca_bundle]
+        if self.emulator and any(x is not None for x in own):
             raise ValueError(
                 "emulator = true serves its own base URL and demo credentials; "
-                "remove base_url and the client_id/client_secret keys"
+                "remove base_url, ca_bundle and the client_id/client_secret keys"
             )
         return self
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from pydantic import SecretStr
@@ -79,11 +80,10 @@ def connect(
         if any(creds is None for creds in credentials.values()):
             demo = stack.enter_context(_embedded_emulator())
         clients = {}
-        for name, creds in credentials.items():
-            session = stack.enter_context(_session(conn.pool_size))
-            clients[name] = _client(
-                config, name, creds if creds is not None else demo(name), session, conn
-            )
+        for name, given in credentials.items():
+            creds = given if given is not None else demo(name)
+            session = stack.enter_context(_session(conn.pool_size, creds.ca_bundle))
+            clients[name] = _client(config, name, creds, session, conn)
         yield clients
 
 
@@ -101,12 +101,40 @@ def _embedded_emulator() -> Iterator[Callable[[str], Credentials]]:
         yield demo
 
 
+class _VerifyingAdapter(HTTPAdapter):
+    """Certificate checks that no setting can switch off.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override a session's CA bundle,
+    and an empty ``CURL_CA_BUNDLE`` even disables verification. Here the profile's
+    ``ca_bundle`` wins, an environment bundle is honoured only when it names a file, and
+    ``verify`` is never false.
+    """
+
+    def __init__(self, *, ca_bundle: Path | None, pool_size: int) -> None:
+        super().__init__(pool_connections=4, pool_maxsize=pool_size)
+        self._ca_bundle = ca_bundle
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        if self._ca_bundle is not None:
+            verify = str(self._ca_bundle)
+        elif not (isinstance(verify, str) and verify):
+            verify = True
+        return super().send(request, stream, timeout, verify, cert, proxies)
+
+
 @contextlib.contextmanager
-def _session(pool_size: int) -> Iterator[requests.Session]:
+def _session(pool_size: int, ca_bundle: Path | None = None) -> Iterator[requests.Session]:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+    session.mount("https://", _VerifyingAdapter(ca_bundle=ca_bundle, pool_size=pool_size))
+    session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=pool_size))
     try:
         yield session
     finally:
@@ -116,7 +144,7 @@ def _session(pool_size: int) -> Iterator[requests.Session]:
 def fetch_token(config: Config, creds: Credentials, *, connection: Connection | None = None) -> str:
     """Log in as one profile and return the access token (``dapctl token``)."""
     conn = connection or Connection()
-    with _session(conn.pool_size) as session:
+    with _session(conn.pool_size, creds.ca_bundle) as session:
         return _tokens(config, creds.profile, creds, session, conn).token()
 
 

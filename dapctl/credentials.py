@@ -37,6 +37,7 @@ class Credentials:
     client_id: str
     client_secret: SecretStr
     warnings: tuple[str, ...] = ()
+    ca_bundle: Path | None = None
 
 
 Locate = Callable[[tuple[str | int, ...]], str]
@@ -80,13 +81,27 @@ def resolve_credentials(
         check_base_url(
             base_url, where=f"{where()}: sets no base_url, so environment variable DAP_API_URL"
         )
+    ca_bundle = _ca_bundle(profile, base_dir, where)
     if named_none:
         client_id = _from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
         secret = _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True)
-        return Credentials(name, base_url.rstrip("/"), client_id, SecretStr(secret))
+        return Credentials(
+            name, base_url.rstrip("/"), client_id, SecretStr(secret), ca_bundle=ca_bundle
+        )
     client_id = _client_id(profile, environ, where)
     secret, warnings = _client_secret(profile, environ, where, base_dir)
-    return Credentials(name, base_url.rstrip("/"), client_id, SecretStr(secret), warnings)
+    return Credentials(
+        name, base_url.rstrip("/"), client_id, SecretStr(secret), warnings, ca_bundle
+    )
+
+
+def _ca_bundle(profile: Profile, base_dir: Path, where: Callable[..., str]) -> Path | None:
+    if profile.ca_bundle is None:
+        return None
+    path = (base_dir / Path(profile.ca_bundle).expanduser()).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{where('ca_bundle')}: {path} is not a file of CA certificates")
+    return path
 
 
 def check_base_url(url: str, *, where: str) -> None:

@@ -79,6 +79,8 @@ def api_error(response: requests.Response, *, what: str, now: float) -> ApiError
 
 def is_retryable(exc: BaseException, extra_statuses: Collection[int] = ()) -> bool:
     """True for the failures a later identical request may well not meet."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # an untrusted certificate stays untrusted: say so at once
     if isinstance(exc, (TransientDownloadError, *_TRANSPORT_ERRORS)):
         return True
     if isinstance(exc, AuthError):
@@ -153,3 +155,13 @@ def build_retrying(
         sleep=sleep,
         reraise=True,
     )
+
+
+def unreachable_hint(exc: BaseException) -> str:
+    """What to check when no answer came: the certificate, or the network."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return (
+            "the server's TLS certificate is not trusted; behind a TLS-inspecting proxy, set "
+            "ca_bundle in the profile to your organisation's CA certificates"
+        )
+    return "check the network and the profile's base_url"
