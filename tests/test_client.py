@@ -45,19 +45,6 @@ from tests.test_auth import (
     token_sequence,
 )
 
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    stub = ScriptedServer().start()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
-
-
 RETRY = RetrySettings(attempts=4, initial_backoff=1.0, max_backoff=8.0)
 TABLES = ("GET", "/dap/query/canvas/table")
 DATA = ("POST", "/dap/query/canvas/table/accounts/data")
