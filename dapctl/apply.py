@@ -29,10 +29,11 @@ from dapctl.config import IDENTIFIER_PATTERN, Config, Target, address_of
 from dapctl.connect import Connection, connect, interruptible
 from dapctl.credentials import resolve_used
 from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError, SnapshotRequiredError
+from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.loading import LoadedConfig
 from dapctl.outputs import LocalOutputStore, OutputStore, output_path
 from dapctl.plan import Plan, Step, format_time, matches, plan, plan_table
-from dapctl.results import StepError, StepResult
+from dapctl.results import StepError, StepResult, log_result
 from dapctl.state import (
     Kind,
     LocalStateStore,
@@ -87,6 +88,7 @@ class Applier:
         now: Callable[[], datetime],
         clock: Callable[[], float],
         on_result: Callable[[StepResult], None] = lambda result: None,
+        on_event: EventSink = ignore,
         stop: threading.Event | None = None,
     ) -> None:
         self.config = config
@@ -98,12 +100,15 @@ class Applier:
         self.now = now
         self.clock = clock
         self.on_result = on_result
+        self.on_event = on_event
+        self.context = StepContext(on_event)
         self.results: list[StepResult] = []
         self._failed_profiles: dict[str, StepError] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0
         self._futures: list[Future[None]] = []
+        self._job_ids: dict[str, str] = {}  # address -> its job, for failed results
         self.stop = stop or threading.Event()
 
     def run(self, steps: Sequence[Step]) -> list[StepResult]:
@@ -111,12 +116,13 @@ class Applier:
         (their sleeps raise ``Interrupted``), and re-raise once the state is consistent."""
         job_workers = max(1, min(self.options.job_workers, len(steps) * 8))
         with (
+            self.context.installed(),
             ThreadPoolExecutor(job_workers, thread_name_prefix="dapctl-job") as self._jobs,
             ThreadPoolExecutor(self.options.concurrency, "dapctl-collect") as self._collect,
         ):
             try:
                 for step in steps:
-                    self._spawn(self._jobs, self._job_phase, step)
+                    self._queue(step)
                 with self._idle:
                     self._idle.wait_for(lambda: self._outstanding == 0)
             except KeyboardInterrupt:
@@ -149,9 +155,26 @@ class Applier:
                 self._outstanding -= 1
                 self._idle.notify_all()
 
+    def _queue(self, step: Step) -> None:
+        self._emit(StepEvent(step.address, "queued"))
+        self._spawn(self._jobs, self._job_phase, step)
+
+    def _emit(self, event: StepEvent) -> None:
+        # Downloads report each chunk: too many to log; results and listings log themselves.
+        if event.phase not in ("downloading", "finished", "listed"):
+            fields = {"event": event.phase, "address": event.address, "job_id": event.job_id}
+            if event.status is not None:
+                fields["status"] = event.status
+            log.debug("%s: %s", event.address, event.status or event.phase, extra=fields)
+        self.on_event(event)
+
     def _finish(self, result: StepResult) -> None:
         with self._lock:
             self.results.append(result)
+        log_result(result)
+        self._emit(
+            StepEvent(result.address, "finished", status=result.status, job_id=result.job_id)
+        )
         self.on_result(result)
 
     @contextlib.contextmanager
@@ -164,7 +187,8 @@ class Applier:
             if _is_profile_fatal(exc):
                 with self._lock:
                     self._failed_profiles.setdefault(step.profile, error)
-            self._finish(self._result(step, kind, "failed", started, error=error))
+            job_id = self._job_ids.get(step.address)
+            self._finish(self._result(step, kind, "failed", started, error=error, job_id=job_id))
         except Exception as exc:
             log.debug("unexpected error in %s", step.address, exc_info=True)
             error = StepError("InternalError", f"unexpected {type(exc).__name__} (a bug)", None)
@@ -190,7 +214,7 @@ class Applier:
         if self._skip_if_profile_failed(step):
             return
         started = self.clock()
-        with self._step_errors(step, started, step.action):
+        with self.context.serving(step.address), self._step_errors(step, started, step.action):
             if step.action == "list":
                 self._expand(step)
                 return
@@ -200,7 +224,9 @@ class Applier:
                 return
             client = self.clients[step.profile]
             try:
-                work.job = client.wait_for_job(work.job, timeout=self.options.job_timeout)
+                work.job = client.wait_for_job(
+                    work.job, timeout=self.options.job_timeout, on_status=self._job_status(step)
+                )
             except JobFailedError:
                 self._forget_pending(step)  # a failed job never completes: start anew next time
                 raise
@@ -224,9 +250,22 @@ class Applier:
         chosen = [
             s for s in expanded if not self.options.targets or matches(s, self.options.targets)
         ]
-        log.info("%s: %d tables listed, %d selected", step.address, len(tables), len(chosen))
+        log.info(
+            "%s: %d tables listed, %d selected",
+            step.address,
+            len(tables),
+            len(chosen),
+            extra={"event": "listed", "address": step.address},
+        )
         for new in chosen:
-            self._spawn(self._jobs, self._job_phase, new)
+            self._queue(new)
+        self._emit(StepEvent(step.address, "listed"))
+
+    def _job_status(self, step: Step) -> Callable[[Job], None]:
+        def seen(job: Job) -> None:
+            self._emit(StepEvent(step.address, "running", status=job.status, job_id=job.id))
+
+        return seen
 
     def _start_or_resume(self, step: Step, started: float) -> _Job:
         client = self.clients[step.profile]
@@ -237,13 +276,24 @@ class Applier:
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-                log.warning("%s: job %s is gone; starting a new one", step.address, step.job_id)
+                log.warning(
+                    "%s: job %s is gone; starting a new one",
+                    step.address,
+                    step.job_id,
+                    extra={"event": "job_gone", "job_id": step.job_id},
+                )
                 return self._restart(step, started)
             if self._expired(job):
-                log.warning("%s: job %s has expired; starting a new one", step.address, job.id)
+                log.warning(
+                    "%s: job %s has expired; starting a new one",
+                    step.address,
+                    job.id,
+                    extra={"event": "job_expired", "job_id": job.id},
+                )
                 return self._restart(step, started)
             kind: Kind = pending.kind if pending else "snapshot"
             work = _Job(step, job, kind, step.since, started)
+            self._job_ids[step.address] = job.id
             work.notes.append(f"resumed job {job.id} started by an earlier apply")
             return work
         return self._start(step, started)
@@ -265,7 +315,12 @@ class Applier:
         current = self.keeper.step(step.address)
         orphan = current.pending.output if current.pending else None
         if orphan is not None and orphan not in current.files:
-            log.warning("%s: removing %s, written but never recorded", step.address, orphan)
+            log.warning(
+                "%s: removing %s, written but never recorded",
+                step.address,
+                orphan,
+                extra={"event": "orphan_removed", "address": step.address},
+            )
             self.outputs.discard(Path(orphan))
         self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
 
@@ -280,6 +335,7 @@ class Applier:
         kind: Kind = "incremental" if since is not None else "snapshot"
         notes: list[str] = []
         query = QueryRequest(format=target.format, mode=target.mode, since=since)
+        self._emit(StepEvent(step.address, "starting"))
         try:
             job = client.start_query(step.namespace, step.table, query)
         except SnapshotRequiredError:
@@ -289,7 +345,7 @@ class Applier:
                 f"the incremental window since {format_time(since)} is gone: took a snapshot "
                 'instead (on_snapshot_required = "snapshot")'
             )
-            log.warning("%s: %s", step.address, notes[-1])
+            log.warning("%s: %s", step.address, notes[-1], extra={"event": "snapshot_fallback"})
             since, kind = None, "snapshot"
             job = client.start_query(
                 step.namespace, step.table, query.model_copy(update={"since": None})
@@ -298,6 +354,14 @@ class Applier:
             job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
         )
         self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": pending}))
+        self._job_ids[step.address] = job.id
+        log.info(
+            "%s: %s job %s started",
+            step.address,
+            kind,
+            job.id,
+            extra={"event": "job_started", "job_id": job.id, "status": job.status},
+        )
         return _Job(step, job, kind, since, started, notes)
 
     def _started_result(self, work: _Job) -> StepResult:
@@ -315,7 +379,10 @@ class Applier:
 
     def _collect_phase(self, work: _Job) -> None:
         step, job = work.step, work.job
-        with self._step_errors(step, work.started, work.kind):
+        with (
+            self.context.serving(step.address),
+            self._step_errors(step, work.started, work.kind),
+        ):
             watermark = job.at if work.kind == "snapshot" else job.until
             if watermark is None:
                 field_name = "at" if work.kind == "snapshot" else "until"
@@ -337,6 +404,7 @@ class Applier:
                     fmt=target.format,
                     path=path,
                     outputs=self.outputs,
+                    on_bytes=self._download_meter(step),
                 )
             except ApiError as exc:
                 if exc.status == 404:  # the job's objects are gone: the next apply starts anew
@@ -373,6 +441,18 @@ class Applier:
                 )
             )
 
+    def _download_meter(self, step: Step) -> Callable[[int], None]:
+        lock, total = threading.Lock(), [0]
+        self._emit(StepEvent(step.address, "downloading"))
+
+        def add(count: int) -> None:
+            with lock:
+                total[0] += count
+                so_far = total[0]
+            self._emit(StepEvent(step.address, "downloading", bytes=so_far))
+
+        return add
+
     def _target(self, step: Step) -> Target:
         return next(t for t in self.config.targets if t.name == step.target)
 
@@ -407,6 +487,7 @@ def run_apply(
     outputs: OutputStore | None = None,
     on_plan: Callable[[Plan], None] = lambda plan: None,
     on_result: Callable[[StepResult], None] = lambda result: None,
+    on_event: EventSink = ignore,
 ) -> list[StepResult]:
     """Lock the state, plan from it, and carry the plan out; return every step's result."""
     options = options or ApplyOptions()
@@ -431,6 +512,7 @@ def run_apply(
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
                 clock=conn.monotonic,
                 on_result=on_result,
+                on_event=on_event,
                 stop=stop,
             )
             return applier.run(steps.steps)

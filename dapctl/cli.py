@@ -3,7 +3,10 @@
 ``main(argv)`` is the only place that prints or decides an exit status; everything else
 raises ``DapctlError`` subclasses with a message a user can act on. An unexpected exception is
 a bug: a one-line notice (the traceback with ``--debug``) and exit status 3. The environment
-and output streams are parameters so tests drive the CLI in-process.
+and output streams are parameters so tests drive the CLI in-process. Results go to stdout
+(one JSON document with ``--json``, an error document too when a ``--json`` command fails);
+messages, logs and live progress go to stderr. Colour and progress appear only on a
+terminal. The grammar lives in ``arguments``; the exit statuses in ``errors.ExitStatus``.
 """
 
 from __future__ import annotations
@@ -14,40 +17,72 @@ import json
 import logging
 import os
 import sys
-import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
-from dapctl import __version__
+from dapctl import tables
 from dapctl.apply import ApplyOptions, run_apply
+from dapctl.arguments import build_parser
 from dapctl.config import Config
 from dapctl.connect import fetch_token
 from dapctl.credentials import resolve_used
 from dapctl.errors import ConfigError, DapctlError, ExitStatus
+from dapctl.events import EventSink, ignore
+from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig, load_config
-from dapctl.plan import Plan, plan, plural
-from dapctl.results import StepResult, all_ok, summary
+from dapctl.locking import describe_holder
+from dapctl.logs import LEVELS, logging_to
+from dapctl.plan import SYMBOLS, Plan, plan, plural
+from dapctl.progress import Progress
+from dapctl.results import StepResult, all_ok, summary, summary_table
+from dapctl.starter import write_starter
 from dapctl.state import LocalStateStore, State
+from dapctl.stateops import find_step, forget, render_list, render_step, state_json, unlock
+from dapctl.style import Style, is_terminal
+
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("dapctl")
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
+PLAN_COLOURS = {"+": "green", "~": "yellow", ">": "cyan", "?": "magenta"}
 
 
 class Context:
-    """What a command may touch: its streams and the environment."""
+    """What a command may touch: its streams, the environment, and the live progress."""
 
     def __init__(self, *, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.environ = environ
+        self.progress: Progress | None = None
+        self.style = Style()
 
     def out(self, text: str) -> None:
-        print(text, file=self.stdout)
+        self.write(self.stdout, text + "\n")
 
     def err(self, text: str) -> None:
-        print(text, file=self.stderr)
+        self.write(self.stderr, text + "\n")
+
+    def write(self, stream: TextIO, text: str) -> None:
+        if self.progress is not None:
+            self.progress.write_above(stream, text)
+        else:
+            stream.write(text)
+
+
+class _Console:
+    """stderr for log records, through the context so progress is not torn."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def write(self, text: str) -> int:
+        self.ctx.write(self.ctx.stderr, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.ctx.stderr.flush()
 
 
 def main(
@@ -71,17 +106,21 @@ def main(
         # argparse's usage errors exit 2, which `plan --detailed-exitcode` uses for "changes
         # pending": a script must be able to tell a typo from pending work.
         return ExitStatus.SUCCESS if not exc.code else ExitStatus.ERROR
-    with _logging_to(ctx.stderr, debug=args.debug):
-        return _run(args, ctx)
+    ctx.style = Style.for_stream(ctx.stdout, ctx.environ, disabled=args.no_color)
+    level = logging.DEBUG if args.debug else LEVELS[args.log_level or "warning"]
+    try:
+        with logging_to(_Console(ctx), level=level, fmt=args.log_format, file=args.log_file):
+            return _run(args, ctx)
+    except DapctlError as exc:  # the log file cannot be opened
+        return _failed(args, ctx, exc)
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    handler: Handler = args.handler
+    handler = HANDLERS[args.command]
     try:
         return handler(args, ctx)
     except DapctlError as exc:
-        ctx.err(f"Error: {exc}")
-        return ExitStatus.ERROR
+        return _failed(args, ctx, exc)
     except KeyboardInterrupt:
         ctx.err("Interrupted.")
         return ExitStatus.INTERRUPTED
@@ -97,32 +136,55 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitStatus.INTERNAL_ERROR
 
 
-@contextlib.contextmanager
-def _logging_to(stream: TextIO, *, debug: bool) -> Iterator[None]:
-    """Send dapctl's log records to ``stream`` for one command, then stop."""
-    logger = logging.getLogger("dapctl")
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def _failed(args: argparse.Namespace, ctx: Context, exc: DapctlError) -> int:
+    error_style = Style.for_stream(ctx.stderr, ctx.environ, disabled=args.no_color)
+    ctx.err(f"{error_style('Error:', 'red', 'bold')} {exc}")
+    if getattr(args, "json", False):
+        error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        error["uuid"] = getattr(exc, "uuid", None)
+        _json(ctx, {"ok": False, "error": error})
+    return ExitStatus.ERROR
+
+
+def _json(ctx: Context, document: Mapping[str, Any]) -> None:
+    ctx.out(json.dumps(document, indent=2, default=str))
 
 
 # ---- commands ---------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
+    path = write_starter(args.path)
+    ctx.out(f"Wrote {path}. Set DAP_CLIENT_ID and DAP_CLIENT_SECRET, then:")
+    ctx.out(f"  dapctl validate {path}\n  dapctl plan {path}\n  dapctl apply {path}")
+    return ExitStatus.SUCCESS
 
 
 def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     loaded = _load(args)
     resolve_used(loaded, environ=ctx.environ, names=list(loaded.config.profiles))
     config = loaded.config
+    if args.json:
+        _json(ctx, _validated(loaded))
+        return ExitStatus.SUCCESS
     counts = f"{plural(len(config.profiles), 'profile')}, {plural(len(config.targets), 'target')}"
     ctx.out(f"{loaded.path}: valid ({counts})")
     return ExitStatus.SUCCESS
+
+
+def _validated(loaded: LoadedConfig) -> dict[str, Any]:
+    config = loaded.config
+    return {
+        "ok": True,
+        "config": str(loaded.path),
+        "state": str(loaded.state_path),
+        "profiles": list(config.profiles),
+        "targets": [
+            {"name": t.name, "namespace": t.namespace, "profiles": config.target_profiles(t)}
+            for t in config.targets
+        ],
+        "warnings": list(loaded.warnings),
+    }
 
 
 def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
@@ -131,12 +193,22 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
     resolve_used(loaded, environ=ctx.environ, names=sorted({step.profile for step in result.steps}))
     if args.json:
-        ctx.out(json.dumps(result.to_json(), indent=2))
+        _json(ctx, result.to_json())
     else:
-        ctx.out(result.render_text())
+        ctx.out(_plan_text(result, ctx.style))
     if args.detailed_exitcode and result.has_changes:
         return ExitStatus.CHANGES_PENDING
     return ExitStatus.SUCCESS
+
+
+def _plan_text(steps: Plan, style: Style) -> str:
+    symbols = {f"  {symbol} " for symbol in SYMBOLS.values()}
+    lines = []
+    for line in steps.render_text().splitlines():
+        if line[:4] in symbols:
+            line = f"  {style(line[2], PLAN_COLOURS[line[2]], 'bold')}{line[3:]}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
@@ -148,34 +220,137 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         targets=args.target,
     )
 
+    width = 0
+
     def show_plan(steps: Plan) -> None:
+        nonlocal width
+        width = max((len(s.address) for s in steps.steps if s.action != "list"), default=0)
         if not args.json:
-            ctx.out(f"{steps.render_text()}\n")
+            ctx.out(f"{_plan_text(steps, ctx.style)}\n")
 
     def show(result: StepResult) -> None:
         if not args.json:
-            ctx.out(result.render())
+            ctx.out(result.render(ctx.style, width=width))
 
-    results = run_apply(
-        loaded,
-        environ=ctx.environ,
-        profiles=args.profile,
-        options=options,
-        lock_timeout=args.lock_timeout,
-        on_plan=show_plan,
-        on_result=show,
-    )
+    with _progress(args, ctx) as on_event:
+        results = run_apply(
+            loaded,
+            environ=ctx.environ,
+            profiles=args.profile,
+            options=options,
+            lock_timeout=args.lock_timeout,
+            on_plan=show_plan,
+            on_result=show,
+            on_event=on_event,
+        )
     ok = all_ok(results)
     if args.json:
-        document = {"ok": ok, "results": [r.to_json() for r in _in_plan_order(results)]}
-        ctx.out(json.dumps(document, indent=2))
+        _json(ctx, {"ok": ok, "results": [r.to_json() for r in _in_plan_order(results)]})
     else:
-        ctx.out(f"\n{summary(results)}")
+        table = f"\n{summary_table(results, ctx.style)}\n" if results else ""
+        ctx.out(f"{table}\n{ctx.style(summary(results), 'bold')}")
     return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, ctx: Context) -> Iterator[EventSink]:
+    """Live progress on stderr while the block runs, if stderr is a terminal that wants it."""
+    wanted = not args.no_progress and ctx.environ.get("TERM") != "dumb"
+    if not (wanted and is_terminal(ctx.stderr)):
+        yield ignore
+        return
+    style = Style.for_stream(ctx.stderr, ctx.environ, disabled=args.no_color)
+    with Progress(ctx.stderr, style=style) as progress:
+        ctx.progress = progress
+        try:
+            yield progress.handle
+        finally:
+            ctx.progress = None
 
 
 def _in_plan_order(results: Sequence[StepResult]) -> list[StepResult]:
     return sorted(results, key=lambda r: r.address)
+
+
+def cmd_tables(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = _load(args)
+    profile = tables.pick_profile(loaded.config, args.profile)
+    namespaces = args.namespace or tables.default_namespaces(loaded.config, profile)
+    found = tables.list_tables(loaded, profile=profile, namespaces=namespaces, environ=ctx.environ)
+    if args.json:
+        _json(ctx, {"ok": True, "profile": profile, "namespaces": found})
+    else:
+        ctx.out(tables.render_tables(profile, found))
+    return ExitStatus.SUCCESS
+
+
+def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = _load(args)
+    profile = tables.pick_profile(loaded.config, args.profile)
+    namespace, table = tables.split_table(args.table)
+    described = tables.describe_table(
+        loaded, profile=profile, namespace=namespace, table=table, environ=ctx.environ
+    )
+    document = {"ok": True, "profile": profile, **described.to_json()}
+    if args.output is not None:
+        text = json.dumps(document, indent=2) + "\n"
+        try:
+            atomic_write_bytes(args.output, text.encode())
+        except OSError as exc:
+            raise ConfigError(f"--output {args.output}: cannot write it: {exc.strerror}") from None
+        log.info("wrote %s", args.output)
+    if args.json:
+        _json(ctx, document)
+    elif args.output is not None:
+        ctx.out(f"Wrote {namespace}.{table} schema version {described.version} to {args.output}")
+    else:
+        ctx.out(described.render_text())
+    return ExitStatus.SUCCESS
+
+
+def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
+    store = LocalStateStore(_load(args).state_path)
+    state = store.read()
+    if args.json:
+        _json(ctx, state_json(state, store.path))
+    else:
+        ctx.out(render_list(state, store.path))
+    return ExitStatus.SUCCESS
+
+
+def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
+    store = LocalStateStore(_load(args).state_path)
+    step = find_step(store.read(), args.address, path=store.path)
+    if args.json:
+        _json(ctx, {"address": args.address, **step.model_dump(mode="json")})
+    else:
+        ctx.out(render_step(args.address, step))
+    return ExitStatus.SUCCESS
+
+
+def cmd_state_rm(args: argparse.Namespace, ctx: Context) -> int:
+    store = LocalStateStore(_load(args).state_path)
+    forget(store, args.addresses, lock_timeout=args.lock_timeout)
+    removed = list(dict.fromkeys(args.addresses))
+    if args.json:
+        _json(ctx, {"ok": True, "removed": removed})
+    else:
+        for address in removed:
+            ctx.out(f"Removed {address}: the next apply takes a new snapshot of it.")
+    return ExitStatus.SUCCESS
+
+
+def cmd_force_unlock(args: argparse.Namespace, ctx: Context) -> int:
+    store = LocalStateStore(_load(args).state_path)
+    holder = unlock(store.lock_path, force=args.force)
+    if args.json:
+        removed = holder is not None
+        _json(ctx, {"ok": True, "lock": str(store.lock_path), "removed": removed, "holder": holder})
+    elif holder is None:
+        ctx.out(f"{store.path} is not locked: nothing to do.")
+    else:
+        ctx.out(f"Removed the lock on {store.path}, held by {describe_holder(holder)}.")
+    return ExitStatus.SUCCESS
 
 
 def cmd_token(args: argparse.Namespace, ctx: Context) -> int:
@@ -202,6 +377,12 @@ def cmd_config_schema(args: argparse.Namespace, ctx: Context) -> int:
     return ExitStatus.SUCCESS
 
 
+def cmd_emulator(args: argparse.Namespace, ctx: Context) -> int:
+    from dapctl.emulator import cli as emulator_cli
+
+    return emulator_cli.run(args)
+
+
 def config_schema_text() -> str:
     """The config's JSON Schema, exactly as ``schemas/dapctl.schema.json`` holds it."""
     return json.dumps(Config.model_json_schema(), indent=2, ensure_ascii=False)
@@ -214,212 +395,18 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
     return loaded
 
 
-# ---- parser -----------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dapctl",
-        description="Declarative, resumable exports from Instructure's Data Access Platform "
-        "(Canvas Data 2). Declare profiles and targets in a TOML file; `plan` shows what "
-        "would run, `apply` runs it and records watermarks so the next run continues.",
-        epilog=_examples(
-            "dapctl validate dapctl.toml",
-            "dapctl plan dapctl.toml --profile univ_a",
-            "dapctl apply dapctl.toml",
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"dapctl {__version__}")
-    parser.set_defaults(debug=False)
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _add_validate(commands)
-    _add_plan(commands)
-    _add_apply(commands)
-    _add_token(commands)
-    _add_config_schema(commands)
-    _add_emulator(commands)
-    return parser
-
-
-def _command(
-    commands: Any, name: str, handler: Handler, summary: str, examples: Sequence[str], **kw: Any
-) -> argparse.ArgumentParser:
-    sub: argparse.ArgumentParser = commands.add_parser(
-        name,
-        help=summary,
-        description=summary,
-        epilog=_examples(*examples),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        **kw,
-    )
-    sub.set_defaults(handler=handler)
-    sub.add_argument("--debug", action="store_true", help="log details and show tracebacks")
-    return sub
-
-
-def _examples(*lines: str) -> str:
-    return "examples:\n" + textwrap.indent("\n".join(lines), "  ")
-
-
-def _config_arg(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("config", type=Path, metavar="CONFIG", help="the dapctl TOML file")
-
-
-def _selection_args(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument(
-        "--profile",
-        action="append",
-        default=[],
-        metavar="P",
-        help="only this profile (repeatable); default: every profile",
-    )
-    sub.add_argument(
-        "--target",
-        action="append",
-        default=[],
-        metavar="ADDR_OR_GLOB",
-        help="only steps whose address (profile/target/namespace.table), profile/target or "
-        "target name matches; globs allowed (repeatable)",
-    )
-
-
-def _add_validate(commands: Any) -> None:
-    sub = _command(
-        commands,
-        "validate",
-        cmd_validate,
-        "Check a config file and its credentials' sources, without touching the network.",
-        ["dapctl validate dapctl.toml"],
-    )
-    _config_arg(sub)
-
-
-def _add_plan(commands: Any) -> None:
-    sub = _command(
-        commands,
-        "plan",
-        cmd_plan,
-        "Show the job each table needs next (snapshot, incremental or resume), from the "
-        "config and the state file. Talks to no server.",
-        [
-            "dapctl plan dapctl.toml",
-            "dapctl plan dapctl.toml --profile univ_a --target 'univ_a/core/canvas.*'",
-            "dapctl plan dapctl.toml --json",
-            "dapctl plan dapctl.toml --detailed-exitcode   # exit 2 when steps are pending",
-        ],
-    )
-    _config_arg(sub)
-    _selection_args(sub)
-    sub.add_argument("--json", action="store_true", help="print the plan as JSON")
-    sub.add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="exit 0 when nothing would run, 2 when steps are pending, 1 on error",
-    )
-
-
-def _add_apply(commands: Any) -> None:
-    sub = _command(
-        commands,
-        "apply",
-        cmd_apply,
-        "Run the plan: start or resume each table's query job, download its parts, write the "
-        "declared output file atomically, and record the watermark in the state file.",
-        [
-            "dapctl apply dapctl.toml",
-            "dapctl apply dapctl.toml --profile univ_a --target 'univ_a/core/*' --json",
-            "dapctl apply dapctl.toml --no-wait    # start jobs, record them, exit",
-            "dapctl apply dapctl.toml              # ... later: collect them",
-        ],
-    )
-    _config_arg(sub)
-    _selection_args(sub)
-    sub.add_argument("--json", action="store_true", help="print one JSON document of results")
-    sub.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="start the jobs, record them in the state and exit; a later apply collects them",
-    )
-    sub.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=0.0,
-        metavar="S",
-        help="wait up to S seconds for another apply's lock on the state (default 0)",
-    )
-    sub.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        metavar="N",
-        help="tables collected at once (default: settings.concurrency)",
-    )
-    sub.add_argument(
-        "--timeout",
-        "--job-timeout",
-        dest="job_timeout",
-        type=_seconds,
-        metavar="S",
-        help="give up waiting for a job after S seconds; the step fails and the next apply "
-        "resumes the job (default: wait as long as it runs)",
-    )
-
-
-def _add_token(commands: Any) -> None:
-    sub = _command(
-        commands,
-        "token",
-        cmd_token,
-        "Print a valid access token for a profile on stdout and nothing else, for scripts "
-        "that call the API directly.",
-        [
-            "dapctl token dapctl.toml --profile univ_a",
-            'curl -H "Authorization: Bearer $(dapctl token dapctl.toml --profile univ_a)" \\',
-            "  https://api-gateway.instructure.com/dap/query/canvas/table",
-        ],
-    )
-    _config_arg(sub)
-    sub.add_argument("--profile", required=True, metavar="P", help="the profile to log in as")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value < 10**7:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more seconds")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 1 to 64")
-    return value
-
-
-def _add_config_schema(commands: Any) -> None:
-    _command(
-        commands,
-        "config-schema",
-        cmd_config_schema,
-        "Print the config file's JSON Schema (for editors' TOML support).",
-        ["dapctl config-schema > dapctl.schema.json"],
-    )
-
-
-def _add_emulator(commands: Any) -> None:
-    from dapctl.emulator import cli as emulator_cli
-
-    sub = _command(
-        commands,
-        "emulator",
-        lambda args, ctx: emulator_cli.run(args),
-        "Run a local emulator of the DAP API on 127.0.0.1 (for trying configs offline).",
-        ["dapctl emulator --port 8765", "dapctl emulator --help   # every fault knob"],
-    )
-    emulator_cli.configure_parser(sub)
+HANDLERS: dict[str, Handler] = {
+    "init": cmd_init,
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "tables": cmd_tables,
+    "describe": cmd_describe,
+    "state list": cmd_state_list,
+    "state show": cmd_state_show,
+    "state rm": cmd_state_rm,
+    "force-unlock": cmd_force_unlock,
+    "token": cmd_token,
+    "config-schema": cmd_config_schema,
+    "emulator": cmd_emulator,
+}

@@ -3,11 +3,14 @@
 A result names its step (address and parts), the kind of job that ran, its status (``ok``,
 ``failed``, ``skipped``, or ``started`` for ``apply --no-wait``), the job and its window,
 the files written with their bytes and records, and for a failure the server's error type,
-message and uuid. Nothing here holds a secret: errors carry only their user-facing text.
+message and uuid. Results render as one line each (as steps finish), as a summary table and
+verdict (at the end), as JSON, and as a log record with the step's fields. Nothing here holds
+a secret: errors carry only their user-facing text.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +19,9 @@ from typing import Any
 
 from dapctl.errors import ApiError, DapctlError
 from dapctl.plan import Step, format_time, plural
+from dapctl.style import PLAIN, Style, visible_len
+
+log = logging.getLogger("dapctl.apply")
 
 
 @dataclass(frozen=True)
@@ -92,9 +98,10 @@ class StepResult:
             "error": self.error.to_json() if self.error else None,
         }
 
-    def render(self) -> str:
-        """One line for a human, printed as the step finishes."""
-        head = f"{self.status:<7} {self.address}  {self.kind}"
+    def render(self, style: Style = PLAIN, *, width: int = 0) -> str:
+        """One line for a human, printed as the step finishes (address padded to ``width``)."""
+        status = style.status(f"{self.status:<7}", self.status)
+        head = f"{status} {self.address:<{width}}  {self.kind}"
         if self.status == "ok":
             line = (
                 f"{head}  {plural(self.records, 'record')}  {human_bytes(self.bytes)}  "
@@ -130,6 +137,62 @@ def summary(results: Sequence[StepResult]) -> str:
     return (
         f"{verdict}: {parts or 'nothing to do'}; {plural(records, 'record')}, {human_bytes(size)}."
     )
+
+
+SUMMARY_COLUMNS = ("ADDRESS", "KIND", "RECORDS", "BYTES", "TIME", "STATUS")
+
+
+def summary_table(results: Sequence[StepResult], style: Style = PLAIN) -> str:
+    """Every step in address order: address, kind, records, bytes, time and status."""
+    rows = [
+        (
+            r.address,
+            r.kind,
+            f"{r.records:,}" if r.status == "ok" else "-",
+            human_bytes(r.bytes) if r.status == "ok" else "-",
+            f"{r.duration:.1f}s",
+            style.status(r.status, r.status),
+        )
+        for r in sorted(results, key=lambda r: r.address)
+    ]
+    return format_table(SUMMARY_COLUMNS, rows, right=(2, 3, 4))
+
+
+def format_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()
+) -> str:
+    """Columns padded to their widest cell (colour codes not counted), two spaces apart."""
+    columns = zip(header, *rows, strict=True)
+    widths = [max(visible_len(cell) for cell in column) for column in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = []
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+            pad = " " * (width - visible_len(cell))
+            padded.append(pad + cell if i in right else cell + pad)
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(header), *(line(row) for row in rows)])
+
+
+def log_result(result: StepResult) -> None:
+    """Log a finished step with its fields: an error for a failure, a warning for a skip."""
+    error = result.error
+    fields = {
+        "event": "finished",
+        "address": result.address,
+        "status": result.status,
+        "kind": result.kind,
+        "job_id": result.job_id,
+        "records": result.records,
+        "bytes": result.bytes,
+        "duration": round(result.duration, 3),
+        "error_type": error.type if error else None,
+        "error_uuid": error.uuid if error else None,
+    }
+    level = {"failed": logging.ERROR, "skipped": logging.WARNING}.get(result.status, logging.INFO)
+    detail = f": {error.type}: {error.message}" if error else ""
+    log.log(level, "%s: %s%s", result.address, result.status, detail, extra=fields)
 
 
 def all_ok(results: Sequence[StepResult]) -> bool:

@@ -68,7 +68,7 @@ def test_help_exits_0_with_examples(argv, run_cli, capsys):
         ["plan"],
         ["validate", "a.toml", "b.toml"],
         ["plan", "a.toml", "--bogus"],
-        ["validate", "a.toml", "--json"],
+        ["validate", "a.toml", "--detailed-exitcode"],
         ["--debug", "validate", "a.toml"],
     ],
     ids=[

@@ -1,0 +1,404 @@
+"""The command line's grammar: every command, argument, flag, help text and example.
+
+``build_parser()`` returns the argparse parser ``cli.main`` uses. Each command stores its
+name in ``args.command`` (``"state list"`` for a subcommand); ``cli`` maps names to
+handlers, so this module only describes the language and never runs anything. Every
+command takes the shared flags ``--debug``, ``--log-level``, ``--log-format``,
+``--log-file`` and ``--no-color``; commands that report something take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dapctl import __version__
+from dapctl.logs import LEVELS
+
+EXIT_STATUSES = """\
+exit statuses:
+  0    success (plan --detailed-exitcode: nothing to do)
+  1    an error: bad config, missing credential, locked state, a failed or skipped step
+  2    plan --detailed-exitcode: steps are pending
+  3    an internal error (a bug: rerun with --debug and report it)
+  130  interrupted (Ctrl-C)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dapctl",
+        description="Declarative, resumable exports from Instructure's Data Access Platform "
+        "(Canvas Data 2). Declare profiles and targets in a TOML file; `plan` shows what "
+        "would run, `apply` runs it and records watermarks so the next run continues.",
+        epilog=_examples(
+            "dapctl init dapctl.toml",
+            "dapctl validate dapctl.toml",
+            "dapctl plan dapctl.toml --profile univ_a",
+            "dapctl apply dapctl.toml",
+        )
+        + "\n\n"
+        + EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dapctl {__version__}")
+    parser.set_defaults(debug=False, log_level=None, log_format="text", log_file=None)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_init(commands)
+    _add_validate(commands)
+    _add_plan(commands)
+    _add_apply(commands)
+    _add_tables(commands)
+    _add_describe(commands)
+    _add_state(commands)
+    _add_force_unlock(commands)
+    _add_token(commands)
+    _add_config_schema(commands)
+    _add_emulator(commands)
+    return parser
+
+
+def _command(
+    commands: Any, name: str, summary: str, examples: Sequence[str], *, command: str = ""
+) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=_examples(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.set_defaults(command=command or name)
+    shared = sub.add_argument_group("logging and display")
+    shared.add_argument("--debug", action="store_true", help="log details and show tracebacks")
+    shared.add_argument(
+        "--log-level",
+        choices=list(LEVELS),
+        default=None,
+        help="least severe records logged (default warning; --debug: debug)",
+    )
+    shared.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="log records as text or as JSON lines (default text)",
+    )
+    shared.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="append log records to PATH (created 0600); the console keeps warnings",
+    )
+    shared.add_argument("--no-color", action="store_true", help="no colour, even on a terminal")
+    return sub
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + textwrap.indent("\n".join(lines), "  ")
+
+
+def _config_arg(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("config", type=Path, metavar="CONFIG", help="the dapctl TOML file")
+
+
+def _json_flag(sub: argparse.ArgumentParser, what: str) -> None:
+    sub.add_argument("--json", action="store_true", help=f"print {what} as one JSON document")
+
+
+def _selection_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="P",
+        help="only this profile (repeatable); default: every profile",
+    )
+    sub.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ADDR_OR_GLOB",
+        help="only steps whose address (profile/target/namespace.table), profile/target or "
+        "target name matches; globs allowed (repeatable)",
+    )
+
+
+def _add_init(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "init",
+        "Write a commented starter config (refuses to overwrite a file).",
+        ["dapctl init", "dapctl init exports/dapctl.toml"],
+    )
+    sub.add_argument(
+        "path",
+        type=Path,
+        nargs="?",
+        default=Path("dapctl.toml"),
+        metavar="PATH",
+        help="where to write it (default dapctl.toml; a folder gets dapctl.toml inside)",
+    )
+
+
+def _add_validate(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "validate",
+        "Check a config file and its credentials' sources, without touching the network.",
+        ["dapctl validate dapctl.toml", "dapctl validate dapctl.toml --json"],
+    )
+    _config_arg(sub)
+    _json_flag(sub, "the verdict, profiles and targets")
+
+
+def _add_plan(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "plan",
+        "Show the job each table needs next (snapshot, incremental or resume), from the "
+        "config and the state file. Talks to no server.",
+        [
+            "dapctl plan dapctl.toml",
+            "dapctl plan dapctl.toml --profile univ_a --target 'univ_a/core/canvas.*'",
+            "dapctl plan dapctl.toml --json",
+            "dapctl plan dapctl.toml --detailed-exitcode   # exit 2 when steps are pending",
+        ],
+    )
+    _config_arg(sub)
+    _selection_args(sub)
+    _json_flag(sub, "the plan")
+    sub.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing would run, 2 when steps are pending, 1 on error",
+    )
+
+
+def _add_apply(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "apply",
+        "Run the plan: start or resume each table's query job, download its parts, write the "
+        "declared output file atomically, and record the watermark in the state file.",
+        [
+            "dapctl apply dapctl.toml",
+            "dapctl apply dapctl.toml --profile univ_a --target 'univ_a/core/*' --json",
+            "dapctl apply dapctl.toml --log-format json --log-file /var/log/dapctl.jsonl",
+            "dapctl apply dapctl.toml --no-wait    # start jobs, record them, exit",
+            "dapctl apply dapctl.toml              # ... later: collect them",
+        ],
+    )
+    _config_arg(sub)
+    _selection_args(sub)
+    _json_flag(sub, "the results")
+    sub.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live progress on stderr (it shows only when stderr is a terminal)",
+    )
+    sub.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="start the jobs, record them in the state and exit; a later apply collects them",
+    )
+    _lock_timeout(sub)
+    sub.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="tables collected at once (default: settings.concurrency)",
+    )
+    sub.add_argument(
+        "--timeout",
+        "--job-timeout",
+        dest="job_timeout",
+        type=_seconds,
+        metavar="S",
+        help="give up waiting for a job after S seconds; the step fails and the next apply "
+        "resumes the job (default: wait as long as it runs)",
+    )
+
+
+def _lock_timeout(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for another dapctl's lock on the state (default 0)",
+    )
+
+
+def _profile_arg(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--profile", metavar="P", help="the profile to ask as (default: the only profile)"
+    )
+
+
+def _add_tables(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "tables",
+        "List the tables a profile can read, per namespace.",
+        [
+            "dapctl tables dapctl.toml --profile univ_a",
+            "dapctl tables dapctl.toml --profile univ_a --namespace canvas_logs --json",
+        ],
+    )
+    _config_arg(sub)
+    _profile_arg(sub)
+    sub.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="this namespace (repeatable); default: those the profile's targets use",
+    )
+    _json_flag(sub, "the tables")
+
+
+def _add_describe(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "describe",
+        "Show a table's schema: its version and columns with their types.",
+        [
+            "dapctl describe dapctl.toml --profile univ_a canvas.accounts",
+            "dapctl describe dapctl.toml canvas.accounts --json",
+            "dapctl describe dapctl.toml canvas.accounts --output schemas/accounts.json",
+        ],
+    )
+    _config_arg(sub)
+    sub.add_argument("table", metavar="NAMESPACE.TABLE", help="e.g. canvas.accounts")
+    _profile_arg(sub)
+    sub.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the JSON document (with the server's JSON Schema) to FILE",
+    )
+    _json_flag(sub, "the schema")
+
+
+def _add_state(commands: Any) -> None:
+    parent: argparse.ArgumentParser = commands.add_parser(
+        "state",
+        help="Inspect the state file, or forget a step's watermark.",
+        description="Inspect the state file, or forget a step's watermark so the next apply "
+        "takes a new snapshot of that table.",
+        epilog=_examples(
+            "dapctl state list dapctl.toml",
+            "dapctl state show dapctl.toml univ_a/core/canvas.accounts",
+            "dapctl state rm dapctl.toml univ_a/core/canvas.accounts",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    state = parent.add_subparsers(title="subcommands", metavar="SUBCOMMAND", required=True)
+    listing = _command(
+        state,
+        "list",
+        "List every address in the state.",
+        ["dapctl state list dapctl.toml"],
+        command="state list",
+    )
+    _config_arg(listing)
+    _json_flag(listing, "the state's steps")
+    show = _command(
+        state,
+        "show",
+        "Show what the state remembers about one address.",
+        ["dapctl state show dapctl.toml univ_a/core/canvas.accounts --json"],
+        command="state show",
+    )
+    _config_arg(show)
+    show.add_argument("address", metavar="ADDRESS", help="profile/target/namespace.table")
+    _json_flag(show, "the step")
+    remove = _command(
+        state,
+        "rm",
+        "Forget addresses (watermark and any pending job): the next apply takes a snapshot. "
+        "Output files stay where they are.",
+        ["dapctl state rm dapctl.toml univ_a/core/canvas.accounts"],
+        command="state rm",
+    )
+    _config_arg(remove)
+    remove.add_argument("addresses", nargs="+", metavar="ADDRESS", help="addresses to forget")
+    _lock_timeout(remove)
+    _json_flag(remove, "what was forgotten")
+
+
+def _add_force_unlock(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "force-unlock",
+        "Remove a state lock left behind, saying whose it was. A lock still held by a running "
+        "dapctl is refused unless --force.",
+        ["dapctl force-unlock dapctl.toml", "dapctl force-unlock dapctl.toml --force"],
+    )
+    _config_arg(sub)
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="remove the lock even though a process still holds it (it may be hung)",
+    )
+    _json_flag(sub, "the lock's former holder")
+
+
+def _add_token(commands: Any) -> None:
+    sub = _command(
+        commands,
+        "token",
+        "Print a valid access token for a profile on stdout and nothing else, for scripts "
+        "that call the API directly.",
+        [
+            "dapctl token dapctl.toml --profile univ_a",
+            'curl -H "Authorization: Bearer $(dapctl token dapctl.toml --profile univ_a)" \\',
+            "  https://api-gateway.instructure.com/dap/query/canvas/table",
+        ],
+    )
+    _config_arg(sub)
+    sub.add_argument("--profile", required=True, metavar="P", help="the profile to log in as")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < 10**7:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 1 to 64")
+    return value
+
+
+def _add_config_schema(commands: Any) -> None:
+    _command(
+        commands,
+        "config-schema",
+        "Print the config file's JSON Schema (for editors' TOML support).",
+        ["dapctl config-schema > dapctl.schema.json"],
+    )
+
+
+def _add_emulator(commands: Any) -> None:
+    from dapctl.emulator import cli as emulator_cli
+
+    sub = _command(
+        commands,
+        "emulator",
+        "Run a local emulator of the DAP API on 127.0.0.1 (for trying configs offline).",
+        ["dapctl emulator --port 8765", "dapctl emulator --help   # every fault knob"],
+    )
+    emulator_cli.configure_parser(sub)

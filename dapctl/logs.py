@@ -1,0 +1,146 @@
+"""Where dapctl's log records go for one command: the console, a file, as text or JSON lines.
+
+``logging_to(console, level=..., fmt=..., file=...)`` attaches handlers to the ``dapctl``
+logger for one command and removes them after. Without a file, records at ``level`` go to
+the console in ``fmt``; with one, they go to the file (created 0600, appended to) in
+``fmt`` and the console keeps only warnings and errors, as text. A text console leaves out
+each step's ``finished`` record: the command prints results itself. JSON lines carry
+``time`` (UTC), ``level``, ``logger``, ``event``, ``address``, ``message`` and the record's
+fields (``job_id``, ``status``, ``error_uuid``, ...). Every line passes through ``redact``,
+a last guard that masks bearer tokens, JWTs and pre-signed URL signatures should one ever
+reach a message; secrets themselves never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO
+
+from dapctl.errors import ConfigError
+
+Format = Literal["text", "json"]
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_SECRETS = (
+    (re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{16,}"), "Bearer <redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "<redacted-jwt>"),
+    (re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']+"), r"\1?<redacted>"),
+)
+
+
+class Console(Protocol):
+    """Where console records go: anything a ``logging.StreamHandler`` can write to."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _time(record: logging.LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.created, tz=UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": _time(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": getattr(record, "event", None),
+            "address": getattr(record, "address", None),
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in document and not key.startswith("_"):
+                document[key] = value
+        if record.exc_info:
+            document["exception"] = redact(self.formatException(record.exc_info))
+        return redact(json.dumps(document, default=str, ensure_ascii=False))
+
+
+class TextFormatter(logging.Formatter):
+    """``LEVEL: message`` on a console; with ``stamped``, time and logger first (log files)."""
+
+    def __init__(self, *, stamped: bool = False) -> None:
+        super().__init__()
+        self.stamped = stamped
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname}: {record.getMessage()}"
+        if self.stamped:
+            text = f"{_time(record)} {record.name} {text}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return redact(text)
+
+
+def _not_a_result(record: logging.LogRecord) -> bool:
+    return getattr(record, "event", None) != "finished"
+
+
+def _formatter(fmt: Format, *, stamped: bool) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else TextFormatter(stamped=stamped)
+
+
+def open_log_file(path: Path) -> TextIO:
+    """Open ``path`` for appending, created 0600: logs name institutions, jobs and files."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"--log-file {path}: cannot open it: {exc.strerror}") from None
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def logging_to(
+    console: Console, *, level: int, fmt: Format = "text", file: Path | None = None
+) -> Iterator[None]:
+    """Send the ``dapctl`` logger's records where the command line asked, for one command."""
+    logger = logging.getLogger("dapctl")
+    with contextlib.ExitStack() as stack:
+        handlers: list[logging.Handler] = []
+        if file is not None:
+            stream = stack.enter_context(open_log_file(file))
+            to_file = logging.StreamHandler(stream)
+            to_file.setFormatter(_formatter(fmt, stamped=True))
+            to_file.setLevel(level)
+            handlers.append(to_file)
+        to_console: logging.Handler = logging.StreamHandler(console)
+        console_fmt: Format = "text" if file is not None else fmt
+        to_console.setFormatter(_formatter(console_fmt, stamped=False))
+        to_console.setLevel(max(level, logging.WARNING) if file is not None else level)
+        if console_fmt == "text":
+            to_console.addFilter(_not_a_result)
+        handlers.append(to_console)
+        saved = logger.level
+        # Below INFO the rate limiter's waits (INFO) still reach apply's progress events.
+        logger.setLevel(min(level, logging.INFO))
+        for handler in handlers:
+            logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                logger.removeHandler(handler)
+            logger.setLevel(saved)

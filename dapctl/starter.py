@@ -1,0 +1,74 @@
+"""The starter config ``dapctl init`` writes: every section, commented, valid as it stands.
+
+The file names its credentials through the official client's variables (``DAP_CLIENT_ID``,
+``DAP_CLIENT_SECRET``), so it validates as soon as those are set, and holds no secret itself
+(mode 0644 is fine). ``write_starter`` never overwrites: an existing file is an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dapctl.errors import ConfigError
+
+STARTER = """\
+# dapctl config: which DAP tables to export, for which institutions, into which files.
+# Check it:   dapctl validate dapctl.toml
+# Preview:    dapctl plan dapctl.toml
+# Run it:     dapctl apply dapctl.toml      (from cron, CI or by hand; it resumes itself)
+# Reference:  the README's "A config file" section; `dapctl config-schema` for editors.
+
+[settings]                            # every key is optional
+state = "dapctl.state.json"           # watermarks; relative to this file's folder
+concurrency = 4                       # tables downloaded at once
+# refresh_margin = 300                # renew a token this many seconds before it expires
+# on_snapshot_required = "snapshot"   # or "fail", when an incremental window is gone
+
+[retry]                               # every key is optional
+attempts = 5
+initial_backoff = 1.0                 # seconds, doubling with jitter
+max_backoff = 60.0
+
+# One profile per institution (or credential). Never write a secret here: name the
+# environment variable or the file (chmod 600) that holds it.
+[profiles.main]
+client_id_env = "DAP_CLIENT_ID"           # e.g. us-east-1#0123abcd-...
+client_secret_env = "DAP_CLIENT_SECRET"
+# client_secret_file = "secrets/main.secret"   # instead of client_secret_env
+# base_url = "https://api-gateway.instructure.com"
+# rate_limits = { jobs_per_minute = 5, status_per_minute = 500, urls_per_minute = 200 }
+
+# Try dapctl offline first: a profile that starts the built-in emulator, no credentials.
+# [profiles.demo]
+# emulator = true
+
+# What to export. Each target runs for every profile unless `profiles` says otherwise.
+[[targets]]
+name = "core"
+# profiles = ["main"]
+namespace = "canvas"                  # canvas, canvas_logs, catalog, new_quizzes, ...
+tables = ["accounts", "courses", "enrollments", "users"]   # or "all"
+format = "jsonl"                      # jsonl, csv, tsv or parquet
+sync = "incremental"                  # a snapshot first, then only the changes
+# since = 2026-01-01T00:00:00Z        # first run: changes since then instead of a snapshot
+output = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
+"""
+
+
+def write_starter(path: Path) -> Path:
+    """Write the starter config at ``path`` (a folder gets ``dapctl.toml``); never overwrite."""
+    if path.is_dir():
+        path = path / "dapctl.toml"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise ConfigError(
+            f"{path} already exists; dapctl init never overwrites a file",
+            hint="pick another path, or move the file away first",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create it: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(STARTER)
+    return path
