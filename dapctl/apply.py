@@ -89,6 +89,7 @@ class Applier:
         clock: Callable[[], float],
         on_result: Callable[[StepResult], None] = lambda result: None,
         on_event: EventSink = ignore,
+        context: StepContext | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.config = config
@@ -101,7 +102,7 @@ class Applier:
         self.clock = clock
         self.on_result = on_result
         self.on_event = on_event
-        self.context = StepContext(on_event)
+        self.context = context or StepContext(on_event)
         self.results: list[StepResult] = []
         self._failed_profiles: dict[str, StepError] = {}
         self._lock = threading.Lock()
@@ -494,7 +495,8 @@ def run_apply(
     store = store or LocalStateStore(loaded.state_path)
     stop = threading.Event()
     conn = connection or Connection()
-    conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop))
+    context = StepContext(on_event)
+    conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop), on_wait=context.waited)
     with store.lock(timeout=lock_timeout, command="dapctl apply"):
         state = store.read() or State()
         steps = plan(loaded.config, state, profiles=profiles, targets=options.targets)
@@ -513,6 +515,7 @@ def run_apply(
                 clock=conn.monotonic,
                 on_result=on_result,
                 on_event=on_event,
+                context=context,
                 stop=stop,
             )
             return applier.run(steps.steps)

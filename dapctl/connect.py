@@ -46,6 +46,7 @@ class Connection:
     poll_initial: float = 0.5
     poll_max: float = 15.0
     pool_size: int = 32
+    on_wait: Callable[[float], None] | None = None  # told of every rate-limit wait
 
 
 def interruptible(sleep: Callable[[float], None], stop: threading.Event) -> Callable[[float], None]:
@@ -178,6 +179,7 @@ def _client(
         clock=conn.monotonic,
         sleep=conn.sleep,
         window=conn.window,
+        on_wait=conn.on_wait,
     )
     return DapClient(
         session=session,

@@ -53,8 +53,9 @@ class StepContext(logging.Filter):
     """Which step each worker thread serves; a logging filter that stamps it on records.
 
     Installed on ``STEP_LOGGERS`` for one apply, it adds ``address`` (and ``event`` for the
-    rate limiter's waits) to records from that apply's threads, and turns each rate-limit
-    wait into a ``waiting`` event. Filters of one apply ignore other applies' threads.
+    rate limiter's waits) to records from that apply's threads; ``waited``, the limiters'
+    hook, turns each rate-limit wait into a ``waiting`` event. Filters of one apply ignore
+    other applies' threads.
     """
 
     def __init__(self, sink: EventSink) -> None:
@@ -80,12 +81,15 @@ class StepContext(logging.Filter):
             return True
         if getattr(record, "address", None) is None:
             record.address = address
-        if record.name == RATE_LIMIT_LOGGER and isinstance(record.args, tuple):
+        if record.name == RATE_LIMIT_LOGGER:
             record.event = "rate_limit_wait"
-            seconds = record.args[-1] if record.args else None
-            wait = float(seconds) if isinstance(seconds, int | float) else None
-            self._sink(StepEvent(address, "waiting", seconds=wait))
         return True
+
+    def waited(self, seconds: float) -> None:
+        """The rate limiters' hook: the step this thread serves waits for a slot."""
+        address = self.address
+        if address is not None:
+            self._sink(StepEvent(address, "waiting", seconds=seconds))
 
     @contextmanager
     def installed(self) -> Iterator[None]:

@@ -57,6 +57,7 @@ class RateLimiter:
         window: float = 60.0,
         margin: float | None = None,
         name: str = "requests",
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         if per_minute <= 0 or window <= 0:
             raise ValueError("a rate limit needs a positive budget and window")
@@ -65,6 +66,7 @@ class RateLimiter:
         self.span = window * self.capacity / per_minute
         self.margin = window * MARGIN_FRACTION if margin is None else margin
         self.name = name
+        self._on_wait = on_wait  # told of every wait, e.g. to show it as progress
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -123,6 +125,8 @@ class RateLimiter:
         if seconds <= 0:
             return 0.0
         log.info("%s: client-side rate limit, waiting %.1f s", self.name, seconds)
+        if self._on_wait is not None:
+            self._on_wait(seconds)
         self._sleep(seconds)
         return seconds
 
@@ -142,9 +146,12 @@ class RateLimits:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         window: float = 60.0,
+        on_wait: Callable[[float], None] | None = None,
     ) -> RateLimits:
         def make(per_minute: float, name: str) -> RateLimiter:
-            return RateLimiter(per_minute, clock=clock, sleep=sleep, window=window, name=name)
+            return RateLimiter(
+                per_minute, clock=clock, sleep=sleep, window=window, name=name, on_wait=on_wait
+            )
 
         return cls(
             jobs=make(settings.jobs_per_minute, "jobs"),

@@ -155,9 +155,11 @@ def test_apply_emits_each_phase_in_order(make_emulator, write_config):
 def test_rate_limit_waits_become_events_for_the_waiting_step(caplog):
     caplog.set_level(logging.INFO, logger="dapctl.ratelimit")
     slept: list[float] = []
-    limiter = RateLimiter(1, clock=lambda: 0.0, sleep=slept.append, window=60.0, name="jobs")
     events: list[StepEvent] = []
     context = StepContext(events.append)
+    limiter = RateLimiter(
+        1, clock=lambda: 0.0, sleep=slept.append, window=60.0, name="jobs", on_wait=context.waited
+    )
     with context.installed():
         limiter.acquire()  # no step: nothing to report
         with context.serving("a/t/ns.x"):
