@@ -19,35 +19,33 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dapctl.client import DapClient
 from dapctl.collect import write_output
-from dapctl.config import IDENTIFIER_PATTERN, Config, Target, address_of
+from dapctl.config import IDENTIFIER_PATTERN, Config, address_of
 from dapctl.connect import Connection, connect, interruptible
 from dapctl.credentials import resolve_used
-from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError, SnapshotRequiredError
+from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
+from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
 from dapctl.outputs import LocalOutputStore, OutputStore, output_path
-from dapctl.plan import Plan, Step, format_time, matches, plan, plan_table
+from dapctl.plan import Plan, Step, matches, plan, plan_table
 from dapctl.results import StepError, StepResult, log_result
 from dapctl.state import (
-    Kind,
     LocalStateStore,
-    PendingJob,
     State,
     StateKeeper,
     StateStore,
     StepState,
 )
-from dapctl.wire import Job, QueryRequest
+from dapctl.wire import Job
 
 log = logging.getLogger("dapctl.apply")
 
-RESUME_MARGIN = timedelta(minutes=5)
 # Errors after which a profile's other steps cannot succeed either.
 ACCOUNT_ERRORS = frozenset(
     {"AccountNotOnboarded", "AccountDisabled", "AccountUnderMaintenance", "AuthenticationError"}
@@ -61,18 +59,6 @@ class ApplyOptions:
     job_timeout: float | None = None
     targets: Sequence[str] = ()
     job_workers: int = 32
-
-
-@dataclass
-class _Job:
-    """A step's job as it moves through the pipeline."""
-
-    step: Step
-    job: Job
-    kind: Kind
-    since: datetime | None
-    started: float
-    notes: list[str] = field(default_factory=list)
 
 
 class Applier:
@@ -103,13 +89,15 @@ class Applier:
         self.on_result = on_result
         self.on_event = on_event
         self.context = context or StepContext(on_event)
+        self.jobs = JobStarter(
+            config, clients=clients, keeper=keeper, outputs=outputs, now=now, emit=self._emit
+        )
         self.results: list[StepResult] = []
         self._failed_profiles: dict[str, StepError] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0
         self._futures: list[Future[None]] = []
-        self._job_ids: dict[str, str] = {}  # address -> its job, for failed results
         self.stop = stop or threading.Event()
 
     def run(self, steps: Sequence[Step]) -> list[StepResult]:
@@ -188,7 +176,7 @@ class Applier:
             if _is_profile_fatal(exc):
                 with self._lock:
                     self._failed_profiles.setdefault(step.profile, error)
-            job_id = self._job_ids.get(step.address)
+            job_id = self.jobs.job_ids.get(step.address)
             self._finish(self._result(step, kind, "failed", started, error=error, job_id=job_id))
         except Exception as exc:
             log.debug("unexpected error in %s", step.address, exc_info=True)
@@ -219,7 +207,7 @@ class Applier:
             if step.action == "list":
                 self._expand(step)
                 return
-            work = self._start_or_resume(step, started)
+            work = self.jobs.start_or_resume(step, started)
             if self.options.no_wait:
                 self._finish(self._started_result(work))
                 return
@@ -229,12 +217,12 @@ class Applier:
                     work.job, timeout=self.options.job_timeout, on_status=self._job_status(step)
                 )
             except JobFailedError:
-                self._forget_pending(step)  # a failed job never completes: start anew next time
+                self.jobs.forget(step)  # a failed job never completes: start anew next time
                 raise
             self._spawn(self._collect, self._collect_phase, work)
 
     def _expand(self, step: Step) -> None:
-        target = self._target(step)
+        target = self.config.target(step.target)
         tables = self.clients[step.profile].list_tables(step.namespace)
         for table in tables:
             if not _safe_name(table):
@@ -268,104 +256,7 @@ class Applier:
 
         return seen
 
-    def _start_or_resume(self, step: Step, started: float) -> _Job:
-        client = self.clients[step.profile]
-        if step.action == "resume" and step.job_id is not None:
-            pending = self.keeper.step(step.address).pending
-            try:
-                job = client.get_job(step.job_id)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                log.warning(
-                    "%s: job %s is gone; starting a new one",
-                    step.address,
-                    step.job_id,
-                    extra={"event": "job_gone", "job_id": step.job_id},
-                )
-                return self._restart(step, started)
-            if self._expired(job):
-                log.warning(
-                    "%s: job %s has expired; starting a new one",
-                    step.address,
-                    job.id,
-                    extra={"event": "job_expired", "job_id": job.id},
-                )
-                return self._restart(step, started)
-            kind: Kind = pending.kind if pending else "snapshot"
-            work = _Job(step, job, kind, step.since, started)
-            self._job_ids[step.address] = job.id
-            work.notes.append(f"resumed job {job.id} started by an earlier apply")
-            return work
-        return self._start(step, started)
-
-    def _restart(self, step: Step, started: float) -> _Job:
-        """Forget a pending job that can no longer be collected and plan the table afresh."""
-        self._forget_pending(step)
-        fresh = plan_table(
-            step.profile, self._target(step), step.table, self.keeper.step(step.address)
-        )
-        return self._start(fresh, started)
-
-    def _forget_pending(self, step: Step) -> None:
-        """Drop a job that will never be collected, and any output it left unrecorded.
-
-        An apply killed between publishing a file and recording it leaves that file behind;
-        the next job covers its window again, so keeping it would repeat its records.
-        """
-        current = self.keeper.step(step.address)
-        orphan = current.pending.output if current.pending else None
-        if orphan is not None and orphan not in current.files:
-            log.warning(
-                "%s: removing %s, written but never recorded",
-                step.address,
-                orphan,
-                extra={"event": "orphan_removed", "address": step.address},
-            )
-            self.outputs.discard(Path(orphan))
-        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
-
-    def _expired(self, job: Job) -> bool:
-        # Its objects go with it; a job about to expire would vanish mid-download.
-        return job.expires_at is not None and job.expires_at <= self.now() + RESUME_MARGIN
-
-    def _start(self, step: Step, started: float) -> _Job:
-        client = self.clients[step.profile]
-        target = self._target(step)
-        since = step.since if step.action == "incremental" else None
-        kind: Kind = "incremental" if since is not None else "snapshot"
-        notes: list[str] = []
-        query = QueryRequest(format=target.format, mode=target.mode, since=since)
-        self._emit(StepEvent(step.address, "starting"))
-        try:
-            job = client.start_query(step.namespace, step.table, query)
-        except SnapshotRequiredError:
-            if self.config.settings.on_snapshot_required == "fail" or since is None:
-                raise
-            notes.append(
-                f"the incremental window since {format_time(since)} is gone: took a snapshot "
-                'instead (on_snapshot_required = "snapshot")'
-            )
-            log.warning("%s: %s", step.address, notes[-1], extra={"event": "snapshot_fallback"})
-            since, kind = None, "snapshot"
-            job = client.start_query(
-                step.namespace, step.table, query.model_copy(update={"since": None})
-            )
-        pending = PendingJob(
-            job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
-        )
-        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": pending}))
-        self._job_ids[step.address] = job.id
-        log.info(
-            "%s: %s job %s started",
-            step.address,
-            kind,
-            job.id,
-            extra={"event": "job_started", "job_id": job.id, "status": job.status},
-        )
-        return _Job(step, job, kind, since, started, notes)
-
-    def _started_result(self, work: _Job) -> StepResult:
+    def _started_result(self, work: StepJob) -> StepResult:
         return self._result(
             work.step,
             work.kind,
@@ -378,7 +269,7 @@ class Applier:
 
     # -- the collect phase ------------------------------------------------------------------
 
-    def _collect_phase(self, work: _Job) -> None:
+    def _collect_phase(self, work: StepJob) -> None:
         step, job = work.step, work.job
         with (
             self.context.serving(step.address),
@@ -388,7 +279,7 @@ class Applier:
             if watermark is None:
                 field_name = "at" if work.kind == "snapshot" else "until"
                 raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
-            target = self._target(step)
+            target = self.config.target(step.target)
             path = output_path(
                 self.base_dir,
                 target,
@@ -409,7 +300,7 @@ class Applier:
                 )
             except ApiError as exc:
                 if exc.status == 404:  # the job's objects are gone: the next apply starts anew
-                    self._forget_pending(step)
+                    self.jobs.forget(step)
                 raise
             done = StepState(
                 watermark=watermark,
@@ -453,9 +344,6 @@ class Applier:
             self._emit(StepEvent(step.address, "downloading", bytes=so_far))
 
         return add
-
-    def _target(self, step: Step) -> Target:
-        return next(t for t in self.config.targets if t.name == step.target)
 
 
 def _pending_output(step: StepState, path: Path) -> StepState:

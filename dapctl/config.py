@@ -268,6 +268,10 @@ class Config(_Model):
                             )
                     claims.append((pattern, address, path))
 
+    def target(self, name: str) -> Target:
+        """The target of that name (names are unique)."""
+        return next(target for target in self.targets if target.name == name)
+
     def target_profiles(self, target: Target) -> list[str]:
         """The profiles a target runs for, in the order the file declares them."""
         wanted = target.profiles

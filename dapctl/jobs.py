@@ -1,0 +1,164 @@
+"""Starting, resuming and forgetting the query job of one step.
+
+A step's job is recorded in the state (``pending``) as soon as the server has it, before
+any polling, so a killed apply is resumed by the next one instead of starting another job.
+Resuming checks the job still exists and will outlive its download; otherwise the job is
+forgotten, along with any output it published but never recorded, and the table is planned
+afresh. When an incremental window is gone the step falls back to a snapshot, if the
+config says so, and notes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from dapctl.client import DapClient
+from dapctl.config import Config
+from dapctl.errors import ApiError, SnapshotRequiredError
+from dapctl.events import StepEvent
+from dapctl.outputs import OutputStore
+from dapctl.plan import Step, format_time, plan_table
+from dapctl.state import Kind, PendingJob, StateKeeper
+from dapctl.wire import Job, QueryRequest
+
+log = logging.getLogger("dapctl.apply")
+
+# A resumed job must outlive its download: its objects expire with it.
+RESUME_MARGIN = timedelta(minutes=5)
+
+
+@dataclass
+class StepJob:
+    """A step's job as it moves through the pipeline."""
+
+    step: Step
+    job: Job
+    kind: Kind
+    since: datetime | None
+    started: float
+    notes: list[str] = field(default_factory=list)
+
+
+class JobStarter:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clients: Mapping[str, DapClient],
+        keeper: StateKeeper,
+        outputs: OutputStore,
+        now: Callable[[], datetime],
+        emit: Callable[[StepEvent], None],
+    ) -> None:
+        self.config = config
+        self.clients = clients
+        self.keeper = keeper
+        self.outputs = outputs
+        self.now = now
+        self._emit = emit
+        self.job_ids: dict[str, str] = {}  # address -> its job, for failed results
+
+    def start_or_resume(self, step: Step, started: float) -> StepJob:
+        """The step's job: the pending one if it can still be collected, else a new one."""
+        client = self.clients[step.profile]
+        if step.action == "resume" and step.job_id is not None:
+            pending = self.keeper.step(step.address).pending
+            try:
+                job = client.get_job(step.job_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning(
+                    "%s: job %s is gone; starting a new one",
+                    step.address,
+                    step.job_id,
+                    extra={"event": "job_gone", "job_id": step.job_id},
+                )
+                return self._restart(step, started)
+            if self._expired(job):
+                log.warning(
+                    "%s: job %s has expired; starting a new one",
+                    step.address,
+                    job.id,
+                    extra={"event": "job_expired", "job_id": job.id},
+                )
+                return self._restart(step, started)
+            kind: Kind = pending.kind if pending else "snapshot"
+            work = StepJob(step, job, kind, step.since, started)
+            self.job_ids[step.address] = job.id
+            work.notes.append(f"resumed job {job.id} started by an earlier apply")
+            return work
+        return self._start(step, started)
+
+    def _restart(self, step: Step, started: float) -> StepJob:
+        """Forget a pending job that can no longer be collected and plan the table afresh."""
+        self.forget(step)
+        fresh = plan_table(
+            step.profile,
+            self.config.target(step.target),
+            step.table,
+            self.keeper.step(step.address),
+        )
+        return self._start(fresh, started)
+
+    def forget(self, step: Step) -> None:
+        """Drop a job that will never be collected, and any output it left unrecorded.
+
+        An apply killed between publishing a file and recording it leaves that file behind;
+        the next job covers its window again, so keeping it would repeat its records.
+        """
+        current = self.keeper.step(step.address)
+        orphan = current.pending.output if current.pending else None
+        if orphan is not None and orphan not in current.files:
+            log.warning(
+                "%s: removing %s, written but never recorded",
+                step.address,
+                orphan,
+                extra={"event": "orphan_removed", "address": step.address},
+            )
+            self.outputs.discard(Path(orphan))
+        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
+
+    def _expired(self, job: Job) -> bool:
+        # Its objects go with it; a job about to expire would vanish mid-download.
+        return job.expires_at is not None and job.expires_at <= self.now() + RESUME_MARGIN
+
+    def _start(self, step: Step, started: float) -> StepJob:
+        client = self.clients[step.profile]
+        target = self.config.target(step.target)
+        since = step.since if step.action == "incremental" else None
+        kind: Kind = "incremental" if since is not None else "snapshot"
+        notes: list[str] = []
+        query = QueryRequest(format=target.format, mode=target.mode, since=since)
+        self._emit(StepEvent(step.address, "starting"))
+        try:
+            job = client.start_query(step.namespace, step.table, query)
+        except SnapshotRequiredError:
+            if self.config.settings.on_snapshot_required == "fail" or since is None:
+                raise
+            notes.append(
+                f"the incremental window since {format_time(since)} is gone: took a snapshot "
+                'instead (on_snapshot_required = "snapshot")'
+            )
+            log.warning("%s: %s", step.address, notes[-1], extra={"event": "snapshot_fallback"})
+            since, kind = None, "snapshot"
+            job = client.start_query(
+                step.namespace, step.table, query.model_copy(update={"since": None})
+            )
+        pending = PendingJob(
+            job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
+        )
+        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": pending}))
+        self.job_ids[step.address] = job.id
+        log.info(
+            "%s: %s job %s started",
+            step.address,
+            kind,
+            job.id,
+            extra={"event": "job_started", "job_id": job.id, "status": job.status},
+        )
+        return StepJob(step, job, kind, since, started, notes)
