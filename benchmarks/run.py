@@ -1,0 +1,118 @@
+"""Benchmarks of issue 7: run the scenarios against a local emulator, print and save a table.
+
+    python benchmarks/run.py            # full sizes, 5 runs each (tens of minutes)
+    python benchmarks/run.py --quick    # tiny sizes, one run: a smoke test of the harness
+    python benchmarks/run.py --only 1,3 --runs 3 --out /tmp/results.md
+
+Every figure is the median of the runs, with the min and max beside it. See README.md for
+what each scenario measures and how its bound is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scenarios
+from common import Row
+
+import dapctl
+
+HERE = Path(__file__).resolve().parent
+
+FULL: dict[str, Any] = {
+    "1": scenarios.SmallTables(),
+    "2": scenarios.LargeTable(),
+    "3": scenarios.OfficialClient(),
+    "4": scenarios.Planning(),
+}
+QUICK: dict[str, Any] = {
+    "1": scenarios.SmallTables(tables=10, rows=20, window=0.2, job_delay=0.1),
+    "2": scenarios.LargeTable(rows=(5_000, 10_000), part_size=2_500, csv_rows=2_000),
+    "3": scenarios.OfficialClient(tables=2, rows=200, part_size=100, window=0.2),
+    "4": scenarios.Planning(profiles=5, tables=5),
+}
+RUNNERS: dict[str, Callable[[Any, int, Path], list[Row]]] = {
+    "1": scenarios.many_small_tables,
+    "2": scenarios.one_large_table,
+    "3": scenarios.official_client,
+    "4": scenarios.planning,
+}
+
+
+def render(
+    rows: Sequence[Row], *, facts: Sequence[str], runs: int, elapsed: float, quick: bool
+) -> str:
+    head = [
+        "# dapctl benchmarks" + (" (--quick: tiny sizes, not figures to quote)" if quick else ""),
+        "",
+        *(f"- {fact}" for fact in facts),
+        f"- runs per figure: {runs} (median, with min and max); whole benchmark {elapsed:.0f} s",
+        "",
+        "| scenario | measure | median | min | max | unit | target | met | notes |",
+        "|---|---|---:|---:|---:|---|---|---|---|",
+    ]
+    lines = []
+    for row in rows:
+        median, low, high = row.figure.show(row.digits)
+        met = "" if row.met is None else ("yes" if row.met else "**no**")
+        cells = [row.scenario, row.measure, median, low, high, row.unit, row.target, met, row.note]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(head + lines) + "\n"
+
+
+def machine_facts() -> list[str]:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        cpuinfo = []
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    model = models[0] if models else "unknown CPU"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; dapctl {dapctl.__version__}",
+        f"machine: {os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}",
+        f"Python {platform.python_version()} ({platform.python_implementation()})",
+        f"load average at start: {load} (a shared, noisy machine: read the min-max spread)",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 5, --quick 1)")
+    parser.add_argument("--only", default="1,2,3,4", help="comma-separated scenarios")
+    parser.add_argument("--out", type=Path, help="where to save the table (default: "
+                        "benchmarks/results.md; --quick: not saved)")  # fmt: skip
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 5)
+    sizes = QUICK if args.quick else FULL
+    facts = machine_facts()
+    started = time.perf_counter()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="dapctl-bench-") as work:
+        for key in args.only.split(","):
+            print(f"scenario {key}: {sizes[key]} x {runs} runs ...", file=sys.stderr, flush=True)
+            rows += RUNNERS[key](sizes[key], runs, Path(work))
+    elapsed = time.perf_counter() - started
+    table = render(rows, facts=facts, runs=runs, elapsed=elapsed, quick=args.quick)
+    print(table)
+    out = args.out or (None if args.quick else HERE / "results.md")
+    if out is not None:
+        out.write_text(table)
+        print(f"saved to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
