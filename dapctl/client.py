@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -57,6 +57,14 @@ REQUERIES = 2
 
 def _snapshot_required(error_type: str | None) -> bool:
     return (error_type or "").removesuffix("Error") in SNAPSHOT_REQUIRED
+
+
+class TextSink(Protocol):
+    """Takes a part's decompressed bytes during its download; restarted on every attempt."""
+
+    def restart(self) -> None: ...
+
+    def feed(self, text: bytes) -> None: ...
 
 
 class _UrlFailure(Exception):
@@ -173,18 +181,21 @@ class DapClient:
             raise ApiError(f"the server sent no URL for object(s) {', '.join(missing)}")
         return {object_id: urls[object_id].url for object_id in object_ids}
 
-    def download_object(self, object_id: str, dest: BinaryIO, *, gzip: bool = True) -> int:
+    def download_object(
+        self, object_id: str, dest: BinaryIO, *, gzip: bool = True, text: TextSink | None = None
+    ) -> int:
         """Streams one object into ``dest`` from its current position; returns bytes written.
 
         ``gzip=False`` skips the gzip check, for parquet parts. A failed attempt truncates
-        ``dest`` back to where it started, so the retry writes the part whole.
+        ``dest`` back to where it started, so the retry writes the part whole. ``text`` hears
+        the decompressed bytes of the check, restarted with every attempt.
         """
         start = dest.tell()
         retrying = build_retrying(
             self._retry, sleep=self._sleep, describe=f"download of object {object_id}"
         )
         try:
-            return retrying(self._download_once, object_id, dest, start, gzip)
+            return retrying(self._download_once, object_id, dest, start, gzip, text)
         except _UrlFailure as exc:
             raise exc.error from None
         except requests.RequestException as exc:
@@ -285,13 +296,17 @@ class DapClient:
 
     # -- downloads ------------------------------------------------------------------------
 
-    def _download_once(self, object_id: str, dest: BinaryIO, start: int, gzip: bool) -> int:
+    def _download_once(
+        self, object_id: str, dest: BinaryIO, start: int, gzip: bool, text: TextSink | None
+    ) -> int:
         try:
             url = self.object_urls([object_id])[object_id]
         except ApiError as exc:
             raise _UrlFailure(exc) from exc
         dest.seek(start)
         dest.truncate()
+        if text is not None:
+            text.restart()
         # No bearer token here: the URL is pre-signed, and the token must not leave DAP.
         headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
         with self._session.get(url, headers=headers, stream=True, timeout=self._timeout) as r:
@@ -303,10 +318,16 @@ class DapClient:
                 )
             if not r.ok:
                 raise api_error(r, what=f"download of object {object_id}", now=self._clock())
-            return self._stream(r, dest, object_id, gzip)
+            return self._stream(r, dest, object_id, gzip, text)
 
     @staticmethod
-    def _stream(response: requests.Response, dest: BinaryIO, object_id: str, gzip: bool) -> int:
+    def _stream(
+        response: requests.Response,
+        dest: BinaryIO,
+        object_id: str,
+        gzip: bool,
+        text: TextSink | None,
+    ) -> int:
         declared = response.headers.get("Content-Length", "")
         try:
             return copy_checked(
@@ -314,6 +335,7 @@ class DapClient:
                 dest,
                 declared=int(declared) if declared.isdigit() else None,
                 gzip=gzip,
+                on_text=text.feed if text is not None else None,
             )
         except TransferError as exc:
             raise TransientDownloadError(f"download of object {object_id}: {exc}") from None

@@ -158,7 +158,13 @@ def merge_parts(
 
 
 class Merger:
-    """``merge_parts`` one part at a time, so merging can start while later parts download."""
+    """``merge_parts`` one part at a time, so merging can start while later parts download.
+
+    Parts come in one of three forms: gzip files to decompress here (``add``); text already
+    decompressed while it downloaded (``add_text``); or, for JSON Lines into ``.gz``, gzip
+    files passed through untouched whose records were counted while they downloaded
+    (``add_counted``), so the merge is a copy.
+    """
 
     def __init__(self, *, fmt: str, out: OutputWriter, compress: bool) -> None:
         if fmt == "parquet":
@@ -166,30 +172,44 @@ class Merger:
         self._fmt = fmt
         self._out = out
         self._counter = _RecordCounter(fmt)
-        # JSON Lines into .gz passes the gzip members through and decompresses only to count.
-        self._passthrough = fmt == "jsonl" and compress
+        self.passthrough = fmt == "jsonl" and compress
         self._sink: OutputWriter | _Compressor = (
-            _Compressor(out) if compress and not self._passthrough else out
+            _Compressor(out) if compress and not self.passthrough else out
         )
         self._header: bytes | None = None
         self._parts = 0
+        self._counted = 0  # records of parts counted during their download
+        self._open_line = False  # the last passed-through part ended mid-line
 
     def add(self, part: Path) -> None:
-        """Append the next part (a gzip file)."""
-        counter = self._counter
-        if self._passthrough:
-            if counter.pending:  # the last part ended mid-line: end it, as a member of its own
-                self._out.write(_NEWLINE_MEMBER)
-                counter.feed(b"\n")
-            for raw, text in _gunzip_chunks(part):
-                self._out.write(raw)
+        """Append the next part, a gzip file."""
+        if self.passthrough:
+            counter = _RecordCounter(self._fmt)
+            for _, text in _gunzip_chunks(part):
                 counter.feed(text)
-            self._parts += 1
+            self.add_counted(part, records=counter.finish(), ends_open=counter.pending)
             return
+        self._append_text((text for _, text in _gunzip_chunks(part)), part)
+
+    def add_text(self, part: Path) -> None:
+        """Append the next part, already decompressed."""
+        self._append_text(_file_chunks(part), part)
+
+    def add_counted(self, part: Path, *, records: int, ends_open: bool) -> None:
+        """Pass the next gzip part through as it is; its records were counted already."""
+        if self._open_line:  # the last part ended mid-line: end it, as a member of its own
+            self._out.write(_NEWLINE_MEMBER)
+        for raw in _file_chunks(part):
+            self._out.write(raw)
+        self._counted += records
+        self._open_line = ends_open
+        self._parts += 1
+
+    def _append_text(self, chunks: Iterator[bytes], part: Path) -> None:
+        counter = self._counter
         if counter.pending:
             self._sink.write(b"\n")
             counter.feed(b"\n")
-        chunks: Iterator[bytes] = (text for _, text in _gunzip_chunks(part))
         if self._fmt in ("csv", "tsv"):
             first, chunks = _split_header(chunks, part)
             if self._parts == 0:
@@ -206,7 +226,35 @@ class Merger:
         """Complete the output (the compressor's last block); the records merged."""
         if isinstance(self._sink, _Compressor):
             self._sink.close()
-        return MergeStats(self._counter.finish())
+        return MergeStats(self._counted + self._counter.finish())
+
+
+class PartCounter:
+    """Counts one part's records from its text as it downloads (a client ``TextSink``)."""
+
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
+        self._counter = _RecordCounter(fmt)
+
+    def restart(self) -> None:
+        self._counter = _RecordCounter(self._fmt)
+
+    def feed(self, text: bytes) -> None:
+        self._counter.feed(text)
+
+    @property
+    def records(self) -> int:
+        return self._counter.finish()
+
+    @property
+    def ends_open(self) -> bool:
+        return self._counter.pending
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
 
 
 def _gunzip_chunks(path: Path) -> Iterator[tuple[bytes, bytes]]:

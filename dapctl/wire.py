@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, BinaryIO, Literal
 
@@ -170,9 +170,12 @@ class GzipVerifier:
 
     _PIECE = 1 << 20
 
-    def __init__(self) -> None:
+    def __init__(self, on_text: Callable[[bytes], None] | None = None) -> None:
         self._inflater = zlib.decompressobj(wbits=31)
         self._members = 0
+        # The check decompresses anyway: whoever needs the text (to count records, or to
+        # keep it) takes it from here rather than decompressing a second time.
+        self._on_text = on_text
 
     def feed(self, chunk: bytes) -> None:
         data = chunk
@@ -181,12 +184,17 @@ class GzipVerifier:
                 self._members += 1
                 self._inflater = zlib.decompressobj(wbits=31)
             try:
-                self._inflater.decompress(data, self._PIECE)
+                self._pass(self._inflater.decompress(data, self._PIECE))
                 while self._inflater.unconsumed_tail:
-                    self._inflater.decompress(self._inflater.unconsumed_tail, self._PIECE)
+                    tail = self._inflater.unconsumed_tail
+                    self._pass(self._inflater.decompress(tail, self._PIECE))
             except zlib.error as exc:
                 raise GzipError(f"corrupt gzip data: {exc}") from exc
             data = self._inflater.unused_data
+
+    def _pass(self, text: bytes) -> None:
+        if text and self._on_text is not None:
+            self._on_text(text)
 
     def finish(self) -> int:
         """The number of complete members; raises ``GzipError`` if the stream stops short."""
@@ -196,14 +204,20 @@ class GzipVerifier:
 
 
 def copy_checked(
-    chunks: Iterable[bytes], dest: BinaryIO, *, declared: int | None, gzip: bool
+    chunks: Iterable[bytes],
+    dest: BinaryIO,
+    *,
+    declared: int | None,
+    gzip: bool,
+    on_text: Callable[[bytes], None] | None = None,
 ) -> int:
     """Writes ``chunks`` to ``dest`` and returns the byte count, checking the part on the way.
 
     The count must match the declared Content-Length, and with ``gzip`` the bytes must form
-    complete gzip members; a corrupt stream fails as soon as it is seen.
+    complete gzip members; a corrupt stream fails as soon as it is seen. ``on_text`` hears
+    the decompressed bytes as the check produces them.
     """
-    verifier = GzipVerifier() if gzip else None
+    verifier = GzipVerifier(on_text) if gzip else None
     written = 0
     for chunk in chunks:
         dest.write(chunk)
