@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dapctl.client import DapClient
-from dapctl.collect import write_output
-from dapctl.config import IDENTIFIER_PATTERN, Config, address_of
+from dapctl.collect import Written, write_output
+from dapctl.config import IDENTIFIER_PATTERN, Config, Target, address_of
 from dapctl.connect import Connection, connect, interruptible
 from dapctl.credentials import resolve_used
-from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError
+from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError, OutputError
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
@@ -288,20 +288,7 @@ class Applier:
                 kind=work.kind,
                 timestamp=watermark,
             )
-            self.keeper.update(step.address, lambda s: _pending_output(s, path))
-            try:
-                written = write_output(
-                    self.clients[step.profile],
-                    job,
-                    fmt=target.format,
-                    path=path,
-                    outputs=self.outputs,
-                    on_bytes=self._download_meter(step),
-                )
-            except ApiError as exc:
-                if exc.status == 404:  # the job's objects are gone: the next apply starts anew
-                    self.jobs.forget(step)
-                raise
+            written = self._write(work, target, path, watermark)
             done = StepState(
                 watermark=watermark,
                 kind=work.kind,
@@ -332,6 +319,37 @@ class Applier:
                     notes=tuple(work.notes),
                 )
             )
+
+    def _write(self, work: StepJob, target: Target, path: Path, watermark: datetime) -> Written:
+        step, job = work.step, work.job
+        if work.kind == "incremental" and work.since is not None and watermark <= work.since:
+            # An empty window: nothing can have changed, and a file named by its `until`
+            # would replace the previous run's file of the same name.
+            log.info("%s: nothing new since %s; no file written", step.address, watermark)
+            return Written((), 0, 0, None)
+        pending = self.keeper.step(step.address).pending
+        ours = pending is not None and pending.output == str(path)  # a resumed job's own
+        if work.kind == "incremental" and not ours and self.outputs.exists(path):
+            raise OutputError(
+                f"{path} exists already; an incremental never replaces a file, which may hold "
+                "changes found nowhere else",
+                hint="two runs whose windows end within the same second share a file name: "
+                "move the older file aside if it is recorded nowhere, or wait a second",
+            )
+        self.keeper.update(step.address, lambda s: _pending_output(s, path))
+        try:
+            return write_output(
+                self.clients[step.profile],
+                job,
+                fmt=target.format,
+                path=path,
+                outputs=self.outputs,
+                on_bytes=self._download_meter(step),
+            )
+        except ApiError as exc:
+            if exc.status == 404:  # the job's objects are gone: the next apply starts anew
+                self.jobs.forget(step)
+            raise
 
     def _download_meter(self, step: Step) -> Callable[[int], None]:
         lock, total = threading.Lock(), [0]

@@ -173,10 +173,10 @@ class TokenProvider:
             raise api_error(response, what="login", now=self._clock())
         try:
             return TokenResponse.model_validate_json(response.content)
-        except ValidationError:
+        except (ValidationError, RecursionError):
             # The body may hold a token in an unexpected shape: never quote it.
             raise ApiError(
-                "login answered HTTP 200 without a usable access_token",
+                f"login answered HTTP {response.status_code} without a usable access_token",
                 status=response.status_code,
             ) from None
 

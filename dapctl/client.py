@@ -15,6 +15,7 @@ threads that work for a profile; it holds no per-call state.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,9 @@ log = logging.getLogger("dapctl.client")
 Model = TypeVar("Model", bound=BaseModel)
 
 CHUNK = 1 << 20
+#: the most an API answer (not a download) may take to arrive, and its largest size
+ANSWER_SECONDS = 300.0
+MAX_ANSWER = 64 << 20
 #: error types meaning "this incremental window is gone: take a snapshot" (dap-api.md §4)
 SNAPSHOT_REQUIRED = frozenset({"SnapshotRequired", "OutOfRange"})
 #: a cached job this close to expiry cannot be trusted to outlive its downloads
@@ -76,9 +80,12 @@ class _UrlFailure(Exception):
 
 
 class _Call:
-    """What one logical call remembers across its attempts: whether it has re-logged in."""
+    """What one logical call remembers across its attempts: whether it has re-logged in,
+    and by when its answer must be in."""
 
-    reauthenticated = False
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.reauthenticated = False
 
 
 class DapClient:
@@ -138,9 +145,9 @@ class DapClient:
             self._sleep(max(0.0, left) + EXPIRY_GRACE)
         return self._parse(Job, self._call(self._limits.jobs, "POST", path, query.to_json()))
 
-    def get_job(self, job_id: str) -> Job:
+    def get_job(self, job_id: str, *, deadline: float | None = None) -> Job:
         path = f"/dap/job/{quote(job_id, safe='')}"
-        return self._parse(Job, self._call(self._limits.status, "GET", path))
+        return self._parse(Job, self._call(self._limits.status, "GET", path, deadline=deadline))
 
     def wait_for_job(
         self,
@@ -169,7 +176,10 @@ class DapClient:
                 )
             self._sleep(delay if timeout is None else min(delay, timeout - elapsed))
             delay = min(delay * 1.5, self._poll_max)
-            current = self.get_job(current.id)
+            # A poll sent at the deadline still gets a moment for its answer.
+            current = self.get_job(
+                current.id, deadline=None if timeout is None else started + timeout + 2.0
+            )
 
     def object_urls(self, object_ids: Sequence[str]) -> dict[str, str]:
         """Pre-signed URLs (valid ~15 minutes) for the given object ids."""
@@ -207,11 +217,20 @@ class DapClient:
 
     # -- calls ----------------------------------------------------------------------------
 
-    def _call(self, limiter: RateLimiter, method: str, path: str, body: Any = None) -> Any:
+    def _call(
+        self,
+        limiter: RateLimiter,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        deadline: float | None = None,
+    ) -> Any:
         what = f"{method} {path}"
         retrying = build_retrying(self._retry, sleep=self._sleep, describe=what)
+        call = _Call(deadline)
         try:
-            return retrying(self._attempt, limiter, method, path, body, _Call())
+            return retrying(self._attempt, limiter, method, path, body, call)
         except requests.RequestException as exc:
             raise ApiError(
                 f"{what}: no answer from {self._base} after {self._retry.attempts} attempts "
@@ -220,25 +239,25 @@ class DapClient:
             ) from exc
 
     def _attempt(self, limiter: RateLimiter, method: str, path: str, body: Any, call: _Call) -> Any:
-        response, token = self._send(limiter, method, path, body)
+        response, answer, token = self._send(limiter, method, path, body, call.deadline)
         if response.status_code in (401, 403) and not call.reauthenticated:
             # An expired or revoked token: gateways say 403 where the service says 401.
             call.reauthenticated = True
             self._tokens.invalidate(token)
-            response, _ = self._send(limiter, method, path, body)
+            response, answer, _ = self._send(limiter, method, path, body, call.deadline)
         if not response.ok:
-            raise self._error(response, f"{method} {path}")
+            raise self._error(response, answer, f"{method} {path}")
         try:
-            return response.json()
-        except ValueError:
+            return json.loads(answer)
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ApiError(
                 f"{method} {path}: the answer is not JSON",
                 status=response.status_code,
             ) from None
 
     def _send(
-        self, limiter: RateLimiter, method: str, path: str, body: Any
-    ) -> tuple[requests.Response, str]:
+        self, limiter: RateLimiter, method: str, path: str, body: Any, deadline: float | None
+    ) -> tuple[requests.Response, bytes, str]:
         # A login can take long (backoff): do it before taking the slot, or the request would
         # go out long after its slot and crowd the next window. Ask again after the wait,
         # which is free unless the wait outlasted the refresh margin.
@@ -251,12 +270,43 @@ class DapClient:
                 "Accept": "application/json",
             }
             response = self._session.request(
-                method, self._base + path, json=body, headers=headers, timeout=self._timeout
+                method,
+                self._base + path,
+                json=body,
+                headers=headers,
+                timeout=self._timeout,
+                stream=True,
             )
-        return response, token
+            with response:
+                answer = self._read(response, f"{method} {path}", deadline)
+        return response, answer, token
 
-    def _error(self, response: requests.Response, what: str) -> ApiError:
-        error = api_error(response, what=what, now=self._clock())
+    def _read(self, response: requests.Response, what: str, deadline: float | None) -> bytes:
+        """The whole answer, within ``deadline`` and ``MAX_ANSWER`` bytes.
+
+        The read timeout bounds each wait for a byte, not the answer: one that trickles in
+        byte by byte would hold a job timeout hostage, one that never ends would fill memory.
+        """
+        limit = self._clock() + ANSWER_SECONDS
+        limit = limit if deadline is None else min(limit, deadline)
+        raw = response.raw
+        # urllib3 2's read1 returns what has arrived; 1.26 has only blocking reads.
+        read = getattr(raw, "read1", None) or raw.read
+        pieces, size = [], 0
+        while piece := read(CHUNK):
+            size += len(piece)
+            if size > MAX_ANSWER:
+                raise ApiError(f"{what}: the answer is larger than {MAX_ANSWER >> 20} MiB")
+            pieces.append(piece)
+            if self._clock() > limit:
+                raise ApiError(
+                    f"{what}: the answer was still arriving after its deadline",
+                    hint="the server or a proxy is answering very slowly; try again later",
+                )
+        return b"".join(pieces)
+
+    def _error(self, response: requests.Response, answer: bytes, what: str) -> ApiError:
+        error = api_error(response, what=what, now=self._clock(), body=answer)
         if response.status_code == 400 and _snapshot_required(error.error_type):
             return SnapshotRequiredError(
                 error.message,

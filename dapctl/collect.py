@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import requests
+
 from dapctl.client import DapClient
-from dapctl.files import open_private
+from dapctl.errors import OutputError
+from dapctl.files import open_private, temp_path_for
 from dapctl.outputs import Merger, OutputStore, PartCounter
 from dapctl.wire import Job
 
@@ -52,8 +55,28 @@ def write_output(
     if not job.objects:
         log.info("job %s has no data; no file written", job.id)
         return Written((), 0, 0, None)
+    try:
+        return _write(client, job, fmt=fmt, path=path, outputs=outputs, on_bytes=on_bytes)
+    except OSError as exc:
+        if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
+            raise
+        raise OutputError(
+            f"{path}: cannot write the output file: {exc.strerror or exc}",
+            hint="check that the output template names a file in a folder dapctl may write",
+        ) from None
+
+
+def _write(
+    client: DapClient,
+    job: Job,
+    *,
+    fmt: str,
+    path: Path,
+    outputs: OutputStore,
+    on_bytes: Callable[[int], None] | None,
+) -> Written:
     scratch = outputs.scratch_dir(path)
-    parts = [scratch / f".{path.name}.part{i:05d}.dapctl-tmp" for i in range(len(job.objects))]
+    parts = [temp_path_for(scratch / path.name, f"part{i:05d}.") for i in range(len(job.objects))]
     out = outputs.open_for_write(path)
     try:
         merger = Merger(fmt=fmt, out=out, compress=path.name.endswith(".gz"))

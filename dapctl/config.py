@@ -182,8 +182,11 @@ class Target(_Model):
                 raise ValueError(
                     f"write placeholders plainly, as {{{field_name}}}: no !conversion or :format"
                 )
-        if ".." in output.replace("\\", "/").split("/"):
+        segments = output.replace("\\", "/").split("/")
+        if ".." in segments:
             raise ValueError("'..' is not allowed in an output path")
+        if segments[-1] in ("", "."):
+            raise ValueError("an output path must end in a file name, not a folder")
         return output
 
     @model_validator(mode="after")
@@ -322,6 +325,17 @@ def _claimed_path(target: Target, profile: str, table: str) -> str:
             kind="{kind}",
             timestamp="{timestamp}",
         )
+    )
+
+
+def output_pattern(target: Target, profile: str) -> re.Pattern[str]:
+    """Every path (relative, normalised) the target's output may take for this profile."""
+    path = _claimed_path(target, profile, _ANY_TABLE)
+    return re.compile(
+        re.escape(path)
+        .replace(re.escape(_ANY_TABLE), "[A-Za-z0-9_]+")
+        .replace(re.escape("{kind}"), "(snapshot|incremental)")
+        .replace(re.escape("{timestamp}"), "[0-9]{8}T[0-9]{6}Z")
     )
 
 

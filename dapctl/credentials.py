@@ -106,10 +106,14 @@ def _ca_bundle(profile: Profile, base_dir: Path, where: Callable[..., str]) -> P
 
 def check_base_url(url: str, *, where: str) -> None:
     """Accept https anywhere and http only on loopback."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        host = None
+    if host is None or parts.scheme not in ("http", "https"):
         raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigError(
             f"{where}: http:// is allowed only for loopback hosts; "
             "credentials must not cross a network in clear text",

@@ -46,6 +46,10 @@ class LockError(StateError):
     """The state file is locked by another dapctl process."""
 
 
+class OutputError(DapctlError):
+    """An output file cannot be written where the config says."""
+
+
 class ApiError(DapctlError):
     """The DAP API answered with an error, or could not be reached.
 

@@ -11,8 +11,11 @@ files 0600: state and outputs may hold an institution's data.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -34,8 +37,60 @@ def ensure_private_dir(path: Path) -> None:
             raise
 
 
-def temp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+def temp_path_for(path: Path, label: str = "") -> Path:
+    """A temporary name beside ``path`` that says which process (host, pid) made it."""
+    owner = f"{_host_tag()}-{os.getpid()}"
+    return path.with_name(f".{path.name}.{label}{owner}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def sweep_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the temporary files a dead dapctl process left in ``folder``; return them.
+
+    A killed apply cannot clean up after itself; its temporary outputs and parts (which may
+    be gigabytes) would otherwise stay forever. A file is stale when it names this host and
+    a process that no longer runs, or carries no owner at all.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.endswith(TEMP_SUFFIX) and _stale(entry.name):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+_OWNER = re.compile(
+    r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$"
+)
+
+
+def _stale(name: str) -> bool:
+    match = _OWNER.search(name)
+    if match is None:
+        return True
+    if match["host"] != _host_tag():
+        return False  # another host's process, on a shared folder: not ours to judge
+    return not _alive(int(match["pid"]))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 @contextlib.contextmanager

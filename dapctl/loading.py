@@ -10,6 +10,7 @@ working directory (cron starts in ``$HOME``).
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from dapctl.config import NAME_PATTERN, Config, PathError
+from dapctl.config import NAME_PATTERN, Config, PathError, output_pattern
 from dapctl.errors import ConfigError
 
 _HEADER = re.compile(r"^\[(\[)?\s*([^\]]+?)\s*\]")
@@ -78,9 +79,32 @@ def load_config(path: str | Path) -> LoadedConfig:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path=path, text=text, raw=raw)) from None
-    return LoadedConfig(
+    loaded = LoadedConfig(
         path=path, config=config, warnings=tuple(_warnings(config, path)), lines=_key_lines(text)
     )
+    _outputs_spare_own_files(loaded)
+    return loaded
+
+
+def _outputs_spare_own_files(loaded: LoadedConfig) -> None:
+    """Refuse an output template that could name the config, the state or its companions.
+
+    Data written there would replace the config, be overwritten by the next state write, or
+    vanish with the lock.
+    """
+    state = loaded.state_path
+    own = [loaded.path, state, state.with_name(state.name + ".backup")]
+    own.append(state.with_name(state.name + ".lock"))
+    for index, target in enumerate(loaded.config.targets):
+        for profile in loaded.config.target_profiles(target):
+            pattern = output_pattern(target, profile)
+            for file in own:
+                relative = os.path.relpath(file, loaded.base_dir)
+                if pattern.fullmatch(os.path.normpath(relative)) or pattern.fullmatch(str(file)):
+                    raise ConfigError(
+                        f"{loaded.locate(('targets', index, 'output'))}: the output path "
+                        f"could be {file}, one of dapctl's own files; choose another path"
+                    )
 
 
 def _read_text(path: Path) -> str:
@@ -232,8 +256,9 @@ def _value_at(raw: Any, loc: Loc) -> Any:
 
 
 def _split_key(key: str) -> Loc:
-    parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
-    return tuple(next(p for p in groups if p) for groups in parts)
+    parts = re.finditer(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
+    # A quoted key may be empty (`"" = 1`): take the group that matched, not a non-empty one.
+    return tuple(match.group(match.lastindex or 0) for match in parts)
 
 
 def _key_lines(text: str) -> dict[Loc, int]:

@@ -76,8 +76,14 @@ class FileLock:
         self._fd = None
 
     def _try_acquire(self) -> int | None:
-        ensure_private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            ensure_private_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise LockError(
+                f"{self.path}: cannot create the state's lock file: {exc.strerror}",
+                hint="check that the state file's folder is a folder dapctl may write",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import logging
 import os
 import zlib
 from collections.abc import Iterator, Sequence
@@ -27,8 +28,10 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dapctl.config import Target
-from dapctl.errors import DapctlError
-from dapctl.files import ensure_private_dir, fsync_dir, temp_path_for
+from dapctl.errors import DapctlError, OutputError
+from dapctl.files import ensure_private_dir, fsync_dir, sweep_stale_temp_files, temp_path_for
+
+log = logging.getLogger("dapctl.outputs")
 
 CHUNK = 1 << 20
 # CSV/TSV into .gz is decompressed and compressed again (the header goes once). Level 1
@@ -86,17 +89,28 @@ class OutputStore(Protocol):
         """Remove an output that was published but never recorded (no error if absent)."""
         ...
 
+    def exists(self, path: Path) -> bool:
+        """Whether a file is published at ``path``."""
+        ...
+
 
 class LocalOutputStore:
     def open_for_write(self, path: Path) -> OutputWriter:
+        if path.is_dir():
+            raise OutputError(f"{path}: the output path is a folder, not a file")
         return LocalOutputWriter(path)
 
     def scratch_dir(self, path: Path) -> Path:
         ensure_private_dir(path.parent)
+        for stale in sweep_stale_temp_files(path.parent):
+            log.info("removed %s, left by a dapctl that was killed", stale)
         return path.parent
 
     def discard(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    def exists(self, path: Path) -> bool:
+        return path.exists()
 
 
 class LocalOutputWriter:

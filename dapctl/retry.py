@@ -63,9 +63,15 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         return None
 
 
-def api_error(response: requests.Response, *, what: str, now: float) -> ApiError:
-    """The error for a failed response: the server's type, message and uuid when it sent them."""
-    error, text = server_error(response.content, response.headers.get("Content-Type"))
+def api_error(
+    response: requests.Response, *, what: str, now: float, body: bytes | None = None
+) -> ApiError:
+    """The error for a failed response: the server's type, message and uuid when it sent them.
+
+    ``body`` is the answer when it was read already (a streamed response has no content).
+    """
+    content = response.content if body is None else body
+    error, text = server_error(content, response.headers.get("Content-Type"))
     message = f"{what} failed with HTTP {response.status_code}: {text}"
     details = {
         "error_type": error.type if error else None,

@@ -16,6 +16,7 @@ files 0600 in folders created 0700, and refuses a state whose format it does not
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -26,8 +27,10 @@ from typing import Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from dapctl.errors import StateError
-from dapctl.files import atomic_write_bytes, ensure_private_dir
+from dapctl.files import atomic_write_bytes, ensure_private_dir, sweep_stale_temp_files
 from dapctl.locking import FileLock
+
+log = logging.getLogger("dapctl.state")
 
 STATE_VERSION = 1
 Kind = Literal["snapshot", "incremental"]
@@ -151,6 +154,8 @@ class LocalStateStore:
         self.lock_path = path.with_name(path.name + ".lock")
 
     def read(self) -> State | None:
+        for stale in sweep_stale_temp_files(self.path.parent):
+            log.info("removed %s, left by a dapctl that was killed", stale)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:

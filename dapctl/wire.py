@@ -53,10 +53,18 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
+def _header_safe(token: SecretStr) -> SecretStr:
+    value = token.get_secret_value()
+    if not value or not all("!" <= char <= "~" for char in value):
+        raise ValueError("the access token is not visible ASCII")
+    return token
+
+
 class TokenResponse(_Wire):
     """The Identity Service's answer to a login; the token never shows in a repr."""
 
-    access_token: SecretStr
+    # A token travels in an HTTP header: only visible ASCII can (RFC 6750's b64token).
+    access_token: Annotated[SecretStr, AfterValidator(_header_safe)]
     expires_in: float | None = None
     token_type: str | None = None
 
@@ -138,7 +146,7 @@ def server_error(body: bytes, content_type: str | None) -> tuple[ServerError | N
     text = body.decode("utf-8", errors="replace")
     try:
         parsed = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
         try:

@@ -407,3 +407,20 @@ def test_an_unrecorded_output_of_a_vanished_job_is_removed(make_emulator, write_
     assert result.status == "ok"
     assert not orphan.exists()
     assert [str(p) for p in (path.parent / "out").rglob("*.gz")] == list(result.files)
+
+
+def test_an_incremental_never_replaces_an_existing_file(make_emulator, write_config):
+    from dapctl.outputs import compact_time
+
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    apply(path, emu)
+    emu.advance(60)
+    emu.change("canvas", "accounts", inserts=1)
+    squatter = path.parent / "out" / "univ_a" / "accounts"
+    squatter = squatter / f"incremental-{compact_time(emu.now)}.jsonl.gz"
+    squatter.write_bytes(b"someone else's data")
+    result = apply(path, emu)[0]
+    assert result.status == "failed" and "exists already" in result.error.message
+    assert squatter.read_bytes() == b"someone else's data"
+    assert state_of(path).step(result.address).kind == "snapshot"  # the watermark stays

@@ -100,3 +100,25 @@ def test_ensure_private_dir_makes_missing_parents_private(tmp_path):
     ensure_private_dir(tmp_path / "a" / "b" / "c")
 
     assert [mode_of(tmp_path / "a"), mode_of(tmp_path / "a" / "b")] == [0o700, 0o700]
+
+
+def test_sweep_removes_only_what_dead_processes_of_this_host_left(tmp_path):
+    import subprocess
+    import sys
+
+    from dapctl.files import _host_tag, sweep_stale_temp_files, temp_path_for
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    target = tmp_path / "out.jsonl.gz"
+    ours = temp_path_for(target)
+    theirs = tmp_path / f".out.jsonl.gz.{_host_tag()}-{pid}.0123abcd.dapctl-tmp"
+    elsewhere = tmp_path / f".out.jsonl.gz.ffffffff-{pid}.0123abcd.dapctl-tmp"
+    unowned = tmp_path / ".out.jsonl.gz.0123abcd.dapctl-tmp"
+    keep = tmp_path / "out.jsonl.gz"
+    for path in (ours, theirs, elsewhere, unowned, keep):
+        path.write_bytes(b"x")
+    removed = sweep_stale_temp_files(tmp_path)
+    assert sorted(removed) == sorted([theirs, unowned])
+    assert ours.exists() and elsewhere.exists() and keep.exists()
