@@ -1,0 +1,198 @@
+"""Fault soak (issue 5): a snapshot, then a chain of incrementals, while the emulator's data
+changes between runs and a seeded random schedule switches its faults on and off.
+
+Every round draws a fresh set of faults (logins refused with 400/403, for a while or for
+good; tokens expiring mid-run answered 401 or 403; 429 storms and 5xx with HTML bodies;
+downloads cut off; pre-signed URLs already expired; slow, failing and uncached jobs; a
+refused account), applies, and checks the invariants: every failed step says why and keeps
+its old watermark; the union of each table's files replays to the emulator's data at the
+state's watermark, with no record version written twice; the state's files, bytes, sha256 and
+records match the disk; no file appears that no ok step reported; no temporary file remains.
+A last fault-free apply must bring every table level with the emulator.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dapctl.emulator.faults import ACCOUNT_STATES, ERROR_STATUSES, Faults
+from dapctl.outputs import compact_time
+from dapctl.state import State
+from tests.apply_helpers import FAST, apply
+from tests.hardening.helpers import (
+    assert_no_temp_files,
+    check_chain,
+    check_step_matches_disk,
+    final_files,
+    hardened_config,
+    read_state,
+)
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("accounts", "users", "courses")
+ROUNDS = 10
+QUIET = Faults().as_dict()
+
+
+def random_faults(rng: random.Random, client_id: str) -> tuple[dict[str, Any], list[str]]:
+    """A random fault set for one round: knob values and a short description of each."""
+    knobs: dict[str, Any] = dict(QUIET)
+    chosen: list[str] = []
+    kinds = [
+        "login_transient",
+        "login_for_good",
+        "token_expiry",
+        "errors",
+        "cuts",
+        "url_expiry",
+        "slow_jobs",
+        "failing_table",
+        "no_cache",
+        "account_state",
+    ]
+    # Faults that fail a whole profile are rarer, so most rounds make progress.
+    weights = [3, 1, 3, 4, 3, 1, 3, 2, 1, 1]
+    for _ in range(rng.randint(0, 4)):
+        kind = rng.choices(kinds, weights)[0]
+        chosen.append(kind)
+        if kind == "login_transient":
+            knobs.update(
+                login_failures=rng.randint(1, 4), login_failure_status=rng.choice([400, 403])
+            )
+        elif kind == "login_for_good":
+            knobs.update(login_failures=1000, login_failure_status=rng.choice([400, 403]))
+        elif kind == "token_expiry":
+            knobs.update(
+                token_lifetime=rng.choice([1.0, 2.0]),
+                expired_token_status=rng.choice([401, 403]),
+                job_delay=rng.uniform(0.3, 1.2),
+            )
+        elif kind == "errors":
+            status = rng.choice(ERROR_STATUSES)
+            knobs.update(
+                error_every=rng.randint(2, 6),
+                error_status=status,
+                error_retry_after=rng.choice([0, None]),
+                error_html=rng.random() < 0.5,
+            )
+        elif kind == "cuts":
+            knobs.update(cut_every=rng.randint(1, 4))
+        elif kind == "url_expiry":
+            knobs.update(url_lifetime=rng.choice([0.0, 1.0]))
+        elif kind == "slow_jobs":
+            knobs.update(job_delay=rng.uniform(0.05, 0.6))
+        elif kind == "failing_table":
+            knobs.update(failing_tables=[f"canvas.{rng.choice(TABLES)}"])
+        elif kind == "no_cache":
+            knobs.update(cache_jobs=False)
+        elif kind == "account_state":
+            knobs.update(account_states={client_id: rng.choice(ACCOUNT_STATES)})
+    return knobs, chosen
+
+
+def change_data(rng: random.Random, emu) -> None:
+    emu.advance(rng.randint(1, 7200))
+    for table in TABLES:
+        if rng.random() < 0.2:
+            continue  # some rounds leave a table alone: an incremental with no changes
+        live = len(emu.expected_snapshot("canvas", table))
+        emu.change(
+            "canvas",
+            table,
+            inserts=rng.randint(0, 5),
+            updates=rng.randint(0, min(4, live)),
+            deletes=rng.randint(0, min(2, max(0, live - 4))),
+        )
+
+
+def check_round(emu, path: Path, results, watermarks: dict[str, Any], known: dict[str, set]):
+    """The issue's invariants after one apply; updates ``watermarks`` and ``known`` files."""
+    state = read_state(path) or State()  # a first round that failed wrote no state
+    by_table = {r.table: r for r in results}
+    assert set(by_table) == set(TABLES), results
+    for table in TABLES:
+        result = by_table[table]
+        step = state.step(f"univ_a/core/canvas.{table}")
+        if result.status == "ok":
+            assert result.error is None
+            want = result.at if result.kind == "snapshot" else result.until
+            assert step.watermark == want, (table, step.watermark, want)
+            known[table].update(result.files)
+        else:
+            assert result.status in ("failed", "skipped"), result
+            error = result.error
+            assert error is not None and error.message.strip(), result
+            assert error.type != "InternalError", f"BUG: {result.address}: {error.message}"
+            assert step.watermark == watermarks[table], (table, "moved on a failed step")
+        watermarks[table] = step.watermark
+        files = final_files(path.parent / "out" / "univ_a" / table)
+        assert {str(f) for f in files} == known[table], (table, "a file no ok step reported")
+        check_chain(emu, table, files, step)
+        check_step_matches_disk(step)
+        if step.files:  # the last file is named for the watermark it brought the table to
+            assert compact_time(step.watermark) in Path(step.files[0]).name, step
+    assert_no_temp_files(path.parent)
+
+
+@pytest.mark.parametrize("seed", [11, 22, 33])
+def test_fault_soak(make_emulator, write_config, seed):
+    rng = random.Random(seed)
+    emu = make_emulator(part_size=7)
+    # One seed writes plain .jsonl, so both merge paths (gzip pass-through, plain) soak.
+    output = "out/{profile}/{table}/{kind}-{timestamp}.{format}" + (".gz" if seed % 2 else "")
+    path = write_config(
+        hardened_config(emu, tables=TABLES, output=output, settings="refresh_margin = 0")
+    )
+    watermarks: dict[str, Any] = dict.fromkeys(TABLES)
+    known: dict[str, set] = {t: set() for t in TABLES}
+    log: list[tuple[list[str], dict[str, str]]] = []
+    for round_ in range(ROUNDS):
+        if round_:
+            change_data(rng, emu)
+        knobs, chosen = random_faults(rng, emu.credentials[0])
+        emu.faults.update(**knobs)
+        results = apply(path, emu, connection=FAST, concurrency=2)
+        emu.faults.update(**QUIET)
+        log.append((chosen, {r.table: r.status for r in results}))
+        check_round(emu, path, results, watermarks, known)
+
+    # A last fault-free apply catches every table up with the emulator.
+    change_data(rng, emu)
+    results = apply(path, emu, connection=FAST)
+    assert all(r.status == "ok" for r in results), (results, log)
+    check_round(emu, path, results, watermarks, known)
+    for table in TABLES:
+        assert watermarks[table] == emu.now
+    # The schedule must have exercised failure and recovery, or the soak proved little.
+    statuses = {s for _, by in log for s in by.values()}
+    assert {"ok", "failed"} <= statuses, log
+    chosen = {kind for kinds, _ in log for kind in kinds}
+    counters = {
+        "errors": "injected_errors",
+        "cuts": "downloads_cut",
+        "login_transient": "login_failures",
+    }
+    for kind, counter in counters.items():
+        assert kind not in chosen or getattr(emu.stats, counter) > 0, (kind, emu.stats.as_dict())
+
+
+def test_an_apply_with_nothing_new_keeps_the_previous_runs_changes(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(hardened_config(emu, tables=["accounts"]))
+    apply(path, emu, connection=FAST)
+    emu.advance(3600)
+    emu.change("canvas", "accounts", inserts=3, updates=2, deletes=1)
+    changes = apply(path, emu, connection=FAST)[0]
+    assert changes.status == "ok" and changes.records == 6
+    # The data clock has not moved: since == until, and the file name is the same.
+    again = apply(path, emu, connection=FAST)[0]
+    assert again.status == "ok"
+    state = read_state(path) or State()
+    step = state.step(again.address)
+    files = final_files(path.parent / "out" / "univ_a" / "accounts")
+    check_chain(emu, "accounts", files, step)
