@@ -223,10 +223,11 @@ class Applier:
 
     def _expand(self, step: Step) -> None:
         target = self.config.target(step.target)
-        tables = self.clients[step.profile].list_tables(step.namespace)
-        for table in tables:
-            if not _safe_name(table):
-                raise ApiError(f"the server listed a table with an unsafe name: {table!r}")
+        listed = self.clients[step.profile].list_tables(step.namespace)
+        # A name becomes a path segment: one that is not a plain identifier is never used,
+        # but it does not hold up the tables listed beside it.
+        tables = [table for table in listed if _safe_name(table)]
+        unsafe = [table for table in listed if not _safe_name(table)]
         expanded = [
             plan_table(
                 step.profile,
@@ -249,6 +250,9 @@ class Applier:
         for new in chosen:
             self._queue(new)
         self._emit(StepEvent(step.address, "listed"))
+        if unsafe:
+            names = ", ".join(repr(name) for name in unsafe[:5])
+            raise ApiError(f"the server listed tables with unsafe names, not exported: {names}")
 
     def _job_status(self, step: Step) -> Callable[[Job], None]:
         def seen(job: Job) -> None:

@@ -259,10 +259,12 @@ class Config(_Model):
                     address = address_of(profile, target.name, target.namespace, shown)
                     clash = _claimant(path, literal, wildcards)
                     if clash is not None:
+                        shown_path = path.replace(_ANY_TABLE, "*")
                         raise PathError(
                             ("targets", index, "output"),
                             f"steps {clash} and {address} would write the same output "
-                            f"path {path!r}; add {{table}}, {{target}} or {{profile}} to output",
+                            f"path {shown_path!r}; add {{table}}, {{target}} or {{profile}} "
+                            "to output",
                         )
                     if table == _ANY_TABLE:
                         wildcards.append((_path_pattern(path), address, path))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -159,8 +160,17 @@ def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: boo
     if not value:
         state = "is empty" if var in environ else "is not set"
         how = " (the profile names no credentials, so the official client's variable)"
+        if not _ENV_CONVENTION.fullmatch(var):
+            # Variable names are conventionally upper case; this one may be a pasted secret.
+            raise ConfigError(
+                f"{where}: the environment variable it names {state}",
+                hint="give the variable's NAME here, not the secret itself",
+            )
         raise ConfigError(f"{where}: environment variable {var} {state}{how if fallback else ''}")
     return value
+
+
+_ENV_CONVENTION = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 def _from_file(path: Path, where: str) -> tuple[str, tuple[str, ...]]:

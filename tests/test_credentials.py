@@ -500,3 +500,15 @@ def test_secret_file_mode_warning_through_the_cli(mode, warned, tmp_path, write_
     assert result.code == 0
     assert ("is readable by others; chmod 600 it" in result.stderr) is warned
     assert SECRET not in result.stderr
+
+
+def test_a_secret_pasted_into_client_secret_env_is_not_echoed(write_config, run_cli):
+    pasted = "kQ93jf_0aZx81MnB2vLq7"  # a valid variable name, but plainly a secret
+    path = write_config(
+        f'[profiles.univ_a]\nclient_id = "i"\nclient_secret_env = "{pasted}"\n' + TARGET
+    )
+    result = run_cli("validate", str(path))
+    assert result.code == 1
+    assert "profiles.univ_a.client_secret_env" in result.stderr
+    assert "NAME here, not the secret itself" in result.stderr
+    assert pasted not in result.stderr

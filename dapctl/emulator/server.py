@@ -61,7 +61,9 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def log_message(self, format: str, *args: object) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
+        # The request line of a download holds its pre-signed URL's signature: log the path.
+        shown = tuple(_without_query(arg) if isinstance(arg, str) else arg for arg in args)
+        logger.debug("%s " + format, self.address_string(), *shown)
 
     def _dispatch(self, method: str) -> None:
         body = self._read_body()
@@ -133,3 +135,12 @@ class Handler(BaseHTTPRequestHandler):
             # Full Content-Length promised, half delivered: the client sees a truncated body.
             emu.stats.incr("downloads_cut")
             self.close_connection = True
+
+
+def _without_query(text: str) -> str:
+    """A request line with any query string replaced by ``?…``."""
+    head, mark, rest = text.partition("?")
+    if not mark:
+        return text
+    _, space, tail = rest.partition(" ")
+    return f"{head}?…{space}{tail}"

@@ -96,3 +96,17 @@ def test_job_can_be_polled(emulator: Emulator) -> None:
     polled = client.get(f"/dap/job/{job['id']}").json()
     assert polled == job
     assert emulator.stats.job_polls == 1
+
+
+def test_the_request_log_never_shows_a_presigned_signature(make_emulator, write_config, caplog):
+    import logging
+
+    from tests.apply_helpers import apply, config_text
+
+    caplog.set_level(logging.DEBUG, logger="dapctl.emulator")
+    emu = make_emulator()
+    results = apply(write_config(config_text(emu, tables='["accounts"]')), emu)
+    assert results[0].status == "ok"
+    downloads = [r.getMessage() for r in caplog.records if "/_objects/" in r.getMessage()]
+    assert downloads and all("?…" in line for line in downloads)
+    assert "X-Signature" not in caplog.text
