@@ -64,35 +64,36 @@ class JobStarter:
 
     def start_or_resume(self, step: Step, started: float) -> StepJob:
         """The step's job: the pending one if it can still be collected, else a new one."""
-        client = self.clients[step.profile]
-        if step.action == "resume" and step.job_id is not None:
-            pending = self.keeper.step(step.address).pending
-            try:
-                job = client.get_job(step.job_id)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                log.warning(
-                    "%s: job %s is gone; starting a new one",
-                    step.address,
-                    step.job_id,
-                    extra={"event": "job_gone", "job_id": step.job_id},
-                )
-                return self._restart(step, started)
-            if self._expired(job):
-                log.warning(
-                    "%s: job %s has expired; starting a new one",
-                    step.address,
-                    job.id,
-                    extra={"event": "job_expired", "job_id": job.id},
-                )
-                return self._restart(step, started)
-            kind: Kind = pending.kind if pending else "snapshot"
-            work = StepJob(step, job, kind, step.since, started)
-            self.job_ids[step.address] = job.id
-            work.notes.append(f"resumed job {job.id} started by an earlier apply")
-            return work
-        return self._start(step, started)
+        if step.action != "resume" or step.job_id is None:
+            return self._start(step, started)
+        job, gone = self._pending_job(step, step.job_id)
+        if job is None:
+            log.warning(
+                "%s: job %s %s; starting a new one",
+                step.address,
+                step.job_id,
+                gone,
+                extra={"event": "job_gone", "job_id": step.job_id, "status": gone},
+            )
+            return self._restart(step, started)
+        pending = self.keeper.step(step.address).pending
+        kind: Kind = pending.kind if pending else "snapshot"
+        work = StepJob(step, job, kind, step.since, started)
+        self.job_ids[step.address] = job.id
+        work.notes.append(f"resumed job {job.id} started by an earlier apply")
+        return work
+
+    def _pending_job(self, step: Step, job_id: str) -> tuple[Job | None, str]:
+        """The recorded job if it can still be collected, else None and why not."""
+        try:
+            job = self.clients[step.profile].get_job(job_id)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return None, "is gone"
+        if self._expired(job):
+            return None, "has expired"
+        return job, ""
 
     def _restart(self, step: Step, started: float) -> StepJob:
         """Forget a pending job that can no longer be collected and plan the table afresh."""
