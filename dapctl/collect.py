@@ -22,7 +22,8 @@ import requests
 from dapctl.client import DapClient
 from dapctl.errors import OutputError
 from dapctl.files import open_private, temp_path_for
-from dapctl.outputs import Merger, OutputStore, PartCounter
+from dapctl.outputs import Merger, OutputStore, OutputWriter, PartCounter
+from dapctl.parquet import ParquetMerger
 from dapctl.wire import Job
 
 log = logging.getLogger("dapctl.collect")
@@ -79,8 +80,8 @@ def _write(
     parts = [temp_path_for(scratch / path.name, f"part{i:05d}.") for i in range(len(job.objects))]
     out = outputs.open_for_write(path)
     try:
-        merger = Merger(fmt=fmt, out=out, compress=path.name.endswith(".gz"))
-        download = _passed_through if merger.passthrough else _decompressed
+        merger = _merger(fmt, out, compress=path.name.endswith(".gz"))
+        download = _download_for(fmt, merger)
         with ThreadPoolExecutor(min(PART_WORKERS, len(parts)), "dapctl-part") as pool:
             downloads = [
                 pool.submit(download, client, ref.id, part, fmt, on_bytes)
@@ -90,14 +91,7 @@ def _write(
                 # Merge each part as soon as it and those before it are in, while later parts
                 # still download (issue 7: merging after the last download doubled the time).
                 for future, part in zip(downloads, parts, strict=True):
-                    counted = future.result()
-                    if counted is None:
-                        merger.add_text(part)
-                    else:
-                        merger.add_counted(
-                            part, records=counted.records, ends_open=counted.ends_open
-                        )
-                    part.unlink()
+                    _merge(merger, part, future.result())
             except BaseException:
                 for future in downloads:
                     future.cancel()  # parts not yet started need not be fetched
@@ -111,6 +105,29 @@ def _write(
         for part in parts:
             part.unlink(missing_ok=True)
     return Written((location,), out.size, stats.records, out.sha256)
+
+
+def _merger(fmt: str, out: OutputWriter, *, compress: bool) -> Merger | ParquetMerger:
+    if fmt == "parquet":
+        return ParquetMerger(out=out, compress=compress)
+    return Merger(fmt=fmt, out=out, compress=compress)
+
+
+def _download_for(fmt: str, merger: Merger | ParquetMerger) -> Callable[..., PartCounter | None]:
+    if isinstance(merger, ParquetMerger):
+        return _as_is
+    return _passed_through if merger.passthrough else _decompressed
+
+
+def _merge(merger: Merger | ParquetMerger, part: Path, counted: PartCounter | None) -> None:
+    if isinstance(merger, ParquetMerger):
+        merger.add(part)  # kept until the last part is in: Parquet files merge whole
+        return
+    if counted is None:
+        merger.add_text(part)
+    else:
+        merger.add_counted(part, records=counted.records, ends_open=counted.ends_open)
+    part.unlink()
 
 
 # The client's gzip check decompresses every part; the text it produces is used there and
@@ -131,6 +148,18 @@ def _passed_through(
     return counter
 
 
+def _as_is(
+    client: DapClient,
+    object_id: str,
+    part: Path,
+    fmt: str,
+    on_bytes: Callable[[int], None] | None,
+) -> None:
+    """Keep the part's bytes as they came: Parquet, which has no gzip stream to check."""
+    with open_private(part) as handle:
+        client.download_object(object_id, _metered(handle, on_bytes), gzip=False)
+
+
 def _decompressed(
     client: DapClient,
     object_id: str,
@@ -143,7 +172,6 @@ def _decompressed(
         client.download_object(
             object_id,
             _metered(cast(BinaryIO, _Discard()), on_bytes),
-            gzip=fmt != "parquet",
             text=_Keep(handle),
         )
 

@@ -182,7 +182,7 @@ class Merger:
 
     def __init__(self, *, fmt: str, out: OutputWriter, compress: bool) -> None:
         if fmt == "parquet":
-            raise MergeError("merging parquet parts needs pyarrow: pip install 'dapctl[parquet]'")
+            raise MergeError("Parquet parts merge whole: use parquet.ParquetMerger")
         self._fmt = fmt
         self._out = out
         self._counter = _RecordCounter(fmt)
