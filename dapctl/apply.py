@@ -28,7 +28,14 @@ from dapctl.collect import Written, write_output
 from dapctl.config import IDENTIFIER_PATTERN, Config, Target, address_of
 from dapctl.connect import Connection, connect, interruptible
 from dapctl.credentials import resolve_used
-from dapctl.errors import ApiError, AuthError, DapctlError, JobFailedError, OutputError
+from dapctl.errors import (
+    ApiError,
+    AuthError,
+    DapctlError,
+    JobFailedError,
+    OutputError,
+    SnapshotRequiredError,
+)
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
@@ -203,7 +210,8 @@ class Applier:
         if self._skip_if_profile_failed(step):
             return
         started = self.clock()
-        with self.context.serving(step.address), self._step_errors(step, started, step.action):
+        kind = step.resume_kind or step.action
+        with self.context.serving(step.address), self._step_errors(step, started, kind):
             if step.action == "list":
                 self._expand(step)
                 return
@@ -211,15 +219,26 @@ class Applier:
             if self.options.no_wait:
                 self._finish(self._started_result(work))
                 return
-            client = self.clients[step.profile]
             try:
-                work.job = client.wait_for_job(
-                    work.job, timeout=self.options.job_timeout, on_status=self._job_status(step)
-                )
+                work.job = self._wait(work)
+            except SnapshotRequiredError:
+                # The job itself found its window gone: a fresh snapshot, or a failed step
+                # that forgets the job so the next apply does not resume it forever.
+                if not self.jobs.may_fall_back(work.since):
+                    self.jobs.forget(step)
+                    raise
+                work = self.jobs.snapshot_instead(work)
+                work.job = self._wait(work)
             except JobFailedError:
                 self.jobs.forget(step)  # a failed job never completes: start anew next time
                 raise
             self._spawn(self._collect, self._collect_phase, work)
+
+    def _wait(self, work: StepJob) -> Job:
+        client = self.clients[work.step.profile]
+        return client.wait_for_job(
+            work.job, timeout=self.options.job_timeout, on_status=self._job_status(work.step)
+        )
 
     def _expand(self, step: Step) -> None:
         target = self.config.target(step.target)
@@ -334,11 +353,14 @@ class Applier:
         pending = self.keeper.step(step.address).pending
         ours = pending is not None and pending.output == str(path)  # a resumed job's own
         if work.kind == "incremental" and not ours and self.outputs.exists(path):
+            # This job would take the same name again on every resume: let it go, so the
+            # next apply starts a job with a window of its own.
+            self.jobs.forget(step)
             raise OutputError(
                 f"{path} exists already; an incremental never replaces a file, which may hold "
                 "changes found nowhere else",
-                hint="two runs whose windows end within the same second share a file name: "
-                "move the older file aside if it is recorded nowhere, or wait a second",
+                hint="two windows that end within the same second share a file name; the next "
+                "apply starts a new job, whose window ends later",
             )
         self.keeper.update(step.address, lambda s: _pending_output(s, path))
         try:

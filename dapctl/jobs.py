@@ -10,6 +10,7 @@ config says so, and notes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from dapctl.client import DapClient
 from dapctl.config import Config
-from dapctl.errors import ApiError, SnapshotRequiredError
+from dapctl.errors import ApiError, OutputError, SnapshotRequiredError
 from dapctl.events import StepEvent
 from dapctl.outputs import OutputStore
 from dapctl.plan import Step, format_time, plan_table
@@ -121,7 +122,13 @@ class JobStarter:
                 orphan,
                 extra={"event": "orphan_removed", "address": step.address},
             )
-            self.outputs.discard(Path(orphan))
+            try:
+                self.outputs.discard(Path(orphan))
+            except OSError as exc:
+                raise OutputError(
+                    f"{orphan}: cannot remove this unrecorded output: {exc.strerror or exc}",
+                    hint="remove it by hand: its records come again in the next file",
+                ) from None
         self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
 
     def _expired(self, job: Job) -> bool:
@@ -139,17 +146,45 @@ class JobStarter:
         try:
             job = client.start_query(step.namespace, step.table, query)
         except SnapshotRequiredError:
-            if self.config.settings.on_snapshot_required == "fail" or since is None:
+            if not self.may_fall_back(since):
                 raise
-            notes.append(
-                f"the incremental window since {format_time(since)} is gone: took a snapshot "
-                'instead (on_snapshot_required = "snapshot")'
-            )
-            log.warning("%s: %s", step.address, notes[-1], extra={"event": "snapshot_fallback"})
+            notes.append(self._fallback_note(step, since))
             since, kind = None, "snapshot"
             job = client.start_query(
                 step.namespace, step.table, query.model_copy(update={"since": None})
             )
+        return self._record(step, job, kind, since, started, notes)
+
+    def may_fall_back(self, since: datetime | None) -> bool:
+        """Whether a gone incremental window may be answered with a snapshot."""
+        return since is not None and self.config.settings.on_snapshot_required == "snapshot"
+
+    def snapshot_instead(self, work: StepJob) -> StepJob:
+        """The job of ``work`` failed because its window is gone: start a snapshot in its
+        place (the caller checked ``may_fall_back``)."""
+        self.forget(work.step)
+        note = self._fallback_note(work.step, work.since)
+        snapshot = dataclasses.replace(work.step, action="snapshot", since=None)
+        return dataclasses.replace(self._start(snapshot, work.started), notes=[note])
+
+    def _fallback_note(self, step: Step, since: datetime | None) -> str:
+        note = (
+            f"the incremental window since {format_time(since)} is gone: took a snapshot "
+            'instead (on_snapshot_required = "snapshot")'
+        )
+        log.warning("%s: %s", step.address, note, extra={"event": "snapshot_fallback"})
+        return note
+
+    def _record(
+        self,
+        step: Step,
+        job: Job,
+        kind: Kind,
+        since: datetime | None,
+        started: float,
+        notes: list[str],
+    ) -> StepJob:
+        """Write the job into the state before anything waits on it, so it can be resumed."""
         pending = PendingJob(
             job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
         )

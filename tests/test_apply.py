@@ -424,3 +424,35 @@ def test_an_incremental_never_replaces_an_existing_file(make_emulator, write_con
     assert result.status == "failed" and "exists already" in result.error.message
     assert squatter.read_bytes() == b"someone else's data"
     assert state_of(path).step(result.address).kind == "snapshot"  # the watermark stays
+
+
+def test_a_job_that_finds_its_window_gone_falls_back_to_a_snapshot(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    apply(path, emu)
+    emu.advance(60)
+    # The incremental job is accepted, then fails: its window went away while it ran.
+    emu.faults.update(failed_job_type="SnapshotRequired", failing_tables=["canvas.accounts"])
+    asked = emu.stats.jobs_created + emu.stats.jobs_reused
+    result = apply(path, emu)[0]
+    assert result.status == "ok" and result.kind == "snapshot", result.error
+    assert any("snapshot instead" in note for note in result.notes)
+    # The failed incremental, then the snapshot (which the server may serve from its cache).
+    assert emu.stats.jobs_created + emu.stats.jobs_reused == asked + 2
+    assert state_of(path).step(result.address).pending is None
+
+
+def test_a_job_whose_window_is_gone_is_forgotten_when_falling_back_is_off(
+    make_emulator, write_config
+):
+    emu = make_emulator()
+    path = write_config(
+        config_text(emu, tables='["accounts"]', settings='on_snapshot_required = "fail"')
+    )
+    first = apply(path, emu)[0]
+    emu.advance(60)
+    emu.faults.update(failed_job_type="SnapshotRequired", failing_tables=["canvas.accounts"])
+    result = apply(path, emu)[0]
+    assert result.status == "failed" and result.kind == "incremental"
+    step = state_of(path).step(result.address)
+    assert step.pending is None and step.watermark == first.at  # not resumed forever

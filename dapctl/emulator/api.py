@@ -135,7 +135,11 @@ def create_job(emu: Emulator, path: str, match: dict[str, str], body: str) -> Re
         delay=delay,
         lifetime=settings.job_lifetime,
         schema_version=settings.schema_version,
-        failed=table.spec.dotted in faults.failing_tables,
+        # A window can only be gone for an incremental: a snapshot of a failing table whose
+        # jobs report SnapshotRequired succeeds, as the real service's would.
+        failed=table.spec.dotted in faults.failing_tables
+        and (faults.failed_job_type != "SnapshotRequired" or query.since is not None),
+        failure_type=faults.failed_job_type,
     )
     emu.stats.incr("jobs_created" if new else "jobs_reused")
     # Small results encode in milliseconds; waiting a moment lets an instant job answer

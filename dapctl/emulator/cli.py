@@ -191,6 +191,13 @@ def _error_flags(group: Any) -> None:
         help="jobs on this table end 'failed' (repeatable)",
     )
     add(
+        "--failed-job-type",
+        default="ProcessingError",
+        metavar="TYPE",
+        help="the error type a failing table's jobs report (e.g. SnapshotRequired: the "
+        "window went away while the job ran)",
+    )
+    add(
         "--account-state",
         action="append",
         type=_pair,
@@ -246,6 +253,7 @@ def _faults(args: argparse.Namespace) -> Faults:
         error_html=args.error_html,
         cut_every=args.cut_every,
         failing_tables=args.fail_table,
+        failed_job_type=args.failed_job_type,
         account_states=dict(args.account_state),
         cache_jobs=not args.no_job_cache,
     )

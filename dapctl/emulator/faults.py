@@ -36,6 +36,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "job_delay": (float, int, type(None)),
     "url_lifetime": (float, int, type(None)),
     "failing_tables": (list, set, tuple),
+    "failed_job_type": (str,),
     "account_states": (dict,),
     "cache_jobs": (bool,),
 }
@@ -71,6 +72,7 @@ class Faults:
     job_delay: float | None
     url_lifetime: float | None
     failing_tables: set[str]
+    failed_job_type: str
     account_states: dict[str, str]
     cache_jobs: bool
 
@@ -91,6 +93,7 @@ class Faults:
             "job_delay": None,
             "url_lifetime": None,
             "failing_tables": set(),
+            "failed_job_type": "ProcessingError",
             "account_states": {},
             "cache_jobs": True,
         }

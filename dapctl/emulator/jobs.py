@@ -66,6 +66,7 @@ class Job:
     schema_version: int
     parts: list[Part]
     failed: bool
+    failure_type: str = "ProcessingError"  # the error type a failed job reports
     error_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     # Set once every part is encoded: a job is not complete before its bytes are ready, so
     # downloads always come from the cache at full speed.
@@ -85,7 +86,7 @@ class Job:
         out: dict[str, Any] = {"id": self.id, "status": status, "expires_at": iso(self.expires)}
         if status == "failed":
             message = f"query on {self.table.spec.dotted} failed (an emulator fault knob)"
-            error = {"type": "ProcessingError", "uuid": self.error_uuid, "message": message}
+            error = {"type": self.failure_type, "uuid": self.error_uuid, "message": message}
             out["error"] = error
         elif status == "complete":
             out["objects"] = [{"id": part.object_id} for part in self.parts]
@@ -166,6 +167,7 @@ class JobStore:
             job["schema_version"],
             parts,
             job["failed"],
+            job.get("failure_type", "ProcessingError"),
         )
 
     def _purge(self, now: float) -> None:

@@ -27,6 +27,7 @@ def test_help_documents_every_knob() -> None:
         "error_status": "--error-status", "error_retry_after": "--error-retry-after",
         "error_html": "--error-html", "cut_every": "--cut-every", "job_delay": "--job-delay",
         "url_lifetime": "--url-lifetime", "failing_tables": "--fail-table",
+        "failed_job_type": "--failed-job-type",
         "account_states": "--account-state", "cache_jobs": "--no-job-cache",
     }  # fmt: skip
     assert set(flags) == set(KNOBS)
