@@ -1,11 +1,12 @@
 """Output files: where a step's data goes, and how the server's parts become one file.
 
-``output_path`` renders a target's template for one job. ``merge_parts`` streams the
-downloaded gzip parts, in order, into one output: a CSV/TSV header written once (every part
-must carry the same one), gzip-compressed when the path ends in ``.gz``, records counted on
-the way. JSON Lines into a ``.gz`` file passes the server's gzip members through untouched
-(a multi-member gzip file is one valid stream), which makes the common case cost a
-decompression for counting and nothing more. Memory stays flat whatever the size.
+``output_path`` renders a target's template for one job. ``Merger`` joins the server's parts,
+in order, into one output as they arrive: a CSV/TSV header written once (every part must
+carry the same one), gzip-compressed when the path ends in ``.gz``, records counted on the
+way. The parts come already decompressed by the download's own gzip check, except JSON Lines
+into a ``.gz`` file, whose gzip members pass through untouched (a multi-member gzip file is
+one valid stream), counted during the download: the common case costs a copy. Memory stays
+flat whatever the size.
 
 Storage sits behind ``OutputStore`` (open-for-write / commit / abort) so object storage can
 replace the local file system later; ``LocalOutputStore`` writes under a temporary name in the
@@ -21,7 +22,7 @@ import hashlib
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,23 +162,12 @@ class MergeError(DapctlError):
     """The parts do not fit together (different headers, or not what the format says)."""
 
 
-def merge_parts(
-    parts: Sequence[Path], *, fmt: str, out: OutputWriter, compress: bool
-) -> MergeStats:
-    """Stream ``parts`` (gzip files, in order) into ``out``; return the record count."""
-    merger = Merger(fmt=fmt, out=out, compress=compress)
-    for part in parts:
-        merger.add(part)
-    return merger.finish()
-
-
 class Merger:
-    """``merge_parts`` one part at a time, so merging can start while later parts download.
+    """Joins parts one at a time, so merging can start while later parts download.
 
-    Parts come in one of three forms: gzip files to decompress here (``add``); text already
-    decompressed while it downloaded (``add_text``); or, for JSON Lines into ``.gz``, gzip
-    files passed through untouched whose records were counted while they downloaded
-    (``add_counted``), so the merge is a copy.
+    Parts come as text decompressed while it downloaded (``add_text``) or, for JSON Lines
+    into ``.gz``, as gzip files passed through untouched whose records were counted while
+    they downloaded (``add_counted``), so the merge is a copy.
     """
 
     def __init__(self, *, fmt: str, out: OutputWriter, compress: bool) -> None:
@@ -194,16 +184,6 @@ class Merger:
         self._parts = 0
         self._counted = 0  # records of parts counted during their download
         self._open_line = False  # the last passed-through part ended mid-line
-
-    def add(self, part: Path) -> None:
-        """Append the next part, a gzip file."""
-        if self.passthrough:
-            counter = _RecordCounter(self._fmt)
-            for _, text in _gunzip_chunks(part):
-                counter.feed(text)
-            self.add_counted(part, records=counter.finish(), ends_open=counter.pending)
-            return
-        self._append_text((text for _, text in _gunzip_chunks(part)), part)
 
     def add_text(self, part: Path) -> None:
         """Append the next part, already decompressed."""
@@ -269,25 +249,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             yield chunk
-
-
-def _gunzip_chunks(path: Path) -> Iterator[tuple[bytes, bytes]]:
-    """(compressed, decompressed) chunk pairs of a possibly multi-member gzip file."""
-    inflater = zlib.decompressobj(wbits=31)
-    inside = False  # between a member's first byte and its end
-    with path.open("rb") as handle:
-        while raw := handle.read(CHUNK):
-            text = []
-            data = raw
-            while data:
-                inside = True
-                text.append(inflater.decompress(data))
-                data = inflater.unused_data
-                if inflater.eof:
-                    inflater, inside = zlib.decompressobj(wbits=31), False
-            yield raw, b"".join(text)
-    if inside:
-        raise MergeError(f"part {path.name} ends in the middle of a gzip stream")
 
 
 def _split_header(chunks: Iterator[bytes], part: Path) -> tuple[bytes, Iterator[bytes]]:

@@ -22,8 +22,6 @@ from dapctl.outputs import GZIP_LEVEL, MergeError, MergeStats, OutputWriter
 class ParquetMerger:
     """``add`` each part (a Parquet file, kept on disk), then ``finish`` writes them all."""
 
-    keeps_parts = True
-
     def __init__(self, *, out: OutputWriter, compress: bool) -> None:
         try:
             self._pa: Any = importlib.import_module("pyarrow")
