@@ -123,6 +123,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def keep_copy(source: Path, copy: Path) -> None:
+    """Make ``copy`` a whole copy of ``source`` (absent source: nothing to keep).
+
+    A hard link costs no reading or writing: files here are only ever replaced by rename,
+    never changed in place, so the linked copy keeps the old content. Where links are not
+    possible, the bytes are copied.
+    """
+    temp = temp_path_for(copy)
+    try:
+        os.link(source, temp)
+    except FileNotFoundError:
+        return
+    except OSError:
+        atomic_write_bytes(copy, source.read_bytes())
+        return
+    os.replace(temp, copy)
+    fsync_dir(copy.parent)
+
+
 def fsync_dir(path: Path) -> None:
     # Directory fsync makes the rename durable; not every platform allows opening a folder.
     with contextlib.suppress(OSError):

@@ -27,7 +27,12 @@ from typing import Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from dapctl.errors import StateError
-from dapctl.files import atomic_write_bytes, ensure_private_dir, sweep_stale_temp_files
+from dapctl.files import (
+    atomic_write_bytes,
+    ensure_private_dir,
+    keep_copy,
+    sweep_stale_temp_files,
+)
 from dapctl.locking import FileLock
 
 log = logging.getLogger("dapctl.state")
@@ -168,8 +173,8 @@ class LocalStateStore:
         data = state.model_dump_json(indent=2).encode() + b"\n"
         try:
             ensure_private_dir(self.path.parent)
-            if self.path.exists():
-                atomic_write_bytes(self.backup_path, self.path.read_bytes())
+            # Written after every table: the backup is a link, not a re-read of a large state.
+            keep_copy(self.path, self.backup_path)
             atomic_write_bytes(self.path, data)
         except OSError as exc:
             raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}") from None
