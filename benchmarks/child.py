@@ -38,8 +38,8 @@ def _peak_rss_mb() -> float:
 
 
 def run_apply_once(args: argparse.Namespace) -> dict[str, Any]:
+    from dapctl.api.session import Connection
     from dapctl.apply import ApplyOptions, run_apply
-    from dapctl.connect import Connection
     from dapctl.loading import load_config
 
     loaded = load_config(Path(args.config))

@@ -3,10 +3,12 @@
 Apply follows the plan and nothing else. Work runs as a pipeline over two thread pools: the
 job pool starts (or resumes) each step's query job within the profile's rate limit and polls
 it, so jobs run on the server while earlier tables download; the collect pool, sized by
-``concurrency``, downloads a finished job's parts, merges them into the declared output file
-and records the step. The job id is written to the state before polling, so a killed apply
-resumes the same job; the watermark moves only once the output file is whole and in place,
-so a failed table keeps its old watermark and nothing is skipped or counted twice. A profile
+``concurrency``, downloads a finished job's parts into the target's ``Destination`` and
+records the step. The job id is written to the state before polling, so a killed apply
+resumes the same job; the watermark moves only once the destination has committed the whole
+job, so a failed table keeps its old watermark and nothing is skipped or counted twice.
+Apply talks only to the ``StateStore``, ``Destination`` and ``DapClient`` seams, and every
+decision it needs mid-run comes from ``plan``. A profile
 whose login fails or whose account is refused skips its remaining steps; others go on.
 """
 
@@ -14,19 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from dapctl.client import DapClient
-from dapctl.collect import Written, write_output
-from dapctl.config import IDENTIFIER_PATTERN, Config, Target, address_of
-from dapctl.connect import Connection, connect, interruptible
+from dapctl.api.client import DapClient
+from dapctl.api.session import Connection, connect, interruptible
+from dapctl.api.wire import Job
+from dapctl.collect import collect
+from dapctl.config import Config, Target
 from dapctl.credentials import resolve_used
 from dapctl.errors import (
     ApiError,
@@ -39,17 +41,10 @@ from dapctl.errors import (
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
-from dapctl.outputs import LocalOutputStore, OutputStore, output_path
-from dapctl.plan import Plan, Step, matches, plan, plan_table
+from dapctl.outputs.destination import Destination, Landed, Load, open_destination
+from dapctl.plan import Plan, Step, expand, plan
 from dapctl.results import StepError, StepResult, log_result
-from dapctl.state import (
-    LocalStateStore,
-    State,
-    StateKeeper,
-    StateStore,
-    StepState,
-)
-from dapctl.wire import Job
+from dapctl.state import Completed, State, StateKeeper, StateStore, open_store
 
 log = logging.getLogger("dapctl.apply")
 
@@ -73,10 +68,9 @@ class Applier:
         self,
         config: Config,
         *,
-        base_dir: Path,
         clients: Mapping[str, DapClient],
         keeper: StateKeeper,
-        outputs: OutputStore,
+        destinations: Callable[[Target], Destination],
         options: ApplyOptions,
         now: Callable[[], datetime],
         clock: Callable[[], float],
@@ -86,10 +80,9 @@ class Applier:
         stop: threading.Event | None = None,
     ) -> None:
         self.config = config
-        self.base_dir = base_dir
         self.clients = clients
         self.keeper = keeper
-        self.outputs = outputs
+        self.destinations = {target.name: destinations(target) for target in config.targets}
         self.options = options
         self.now = now
         self.clock = clock
@@ -97,7 +90,12 @@ class Applier:
         self.on_event = on_event
         self.context = context or StepContext(on_event)
         self.jobs = JobStarter(
-            config, clients=clients, keeper=keeper, outputs=outputs, now=now, emit=self._emit
+            config,
+            clients=clients,
+            keeper=keeper,
+            destinations=self.destinations,
+            now=now,
+            emit=self._emit,
         )
         self.results: list[StepResult] = []
         self._failed_profiles: dict[str, StepError] = {}
@@ -112,7 +110,6 @@ class Applier:
         (their sleeps raise ``Interrupted``), and re-raise once the state is consistent."""
         job_workers = max(1, min(self.options.job_workers, len(steps) * 8))
         with (
-            self.context.installed(),
             ThreadPoolExecutor(job_workers, thread_name_prefix="dapctl-job") as self._jobs,
             ThreadPoolExecutor(self.options.concurrency, "dapctl-collect") as self._collect,
         ):
@@ -224,10 +221,11 @@ class Applier:
             except SnapshotRequiredError:
                 # The job itself found its window gone: a fresh snapshot, or a failed step
                 # that forgets the job so the next apply does not resume it forever.
-                if not self.jobs.may_fall_back(work.since):
+                snapshot = self.jobs.fallback(step, work.since)
+                if snapshot is None:
                     self.jobs.forget(step)
                     raise
-                work = self.jobs.snapshot_instead(work)
+                work = self.jobs.snapshot_instead(work, snapshot)
                 work.job = self._wait(work)
             except JobFailedError:
                 self.jobs.forget(step)  # a failed job never completes: start anew next time
@@ -243,26 +241,13 @@ class Applier:
     def _expand(self, step: Step) -> None:
         target = self.config.target(step.target)
         listed = self.clients[step.profile].list_tables(step.namespace)
-        # A name becomes a path segment: one that is not a plain identifier is never used,
-        # but it does not hold up the tables listed beside it.
-        tables = [table for table in listed if _safe_name(table)]
-        unsafe = [table for table in listed if not _safe_name(table)]
-        expanded = [
-            plan_table(
-                step.profile,
-                target,
-                table,
-                self.keeper.step(address_of(step.profile, step.target, step.namespace, table)),
-            )
-            for table in sorted(tables)
-        ]
-        chosen = [
-            s for s in expanded if not self.options.targets or matches(s, self.options.targets)
-        ]
+        chosen, unsafe = expand(
+            step.profile, target, listed, self.keeper.state, self.options.targets
+        )
         log.info(
             "%s: %d tables listed, %d selected",
             step.address,
-            len(tables),
+            len(listed) - len(unsafe),
             len(chosen),
             extra={"event": "listed", "address": step.address},
         )
@@ -302,29 +287,22 @@ class Applier:
             if watermark is None:
                 field_name = "at" if work.kind == "snapshot" else "until"
                 raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
-            target = self.config.target(step.target)
-            path = output_path(
-                self.base_dir,
-                target,
-                profile=step.profile,
-                table=step.table,
-                kind=work.kind,
-                timestamp=watermark,
+            load = self.destinations[step.target].begin(
+                step, job, kind=work.kind, watermark=watermark
             )
-            written = self._write(work, target, path, watermark)
-            done = StepState(
+            landed = self._land(work, load, watermark)
+            done = Completed(
                 watermark=watermark,
                 kind=work.kind,
                 schema_version=job.schema_version,
                 job_id=job.id,
-                files=written.files,
-                bytes=written.bytes,
-                records=written.records,
-                sha256=written.sha256,
+                files=landed.locations,
+                bytes=landed.bytes,
+                records=landed.records,
+                sha256=landed.sha256,
                 completed_at=self.now(),
-                pending=None,
             )
-            self.keeper.update(step.address, lambda _: done)
+            self.keeper.update(step.address, lambda s: s.completed(done))
             self._finish(
                 self._result(
                     step,
@@ -336,41 +314,40 @@ class Applier:
                     since=job.since if work.kind == "incremental" else None,
                     until=job.until if work.kind == "incremental" else None,
                     schema_version=job.schema_version,
-                    files=written.files,
-                    bytes=written.bytes,
-                    records=written.records,
+                    files=landed.shown,
+                    bytes=landed.bytes,
+                    records=landed.records,
                     notes=tuple(work.notes),
                 )
             )
 
-    def _write(self, work: StepJob, target: Target, path: Path, watermark: datetime) -> Written:
+    def _land(self, work: StepJob, load: Load, watermark: datetime) -> Landed:
         step, job = work.step, work.job
         if work.kind == "incremental" and work.since is not None and watermark <= work.since:
             # An empty window: nothing can have changed, and a file named by its `until`
             # would replace the previous run's file of the same name.
             log.info("%s: nothing new since %s; no file written", step.address, watermark)
-            return Written((), 0, 0, None)
+            return Landed.nothing()
         pending = self.keeper.step(step.address).pending
-        ours = pending is not None and pending.output == str(path)  # a resumed job's own
-        if work.kind == "incremental" and not ours and self.outputs.exists(path):
+        ours = pending is not None and pending.output == load.location  # a resumed job's own
+        if (
+            work.kind == "incremental"
+            and not ours
+            and self.destinations[step.target].exists(load.location)
+        ):
             # This job would take the same name again on every resume: let it go, so the
             # next apply starts a job with a window of its own.
             self.jobs.forget(step)
             raise OutputError(
-                f"{path} exists already; an incremental never replaces a file, which may hold "
-                "changes found nowhere else",
+                f"{load.location} exists already; an incremental never replaces a file, which "
+                "may hold changes found nowhere else",
                 hint="two windows that end within the same second share a file name; the next "
                 "apply starts a new job, whose window ends later",
             )
-        self.keeper.update(step.address, lambda s: _pending_output(s, path))
+        self.keeper.update(step.address, lambda s: s.writing(load.location))
         try:
-            return write_output(
-                self.clients[step.profile],
-                job,
-                fmt=target.format,
-                path=path,
-                outputs=self.outputs,
-                on_bytes=self._download_meter(step),
+            return collect(
+                self.clients[step.profile], job, load, on_bytes=self._download_meter(step)
             )
         except ApiError as exc:
             if exc.status == 404:  # the job's objects are gone: the next apply starts anew
@@ -390,18 +367,6 @@ class Applier:
         return add
 
 
-def _pending_output(step: StepState, path: Path) -> StepState:
-    if step.pending is None:
-        return step
-    return step.model_copy(
-        update={"pending": step.pending.model_copy(update={"output": str(path)})}
-    )
-
-
-def _safe_name(name: str) -> bool:
-    return re.fullmatch(IDENTIFIER_PATTERN, name) is not None
-
-
 def _is_profile_fatal(exc: DapctlError) -> bool:
     return isinstance(exc, AuthError) or (
         isinstance(exc, ApiError) and exc.error_type in ACCOUNT_ERRORS
@@ -417,14 +382,16 @@ def run_apply(
     lock_timeout: float = 0.0,
     connection: Connection | None = None,
     store: StateStore | None = None,
-    outputs: OutputStore | None = None,
+    destinations: Callable[[Target], Destination] | None = None,
     on_plan: Callable[[Plan], None] = lambda plan: None,
     on_result: Callable[[StepResult], None] = lambda result: None,
     on_event: EventSink = ignore,
 ) -> list[StepResult]:
     """Lock the state, plan from it, and carry the plan out; return every step's result."""
     options = options or ApplyOptions()
-    store = store or LocalStateStore(loaded.state_path)
+    store = store or open_store(loaded)
+    if destinations is None:
+        destinations = functools.partial(open_destination, base_dir=loaded.base_dir)
     stop = threading.Event()
     conn = connection or Connection()
     context = StepContext(on_event)
@@ -438,10 +405,9 @@ def run_apply(
         with connect(loaded.config, credentials, connection=conn) as clients:
             applier = Applier(
                 loaded.config,
-                base_dir=loaded.base_dir,
                 clients=clients,
                 keeper=StateKeeper(store, state),
-                outputs=outputs or LocalOutputStore(),
+                destinations=destinations,
                 options=options,
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
                 clock=conn.monotonic,

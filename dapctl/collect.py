@@ -1,133 +1,94 @@
-"""Collecting a finished job: download its parts and write them as one output file.
+"""Collecting a finished job: download its parts and hand them, in order, to a ``Load``.
 
-Parts download concurrently (a few at a time) into temporary files beside the output, each
-verified by the client (complete length, whole gzip stream), and merge in order into the
-declared file through the ``OutputStore`` as soon as each part and those before it are in, so
-merging overlaps the downloads and a merged part's file goes at once. The store publishes the
-file under its final name only when it is whole. Whatever happens, the part files are
-removed. A job with no objects writes no file.
+Parts download concurrently (a few at a time) into the load's part files, each verified by
+the client (complete length, whole gzip stream), in the form the load asks for
+(``part_mode``), and go to ``add_part`` as soon as each part and those before it are in, so
+merging or loading overlaps the downloads. ``commit`` then makes the whole job visible;
+on any failure the load is aborted. Whatever happens, the part files are removed.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import requests
 
-from dapctl.client import DapClient
+from dapctl.api.client import DapClient
+from dapctl.api.wire import Job
 from dapctl.errors import OutputError
-from dapctl.files import open_private, temp_path_for
-from dapctl.outputs import Merger, OutputStore, OutputWriter, PartCounter
-from dapctl.parquet import ParquetMerger
-from dapctl.wire import Job
+from dapctl.files import open_private
+from dapctl.outputs.destination import Landed, Load
+from dapctl.outputs.merge import PartCounter
 
 log = logging.getLogger("dapctl.collect")
 
 PART_WORKERS = 4
 
 
-@dataclass(frozen=True)
-class Written:
-    files: tuple[str, ...]
-    bytes: int
-    records: int
-    sha256: str | None
-
-
-def write_output(
+def collect(
     client: DapClient,
     job: Job,
+    load: Load,
     *,
-    fmt: str,
-    path: Path,
-    outputs: OutputStore,
     on_bytes: Callable[[int], None] | None = None,
-) -> Written:
-    """Download ``job``'s parts and merge them into ``path``; return what was written.
+) -> Landed:
+    """Download ``job``'s parts into ``load`` and commit it; return what landed.
 
     ``on_bytes`` hears every change in the bytes downloaded so far (negative when a retry
     drops a cut-off part), from the download threads, for progress displays.
     """
-    if not job.objects:
-        log.info("job %s has no data; no file written", job.id)
-        return Written((), 0, 0, None)
+    parts = [load.part_path(i) for i in range(len(job.objects))]
+    download = _DOWNLOADS[load.part_mode]
     try:
-        return _write(client, job, fmt=fmt, path=path, outputs=outputs, on_bytes=on_bytes)
+        return _collect(client, job, load, parts, download, on_bytes)
     except OSError as exc:
         if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
             raise
         raise OutputError(
-            f"{path}: cannot write the output file: {exc.strerror or exc}",
-            hint="check that the output template names a file in a folder dapctl may write",
+            f"{load.location}: cannot write the output: {exc.strerror or exc}",
+            hint="check that the output template names a place dapctl may write",
         ) from None
 
 
-def _write(
+def _collect(
     client: DapClient,
     job: Job,
-    *,
-    fmt: str,
-    path: Path,
-    outputs: OutputStore,
+    load: Load,
+    parts: list[Path],
+    download: Callable[..., PartCounter | None],
     on_bytes: Callable[[int], None] | None,
-) -> Written:
-    scratch = outputs.scratch_dir(path)
-    parts = [temp_path_for(scratch / path.name, f"part{i:05d}.") for i in range(len(job.objects))]
-    out = outputs.open_for_write(path)
+) -> Landed:
     try:
-        merger = _merger(fmt, out, compress=path.name.endswith(".gz"))
-        download = _download_for(fmt, merger)
-        with ThreadPoolExecutor(min(PART_WORKERS, len(parts)), "dapctl-part") as pool:
-            downloads = [
-                pool.submit(download, client, ref.id, part, fmt, on_bytes)
-                for ref, part in zip(job.objects, parts, strict=True)
-            ]
-            try:
-                # Merge each part as soon as it and those before it are in, while later parts
-                # still download (issue 7: merging after the last download doubled the time).
-                for future, part in zip(downloads, parts, strict=True):
-                    _merge(merger, part, future.result())
-            except BaseException:
-                for future in downloads:
-                    future.cancel()  # parts not yet started need not be fetched
-                raise
-        stats = merger.finish()
-        location = out.commit()
+        if parts:
+            with ThreadPoolExecutor(min(PART_WORKERS, len(parts)), "dapctl-part") as pool:
+                downloads = [
+                    # The copied context carries the step's address into the part's log records.
+                    pool.submit(
+                        contextvars.copy_context().run, download, client, ref.id, part, on_bytes
+                    )
+                    for ref, part in zip(job.objects, parts, strict=True)
+                ]
+                try:
+                    # Each part goes in as soon as it and those before it are in, while later
+                    # parts still download (issue 7: merging after the last doubled the time).
+                    for future, part in zip(downloads, parts, strict=True):
+                        load.add_part(part, future.result())
+                except BaseException:
+                    for future in downloads:
+                        future.cancel()  # parts not yet started need not be fetched
+                    raise
+        return load.commit()
     except BaseException:
-        out.abort()
+        load.abort()
         raise
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
-    return Written((location,), out.size, stats.records, out.sha256)
-
-
-def _merger(fmt: str, out: OutputWriter, *, compress: bool) -> Merger | ParquetMerger:
-    if fmt == "parquet":
-        return ParquetMerger(out=out, compress=compress)
-    return Merger(fmt=fmt, out=out, compress=compress)
-
-
-def _download_for(fmt: str, merger: Merger | ParquetMerger) -> Callable[..., PartCounter | None]:
-    if isinstance(merger, ParquetMerger):
-        return _as_is
-    return _passed_through if merger.passthrough else _decompressed
-
-
-def _merge(merger: Merger | ParquetMerger, part: Path, counted: PartCounter | None) -> None:
-    if isinstance(merger, ParquetMerger):
-        merger.add(part)  # kept until the last part is in: Parquet files merge whole
-        return
-    if counted is None:
-        merger.add_text(part)
-    else:
-        merger.add_counted(part, records=counted.records, ends_open=counted.ends_open)
-    part.unlink()
 
 
 # The client's gzip check decompresses every part; the text it produces is used there and
@@ -135,25 +96,17 @@ def _merge(merger: Merger | ParquetMerger, part: Path, counted: PartCounter | No
 
 
 def _passed_through(
-    client: DapClient,
-    object_id: str,
-    part: Path,
-    fmt: str,
-    on_bytes: Callable[[int], None] | None,
+    client: DapClient, object_id: str, part: Path, on_bytes: Callable[[int], None] | None
 ) -> PartCounter:
     """Keep the part's gzip bytes as they are; count its records from the check's text."""
-    counter = PartCounter(fmt)
+    counter = PartCounter("jsonl")
     with open_private(part) as handle:
         client.download_object(object_id, _metered(handle, on_bytes), text=counter)
     return counter
 
 
 def _as_is(
-    client: DapClient,
-    object_id: str,
-    part: Path,
-    fmt: str,
-    on_bytes: Callable[[int], None] | None,
+    client: DapClient, object_id: str, part: Path, on_bytes: Callable[[int], None] | None
 ) -> None:
     """Keep the part's bytes as they came: Parquet, which has no gzip stream to check."""
     with open_private(part) as handle:
@@ -161,19 +114,22 @@ def _as_is(
 
 
 def _decompressed(
-    client: DapClient,
-    object_id: str,
-    part: Path,
-    fmt: str,
-    on_bytes: Callable[[int], None] | None,
+    client: DapClient, object_id: str, part: Path, on_bytes: Callable[[int], None] | None
 ) -> None:
-    """Keep the part's decompressed text, for a merge that has to rewrite it anyway."""
+    """Keep the part's decompressed text, for a load that has to rewrite it anyway."""
     with open_private(part) as handle:
         client.download_object(
             object_id,
             _metered(cast(BinaryIO, _Discard()), on_bytes),
             text=_Keep(handle),
         )
+
+
+_DOWNLOADS: dict[str, Callable[..., PartCounter | None]] = {
+    "gzip": _passed_through,
+    "raw": _as_is,
+    "text": _decompressed,
+}
 
 
 def _metered(handle: BinaryIO, on_bytes: Callable[[int], None] | None) -> BinaryIO:

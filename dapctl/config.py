@@ -11,7 +11,6 @@ targets, colliding outputs) live in ``Config``'s validators so every consumer ge
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from typing import Annotated, Literal
@@ -28,9 +27,15 @@ from pydantic import (
     model_validator,
 )
 
+from dapctl.template import (
+    ANY_TABLE,
+    DEFAULT_OUTPUT,
+    PLACEHOLDERS,
+    claimed_path,
+    template_fields,
+)
+
 DEFAULT_BASE_URL = "https://api-gateway.instructure.com"
-DEFAULT_OUTPUT = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
-PLACEHOLDERS = ("profile", "target", "namespace", "table", "kind", "timestamp", "format")
 
 Format = Literal["jsonl", "csv", "tsv", "parquet"]
 Mode = Literal["expanded", "condensed"]
@@ -250,23 +255,23 @@ class Config(_Model):
         literal: dict[str, str] = {}
         wildcards: list[tuple[re.Pattern[str], str, str]] = []
         for index, target in enumerate(self.targets):
-            tables = [_ANY_TABLE] if target.tables == "all" else target.tables
+            tables = [ANY_TABLE] if target.tables == "all" else target.tables
             for profile in self.target_profiles(target):
                 _table_in_template(target, profile, index)
                 for table in tables:
-                    path = _claimed_path(target, profile, table)
-                    shown = "*" if table == _ANY_TABLE else table
+                    path = claimed_path(target, profile, table)
+                    shown = "*" if table == ANY_TABLE else table
                     address = address_of(profile, target.name, target.namespace, shown)
                     clash = _claimant(path, literal, wildcards)
                     if clash is not None:
-                        shown_path = path.replace(_ANY_TABLE, "*")
+                        shown_path = path.replace(ANY_TABLE, "*")
                         raise PathError(
                             ("targets", index, "output"),
                             f"steps {clash} and {address} would write the same output "
                             f"path {shown_path!r}; add {{table}}, {{target}} or {{profile}} "
                             "to output",
                         )
-                    if table == _ANY_TABLE:
+                    if table == ANY_TABLE:
                         wildcards.append((_path_pattern(path), address, path))
                     else:
                         literal[path] = address
@@ -281,9 +286,6 @@ class Config(_Model):
         return [p for p in self.profiles if wanted is None or p in wanted]
 
 
-_ANY_TABLE = "\x00table\x00"
-
-
 def _table_in_template(target: Target, profile: str, index: int) -> None:
     if target.tables == "all" and "table" not in template_fields(target.output):
         every = address_of(profile, target.name, target.namespace, "*")
@@ -295,14 +297,14 @@ def _table_in_template(target: Target, profile: str, index: int) -> None:
 
 
 def _path_pattern(path: str) -> re.Pattern[str]:
-    return re.compile(re.escape(path).replace(re.escape(_ANY_TABLE), "[^/]+"))
+    return re.compile(re.escape(path).replace(re.escape(ANY_TABLE), "[^/]+"))
 
 
 def _claimant(
     path: str, literal: dict[str, str], wildcards: list[tuple[re.Pattern[str], str, str]]
 ) -> str | None:
     """The address of an earlier step that claims ``path`` (which may itself be a claim)."""
-    if _ANY_TABLE not in path:
+    if ANY_TABLE not in path:
         if path in literal:
             return literal[path]
         return next((a for pattern, a, _ in wildcards if pattern.fullmatch(path)), None)
@@ -316,39 +318,6 @@ def _claimant(
     return None
 
 
-def _claimed_path(target: Target, profile: str, table: str) -> str:
-    return os.path.normpath(
-        target.output.format(
-            profile=profile,
-            target=target.name,
-            namespace=target.namespace,
-            table=table,
-            format=target.format,
-            kind="{kind}",
-            timestamp="{timestamp}",
-        )
-    )
-
-
-def output_pattern(target: Target, profile: str) -> re.Pattern[str]:
-    """Every path (relative, normalised) the target's output may take for this profile."""
-    path = _claimed_path(target, profile, _ANY_TABLE)
-    return re.compile(
-        re.escape(path)
-        .replace(re.escape(_ANY_TABLE), "[A-Za-z0-9_]+")
-        .replace(re.escape("{kind}"), "(snapshot|incremental)")
-        .replace(re.escape("{timestamp}"), "[0-9]{8}T[0-9]{6}Z")
-    )
-
-
 def address_of(profile: str, target: str, namespace: str, table: str) -> str:
     """A step's address, ``profile/target/namespace.table``: the key of everything about it."""
     return f"{profile}/{target}/{namespace}.{table}"
-
-
-def template_fields(template: str) -> list[str]:
-    """The placeholder names in an output template (``ValueError`` when malformed)."""
-    try:
-        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        raise ValueError(f"malformed output template: {exc}") from None

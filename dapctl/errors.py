@@ -3,8 +3,8 @@
 Every failure a user can act on is a ``DapctlError`` carrying a message that says what went
 wrong, where (file, line, key path, step address) and what to do about it. Errors from the
 server keep its error ``type`` and ``uuid``, which identify the failure in the server's logs.
-Only ``cli.py`` catches these and turns them into an ``ExitStatus``; no message ever holds a
-secret.
+Only the command line (``dapctl.cli``) catches these and turns them into an ``ExitStatus``;
+no message ever holds a secret.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ class StateError(DapctlError):
 
 class LockError(StateError):
     """The state file is locked by another dapctl process."""
+
+
+class StateConflictError(StateError):
+    """The stored state changed since this process read it, or belongs to another lineage."""
 
 
 class OutputError(DapctlError):

@@ -5,31 +5,21 @@ client-side rate-limit slot, ``starting`` while its query job is being created, 
 each time a poll sees the job's status, ``downloading`` as its parts arrive (``bytes`` so
 far), and ``finished`` with its result's status; a ``tables = "all"`` step ends ``listed``
 once its tables are planned. Events feed the terminal progress display and the logs; they
-carry no secret. ``StepContext`` remembers which step a worker thread is serving, so log
-records raised deep in the client (a rate-limit wait, a retry) can be tied to its address.
+carry no secret. ``StepContext`` remembers which step a worker is serving (a context
+variable), so log records raised deep in the client (a rate-limit wait, a retry) carry its
+address.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Phase = Literal["queued", "waiting", "starting", "running", "downloading", "listed", "finished"]
-
-#: the loggers whose records come from a step's worker thread
-STEP_LOGGERS = (
-    "dapctl.apply",
-    "dapctl.auth",
-    "dapctl.client",
-    "dapctl.collect",
-    "dapctl.ratelimit",
-    "dapctl.retry",
-)
-RATE_LIMIT_LOGGER = "dapctl.ratelimit"
 
 
 @dataclass(frozen=True)
@@ -49,55 +39,73 @@ def ignore(event: StepEvent) -> None:
     """The default sink: nobody is watching."""
 
 
-class StepContext(logging.Filter):
-    """Which step each worker thread serves; a logging filter that stamps it on records.
+_SERVING: contextvars.ContextVar[str | None] = contextvars.ContextVar("dapctl_step", default=None)
 
-    Installed on ``STEP_LOGGERS`` for one apply, it adds ``address`` (and ``event`` for the
-    rate limiter's waits) to records from that apply's threads; ``waited``, the limiters'
-    hook, turns each rate-limit wait into a ``waiting`` event. Filters of one apply ignore
-    other applies' threads.
+
+class _StepAddress:
+    """``record.address``: the step served when the record was made, unless the call's own
+    ``extra`` names one (a non-data descriptor, so the record's own attribute wins)."""
+
+    def __get__(self, record: object, owner: type | None = None) -> str | None:
+        return getattr(record, "_dapctl_step", None)
+
+
+class _StepRecord(logging.LogRecord):
+    address = _StepAddress()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dapctl_step = _SERVING.get()
+
+
+def _tagging(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A log record factory whose dapctl records carry the address of the step served."""
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        if _SERVING.get() is None or not str(args[0] if args else "").startswith("dapctl"):
+            return factory(*args, **kwargs)
+        return _StepRecord(*args, **kwargs)
+
+    make.dapctl_tagging = True  # type: ignore[attr-defined]
+    return make
+
+
+if not getattr(logging.getLogRecordFactory(), "dapctl_tagging", False):
+    logging.setLogRecordFactory(_tagging(logging.getLogRecordFactory()))
+
+
+def serving_step() -> str | None:
+    """The address of the step this thread (or task) is serving, if any."""
+    return _SERVING.get()
+
+
+class StepContext:
+    """Which step each worker serves, and the rate limiters' hook for one apply.
+
+    ``serving(address)`` sets a context variable for the work done inside it; every dapctl
+    log record created meanwhile carries that ``address``, whichever module logs it (no list
+    of loggers to keep). ``waited``, the limiters' hook, turns each rate-limit wait into a
+    ``waiting`` event of the step that waits. Work started in another thread carries the
+    address along when it is submitted with ``contextvars.copy_context().run``.
     """
 
     def __init__(self, sink: EventSink) -> None:
-        super().__init__()
         self._sink = sink
-        self._local = threading.local()
 
     @property
     def address(self) -> str | None:
-        return getattr(self._local, "address", None)
+        return _SERVING.get()
 
     @contextmanager
     def serving(self, address: str) -> Iterator[None]:
-        previous, self._local.address = self.address, address
+        token = _SERVING.set(address)
         try:
             yield
         finally:
-            self._local.address = previous
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        address = self.address
-        if address is None:
-            return True
-        if getattr(record, "address", None) is None:
-            record.address = address
-        if record.name == RATE_LIMIT_LOGGER:
-            record.event = "rate_limit_wait"
-        return True
+            _SERVING.reset(token)
 
     def waited(self, seconds: float) -> None:
         """The rate limiters' hook: the step this thread serves waits for a slot."""
         address = self.address
         if address is not None:
             self._sink(StepEvent(address, "waiting", seconds=seconds))
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        loggers = [logging.getLogger(name) for name in STEP_LOGGERS]
-        for logger in loggers:
-            logger.addFilter(self)
-        try:
-            yield
-        finally:
-            for logger in loggers:
-                logger.removeFilter(self)

@@ -93,23 +93,64 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
-@contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
-    """Yield a file to write; on a clean exit it replaces ``path`` whole, else vanishes."""
-    ensure_private_dir(path.parent)
-    temp = temp_path_for(path)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
+class AtomicFile:
+    """A file written under a temporary name beside ``path``, published whole by ``commit``.
+
+    ``abort`` (or a failed commit) removes the temporary file; the final name never holds a
+    partial file. Bytes written are counted and hashed on the way, for the state's record.
+    """
+
+    def __init__(self, path: Path) -> None:
+        ensure_private_dir(path.parent)
+        self.path = path
+        self._temp = temp_path_for(path)
+        fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def commit(self) -> None:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._temp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        self._file.close()
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            self._temp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[AtomicFile]:
+    """Yield a file to write; on a clean exit it replaces ``path`` whole, else vanishes."""
+    file = AtomicFile(path)
+    try:
+        yield file
+    except BaseException:
+        file.abort()
         raise
-    fsync_dir(path.parent)
+    file.commit()
 
 
 def open_private(path: Path) -> BinaryIO:

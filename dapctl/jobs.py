@@ -4,8 +4,8 @@ A step's job is recorded in the state (``pending``) as soon as the server has it
 any polling, so a killed apply is resumed by the next one instead of starting another job.
 Resuming checks the job still exists and will outlive its download; otherwise the job is
 forgotten, along with any output it published but never recorded, and the table is planned
-afresh. When an incremental window is gone the step falls back to a snapshot, if the
-config says so, and notes it.
+afresh (``plan.after_lost_job``). When an incremental window is gone the step falls back to
+the snapshot ``plan.fallback_snapshot`` gives, if the config allows one, and notes why.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from dapctl.client import DapClient
+from dapctl.api.client import DapClient
+from dapctl.api.wire import Job, QueryRequest
 from dapctl.config import Config
-from dapctl.errors import ApiError, OutputError, SnapshotRequiredError
+from dapctl.errors import ApiError, SnapshotRequiredError
 from dapctl.events import StepEvent
-from dapctl.outputs import OutputStore
-from dapctl.plan import Step, format_time, plan_table
+from dapctl.outputs.destination import Destination
+from dapctl.plan import Step, after_lost_job, fallback_snapshot
 from dapctl.state import Kind, PendingJob, StateKeeper
-from dapctl.wire import Job, QueryRequest
 
 log = logging.getLogger("dapctl.apply")
 
@@ -51,14 +50,14 @@ class JobStarter:
         *,
         clients: Mapping[str, DapClient],
         keeper: StateKeeper,
-        outputs: OutputStore,
+        destinations: Mapping[str, Destination],
         now: Callable[[], datetime],
         emit: Callable[[StepEvent], None],
     ) -> None:
         self.config = config
         self.clients = clients
         self.keeper = keeper
-        self.outputs = outputs
+        self.destinations = destinations
         self.now = now
         self._emit = emit
         self.job_ids: dict[str, str] = {}  # address -> its job, for failed results
@@ -99,13 +98,8 @@ class JobStarter:
     def _restart(self, step: Step, started: float) -> StepJob:
         """Forget a pending job that can no longer be collected and plan the table afresh."""
         self.forget(step)
-        fresh = plan_table(
-            step.profile,
-            self.config.target(step.target),
-            step.table,
-            self.keeper.step(step.address),
-        )
-        return self._start(fresh, started)
+        target = self.config.target(step.target)
+        return self._start(after_lost_job(step, target, self.keeper.step(step.address)), started)
 
     def forget(self, step: Step) -> None:
         """Drop a job that will never be collected, and any output it left unrecorded.
@@ -113,23 +107,16 @@ class JobStarter:
         An apply killed between publishing a file and recording it leaves that file behind;
         the next job covers its window again, so keeping it would repeat its records.
         """
-        current = self.keeper.step(step.address)
-        orphan = current.pending.output if current.pending else None
-        if orphan is not None and orphan not in current.files:
+        orphan = self.keeper.step(step.address).unrecorded_output
+        if orphan is not None:
             log.warning(
                 "%s: removing %s, written but never recorded",
                 step.address,
                 orphan,
                 extra={"event": "orphan_removed", "address": step.address},
             )
-            try:
-                self.outputs.discard(Path(orphan))
-            except OSError as exc:
-                raise OutputError(
-                    f"{orphan}: cannot remove this unrecorded output: {exc.strerror or exc}",
-                    hint="remove it by hand: its records come again in the next file",
-                ) from None
-        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": None}))
+            self.destinations[step.target].discard(orphan)
+        self.keeper.update(step.address, lambda s: s.forgotten())
 
     def _expired(self, job: Job) -> bool:
         # Its objects go with it; a job about to expire would vanish mid-download.
@@ -146,34 +133,31 @@ class JobStarter:
         try:
             job = client.start_query(step.namespace, step.table, query)
         except SnapshotRequiredError:
-            if not self.may_fall_back(since):
+            snapshot = self.fallback(step, since)
+            if snapshot is None:
                 raise
-            notes.append(self._fallback_note(step, since))
+            notes.append(snapshot.reason)
             since, kind = None, "snapshot"
             job = client.start_query(
                 step.namespace, step.table, query.model_copy(update={"since": None})
             )
         return self._record(step, job, kind, since, started, notes)
 
-    def may_fall_back(self, since: datetime | None) -> bool:
-        """Whether a gone incremental window may be answered with a snapshot."""
-        return since is not None and self.config.settings.on_snapshot_required == "snapshot"
+    def fallback(self, step: Step, since: datetime | None) -> Step | None:
+        """The snapshot to take when ``step``'s incremental window is gone (logged), if the
+        config allows one."""
+        snapshot = fallback_snapshot(step, since, self.config.settings)
+        if snapshot is not None:
+            log.warning(
+                "%s: %s", step.address, snapshot.reason, extra={"event": "snapshot_fallback"}
+            )
+        return snapshot
 
-    def snapshot_instead(self, work: StepJob) -> StepJob:
-        """The job of ``work`` failed because its window is gone: start a snapshot in its
-        place (the caller checked ``may_fall_back``)."""
+    def snapshot_instead(self, work: StepJob, snapshot: Step) -> StepJob:
+        """The job of ``work`` failed because its window is gone: start ``snapshot`` (from
+        ``fallback``) in its place."""
         self.forget(work.step)
-        note = self._fallback_note(work.step, work.since)
-        snapshot = dataclasses.replace(work.step, action="snapshot", since=None)
-        return dataclasses.replace(self._start(snapshot, work.started), notes=[note])
-
-    def _fallback_note(self, step: Step, since: datetime | None) -> str:
-        note = (
-            f"the incremental window since {format_time(since)} is gone: took a snapshot "
-            'instead (on_snapshot_required = "snapshot")'
-        )
-        log.warning("%s: %s", step.address, note, extra={"event": "snapshot_fallback"})
-        return note
+        return dataclasses.replace(self._start(snapshot, work.started), notes=[snapshot.reason])
 
     def _record(
         self,
@@ -188,7 +172,7 @@ class JobStarter:
         pending = PendingJob(
             job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
         )
-        self.keeper.update(step.address, lambda s: s.model_copy(update={"pending": pending}))
+        self.keeper.update(step.address, lambda s: s.started(pending))
         self.job_ids[step.address] = job.id
         log.info(
             "%s: %s job %s started",

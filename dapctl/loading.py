@@ -21,8 +21,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from dapctl.config import NAME_PATTERN, Config, PathError, output_pattern
+from dapctl.config import NAME_PATTERN, Config, PathError
 from dapctl.errors import ConfigError
+from dapctl.template import output_pattern
 
 _HEADER = re.compile(r"^\[(\[)?\s*([^\]]+?)\s*\]")
 _ASSIGN = re.compile(

@@ -6,25 +6,29 @@
 ``since`` on a first run), or ``resume`` of a job an earlier apply started and did not
 collect. A target with ``tables = "all"`` stays one ``list`` step that apply expands with
 ``plan_table`` once it has listed the namespace. Apply carries out the plan and never
-re-derives intent. A plan renders as Terraform-like text and as JSON.
+re-derives intent: the rules it needs mid-run are pure functions here too, called by apply
+with what it learned (``expand`` a listed namespace, ``after_lost_job`` when a recorded job
+is gone, ``fallback_snapshot`` when an incremental window is gone). A plan is a typed value
+with a JSON form; ``dapctl.cli.render`` shows it to people.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from dapctl.config import Config, Target, address_of
+from dapctl.config import IDENTIFIER_PATTERN, Config, Settings, Target, address_of
 from dapctl.errors import ConfigError
 from dapctl.state import State, StepState
+from dapctl.text import format_time
 
 Action = Literal["snapshot", "incremental", "resume", "list"]
-LEGEND = "Legend: + snapshot  ~ incremental  > resume a started job  ? list tables, then plan each"
-SYMBOLS: dict[Action, str] = {"snapshot": "+", "incremental": "~", "resume": ">", "list": "?"}
 
 
 @dataclass(frozen=True)
@@ -80,22 +84,6 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         counts = Counter(step.action for step in self.steps)
         return {"steps": [s.to_json() for s in self.steps], "summary": dict(sorted(counts.items()))}
-
-    def render_text(self) -> str:
-        if not self.steps:
-            return "Nothing to do: no step matches."
-        width = max(len(s.address) for s in self.steps)
-        described = [s.describe() for s in self.steps]
-        action_width = max(len(d) for d in described)
-        lines = [
-            f"  {SYMBOLS[s.action]} {s.address:<{width}}  {d:<{action_width}}  ({s.reason})"
-            for s, d in zip(self.steps, described, strict=True)
-        ]
-        counts = Counter(step.action for step in self.steps)
-        summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
-        return "\n".join(
-            [f"Plan: {plural(len(self.steps), 'step')} ({summary})", "", *lines, "", LEGEND]
-        )
 
 
 def plan(
@@ -191,12 +179,45 @@ def _matches(step: Step, selector: str) -> bool:
     )
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def expand(
+    profile: str, target: Target, listed: Sequence[str], state: State, selectors: Sequence[str]
+) -> tuple[list[Step], list[str]]:
+    """A ``list`` step's tables, once the server has listed them: the steps to run (those the
+    ``--target`` selectors pick, in name order) and the names refused as unsafe.
+
+    A name becomes a path segment: one that is not a plain identifier is never used, but it
+    does not hold up the tables listed beside it.
+    """
+    safe = sorted(t for t in listed if re.fullmatch(IDENTIFIER_PATTERN, t))
+    unsafe = [t for t in listed if not re.fullmatch(IDENTIFIER_PATTERN, t)]
+    steps = [
+        plan_table(
+            profile,
+            target,
+            table,
+            state.step(address_of(profile, target.name, target.namespace, table)),
+        )
+        for table in safe
+    ]
+    return [s for s in steps if not selectors or matches(s, selectors)], unsafe
 
 
-def format_time(value: datetime | None) -> str:
-    """RFC 3339 in UTC with a ``Z``, as the API writes it."""
-    if value is None:
-        return "-"
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def after_lost_job(step: Step, target: Target, state: StepState) -> Step:
+    """The step again, planned afresh, when its recorded job can no longer be collected."""
+    return plan_table(step.profile, target, step.table, state.forgotten())
+
+
+def fallback_snapshot(step: Step, since: datetime | None, settings: Settings) -> Step | None:
+    """The snapshot that replaces an incremental whose window is gone, or ``None`` when the
+    config says to fail instead (or the step was no incremental)."""
+    if since is None or settings.on_snapshot_required != "snapshot":
+        return None
+    return dataclasses.replace(
+        step,
+        action="snapshot",
+        since=None,
+        job_id=None,
+        resume_kind=None,
+        reason=f"the incremental window since {format_time(since)} is gone: took a snapshot "
+        'instead (on_snapshot_required = "snapshot")',
+    )

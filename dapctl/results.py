@@ -11,15 +11,14 @@ a secret: errors carry only their user-facing text.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from dapctl.errors import ApiError, DapctlError
-from dapctl.plan import Step, format_time, plural
-from dapctl.style import PLAIN, Style, visible_len
+from dapctl.plan import Step
+from dapctl.text import format_time
 
 log = logging.getLogger("dapctl.apply")
 
@@ -97,82 +96,6 @@ class StepResult:
             "notes": list(self.notes),
             "error": self.error.to_json() if self.error else None,
         }
-
-    def render(self, style: Style = PLAIN, *, width: int = 0) -> str:
-        """One line for a human, printed as the step finishes (address padded to ``width``)."""
-        status = style.status(f"{self.status:<7}", self.status)
-        head = f"{status} {self.address:<{width}}  {self.kind}"
-        if self.status == "ok":
-            line = (
-                f"{head}  {plural(self.records, 'record')}  {human_bytes(self.bytes)}  "
-                f"{self.duration:.1f}s"
-            )
-        elif self.status == "started":
-            line = f"{head}  job {self.job_id} started; a later apply collects it"
-        else:
-            error = self.error
-            detail = f"{error.type}: {error.message}" if error else "unknown error"
-            uuid = f" (error uuid {error.uuid})" if error and error.uuid else ""
-            line = f"{head}  {detail}{uuid}"
-            if error and error.hint:
-                line += f"\n        hint: {error.hint}"
-        return "\n".join([line, *(f"        note: {note}" for note in self.notes)])
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
-def summary(results: Sequence[StepResult]) -> str:
-    counts = Counter(result.status for result in results)
-    records = sum(result.records for result in results)
-    size = sum(result.bytes for result in results)
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    verdict = "Apply complete" if all_ok(results) else "Apply finished with failures"
-    return (
-        f"{verdict}: {parts or 'nothing to do'}; {plural(records, 'record')}, {human_bytes(size)}."
-    )
-
-
-SUMMARY_COLUMNS = ("ADDRESS", "KIND", "RECORDS", "BYTES", "TIME", "STATUS")
-
-
-def summary_table(results: Sequence[StepResult], style: Style = PLAIN) -> str:
-    """Every step in address order: address, kind, records, bytes, time and status."""
-    rows = [
-        (
-            r.address,
-            r.kind,
-            f"{r.records:,}" if r.status == "ok" else "-",
-            human_bytes(r.bytes) if r.status == "ok" else "-",
-            f"{r.duration:.1f}s",
-            style.status(r.status, r.status),
-        )
-        for r in sorted(results, key=lambda r: r.address)
-    ]
-    return format_table(SUMMARY_COLUMNS, rows, right=(2, 3, 4))
-
-
-def format_table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()
-) -> str:
-    """Columns padded to their widest cell (colour codes not counted), two spaces apart."""
-    columns = zip(header, *rows, strict=True)
-    widths = [max(visible_len(cell) for cell in column) for column in columns]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = []
-        for i, (cell, width) in enumerate(zip(cells, widths, strict=True)):
-            pad = " " * (width - visible_len(cell))
-            padded.append(pad + cell if i in right else cell + pad)
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(header), *(line(row) for row in rows)])
 
 
 def log_result(result: StepResult) -> None:

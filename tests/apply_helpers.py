@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dapctl.api.session import Connection
 from dapctl.apply import ApplyOptions, run_apply
-from dapctl.connect import Connection
 from dapctl.emulator import Emulator
 from dapctl.loading import load_config
 from dapctl.results import StepResult

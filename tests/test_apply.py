@@ -75,8 +75,10 @@ def test_state_records_file_bytes_sha256_and_records(make_emulator, write_config
     path = write_config(config_text(emu, tables='["accounts"]'))
     result = apply(path, emu)[0]
     step = state_of(path).step(result.address)
-    (file,) = step.files
-    data = Path(file).read_bytes()
+    (location,) = step.files
+    assert location == result.files[0].removeprefix(f"{path.parent}/")  # relative in the state
+    file = path.parent / location
+    data = file.read_bytes()
     assert step.bytes == len(data) == result.bytes
     assert step.sha256 == hashlib.sha256(data).hexdigest()
     assert step.records == len(read_jsonl(file)) == len(emu.expected_snapshot("canvas", "accounts"))
@@ -410,7 +412,7 @@ def test_an_unrecorded_output_of_a_vanished_job_is_removed(make_emulator, write_
 
 
 def test_an_incremental_never_replaces_an_existing_file(make_emulator, write_config):
-    from dapctl.outputs import compact_time
+    from dapctl.text import compact_time
 
     emu = make_emulator()
     path = write_config(config_text(emu, tables='["accounts"]'))

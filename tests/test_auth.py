@@ -20,7 +20,7 @@ from freezegun import freeze_time
 from pydantic import SecretStr
 
 from dapctl import __version__
-from dapctl.auth import TokenProvider, jwt_expiry
+from dapctl.api.auth import TokenProvider, jwt_expiry
 from dapctl.config import RetrySettings
 from dapctl.errors import AuthError
 from tests.stubs import (  # noqa: F401  (names test_client.py imports from here too)

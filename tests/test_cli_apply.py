@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from dapctl.auth import jwt_expiry
+from dapctl.api.auth import jwt_expiry
 from tests.apply_helpers import config_text, environ
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -23,13 +23,13 @@ import requests
 from pydantic import SecretStr, ValidationError
 
 from dapctl import __version__
-from dapctl.auth import TokenProvider
-from dapctl.client import DapClient
+from dapctl.api.auth import TokenProvider
+from dapctl.api.client import DapClient
+from dapctl.api.ratelimit import MARGIN_FRACTION, RateLimits
+from dapctl.api.retry import TransientDownloadError
+from dapctl.api.wire import GzipError, GzipVerifier, Job, QueryRequest, TableSchema, server_error
 from dapctl.config import RateLimitSettings, RetrySettings
 from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
-from dapctl.ratelimit import MARGIN_FRACTION, RateLimits
-from dapctl.retry import TransientDownloadError
-from dapctl.wire import GzipError, GzipVerifier, Job, QueryRequest, TableSchema, server_error
 from tests.test_auth import (
     LOGIN,
     SECRET,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 import tomllib
 
-from dapctl.starter import STARTER
+from dapctl.cli.starter import STARTER
 
 CREDS = {"DAP_CLIENT_ID": "us-east-1#abc", "DAP_CLIENT_SECRET": "s3cr3t-value"}
 

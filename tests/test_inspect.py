@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dapctl.tables import flatten
+from dapctl.inspect import flatten
 from tests.apply_helpers import config_text, environ
 
 EMULATED = '[profiles.demo]\nemulator = true\n\n[[targets]]\nname = "core"\ntables = ["accounts"]\n'

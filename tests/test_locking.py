@@ -21,7 +21,7 @@ from datetime import datetime
 import pytest
 
 from dapctl.errors import LockError, StateError
-from dapctl.locking import FileLock, describe_holder, force_unlock, read_holder
+from dapctl.state.filelock import FileLock, describe_holder, force_unlock, read_holder
 
 
 class FakeTime:
@@ -217,7 +217,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from dapctl.locking import FileLock
+    from dapctl.state.filelock import FileLock
     FileLock(Path(sys.argv[1]), command="dapctl apply").__enter__()
     print("locked", flush=True)
     sys.stdin.readline()

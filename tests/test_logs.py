@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from dapctl.logs import JsonFormatter, redact
+from dapctl.cli.logs import JsonFormatter, redact
 from tests.apply_helpers import config_text, environ
 
 

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from dapctl.cli.render import render_plan
 from dapctl.config import Config
 from dapctl.errors import ConfigError
-from dapctl.plan import Plan, Step, format_time, matches, plan, plan_table
+from dapctl.plan import Plan, Step, matches, plan, plan_table
 from dapctl.state import PendingJob, State, StepState
+from dapctl.text import format_time
 
 T1 = datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -282,7 +284,7 @@ def test_profile_without_targets_gives_an_empty_plan():
 
     assert result.steps == ()
     assert not result.has_changes
-    assert result.render_text() == "Nothing to do: no step matches."
+    assert render_plan(result) == "Nothing to do: no step matches."
     assert result.to_json() == {"steps": [], "summary": {}}
 
 
@@ -314,7 +316,7 @@ def mixed_plan() -> Plan:
 
 
 def test_text_rendering():
-    text = mixed_plan().render_text()
+    text = render_plan(mixed_plan())
 
     assert text == (
         "Plan: 4 steps (1 incremental, 1 list, 1 resume, 1 snapshot)\n"
@@ -333,7 +335,7 @@ def test_text_rendering():
 
 
 def test_text_rendering_singular():
-    text = plan(make_config(), State()).render_text()
+    text = render_plan(plan(make_config(), State()))
 
     assert text.startswith(
         "Plan: 1 step (1 snapshot)\n\n  + univ_a/core/canvas.accounts  snapshot  ("

@@ -13,13 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+from dapctl.api.ratelimit import RateLimiter
 from dapctl.apply import ApplyOptions, run_apply
 from dapctl.cli import main
+from dapctl.cli.progress import HIDE_CURSOR, SHOW_CURSOR, Progress
+from dapctl.cli.style import ANSI, Style
 from dapctl.events import StepContext, StepEvent
 from dapctl.loading import load_config
-from dapctl.progress import HIDE_CURSOR, SHOW_CURSOR, Progress
-from dapctl.ratelimit import RateLimiter
-from dapctl.style import ANSI, Style
 from tests.apply_helpers import FAST, config_text, environ
 
 
@@ -160,10 +160,9 @@ def test_rate_limit_waits_become_events_for_the_waiting_step(caplog):
     limiter = RateLimiter(
         1, clock=lambda: 0.0, sleep=slept.append, window=60.0, name="jobs", on_wait=context.waited
     )
-    with context.installed():
-        limiter.acquire()  # no step: nothing to report
-        with context.serving("a/t/ns.x"):
-            limiter.acquire()  # the second in a minute waits
+    limiter.acquire()  # no step: nothing to report
+    with context.serving("a/t/ns.x"):
+        limiter.acquire()  # the second in a minute waits
 
     assert slept and events == [StepEvent("a/t/ns.x", "waiting", seconds=slept[0])]
     [record] = [r for r in caplog.records if "rate limit" in r.getMessage()]

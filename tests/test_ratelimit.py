@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
+from dapctl.api.ratelimit import MARGIN_FRACTION, RateLimiter, RateLimits
 from dapctl.config import RateLimitSettings
-from dapctl.ratelimit import MARGIN_FRACTION, RateLimiter, RateLimits
 
 
 class FakeTime:

@@ -15,9 +15,7 @@ import pytest
 import requests
 import tenacity
 
-from dapctl.config import RetrySettings
-from dapctl.errors import ApiError, AuthError
-from dapctl.retry import (
+from dapctl.api.retry import (
     RETRY_AFTER_CEILING,
     ThrottledError,
     TransientDownloadError,
@@ -26,6 +24,8 @@ from dapctl.retry import (
     is_retryable,
     parse_retry_after,
 )
+from dapctl.config import RetrySettings
+from dapctl.errors import ApiError, AuthError
 
 SETTINGS = RetrySettings(attempts=5, initial_backoff=1.0, max_backoff=6.0)
 

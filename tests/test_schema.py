@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dapctl.cli import config_schema_text
+from dapctl.cli.commands import config_schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schemas" / "dapctl.schema.json"

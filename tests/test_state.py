@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dapctl.errors import StateError
+from dapctl.errors import LockError, StateError
 from dapctl.files import TEMP_SUFFIX
-from dapctl.locking import FileLock
 from dapctl.state import STATE_VERSION, LocalStateStore, PendingJob, State, StepState, parse_state
+from dapctl.state.filelock import FileLock
 
 T1 = datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC)
 ADDRESS = "univ_a/core/canvas.accounts"
@@ -108,20 +108,62 @@ def test_corrupt_state_names_the_file_and_suggests_the_backup(data):
 @pytest.mark.parametrize(
     ("data", "shown"),
     [
-        ({"version": 2, "serial": 1, "lineage": "l", "steps": {}}, "2"),
         ({"version": "1", "serial": 1, "lineage": "l", "steps": {}}, "'1'"),
         ({"serial": 1, "lineage": "l", "steps": {}}, "None"),
-        ([1, 2, 3], "None"),
+        ({"version": 0, "serial": 1, "lineage": "l", "steps": {}}, "0"),
     ],
-    ids=["newer", "string", "missing", "not-an-object"],
+    ids=["string", "missing", "older-than-any"],
 )
 def test_unknown_version_is_refused(data, shown):
     with pytest.raises(StateError) as caught:
         parse_state(json.dumps(data).encode(), source="s.json")
 
     assert caught.value.message == (
-        f"s.json: state format version {shown} is not one this dapctl reads (it reads version 1)"
+        f"s.json: state format version {shown} is not one this dapctl reads "
+        "(it reads versions 1 to 2)"
     )
+
+
+def test_a_state_written_by_a_newer_dapctl_is_refused_naming_the_upgrade():
+    data = json.dumps({"version": 3, "serial": 1, "lineage": "l", "steps": {}}).encode()
+
+    with pytest.raises(StateError) as caught:
+        parse_state(data, source="s.json")
+
+    assert caught.value.message == (
+        "s.json: written by a newer dapctl (state format version 3; this dapctl reads up to 2)"
+    )
+    assert caught.value.hint == "upgrade dapctl; an older one must not rewrite a newer state"
+
+
+@pytest.mark.parametrize("data", [[1, 2, 3], "state", 7], ids=["list", "string", "number"])
+def test_a_json_document_that_is_no_object_is_named_for_what_it_is(data):
+    with pytest.raises(StateError) as caught:
+        parse_state(json.dumps(data).encode(), source="s.json")
+
+    kind = type(data).__name__
+    expected = "a JSON object with a version is expected"
+    assert caught.value.message == f"s.json: not a dapctl state ({expected}, found a JSON {kind})"
+
+
+def test_version_1_absolute_paths_are_migrated_relative_to_the_config_folder(tmp_path):
+    inside, outside = str(tmp_path / "data" / "a.jsonl.gz"), "/elsewhere/b.jsonl.gz"
+    step = {
+        "files": [inside, outside],
+        "pending": {
+            "job_id": "j",
+            "kind": "snapshot",
+            "started_at": "2026-11-02T00:00:00Z",
+            "output": inside,
+        },
+    }
+    data = json.dumps({"version": 1, "serial": 4, "lineage": "l", "steps": {ADDRESS: step}})
+
+    state = parse_state(data.encode(), source="s.json", base_dir=tmp_path)
+
+    assert state.version == 2 and state.serial == 4
+    assert state.steps[ADDRESS].files == ("data/a.jsonl.gz", outside)
+    assert state.steps[ADDRESS].pending.output == "data/a.jsonl.gz"
 
 
 @pytest.mark.parametrize(
@@ -200,11 +242,12 @@ def test_write_keeps_the_previous_version_as_backup(tmp_path):
 def test_write_replaces_the_file_rather_than_rewriting_it(tmp_path):
     # A reader holding the old file keeps a whole old version: the write is a rename.
     store = LocalStateStore(tmp_path / "state.json")
-    store.write(State())
+    first = State()
+    store.write(first)
     with open(store.path, "rb") as old:
         inode = os.fstat(old.fileno()).st_ino
 
-        store.write(State(serial=9))
+        store.write(first.model_copy(update={"serial": 9}))
 
         assert json.loads(old.read())["serial"] == 0
     assert store.path.stat().st_ino != inode
@@ -215,8 +258,9 @@ def test_write_makes_an_existing_world_readable_state_private(tmp_path):
     path = tmp_path / "state.json"
     path.write_text(State().model_dump_json())
     path.chmod(0o644)
+    store = LocalStateStore(path)
 
-    LocalStateStore(path).write(State(serial=1))
+    store.write(store.read().model_copy(update={"serial": 1}))
 
     assert mode_of(path) == 0o600
 
@@ -238,15 +282,17 @@ def test_unwritable_state_folder_is_a_state_error(tmp_path):
         LocalStateStore(tmp_path / "afile" / "state.json").write(State())
 
 
-def test_lock_is_a_file_lock_beside_the_state(tmp_path):
-    lock = LocalStateStore(tmp_path / "state.json").lock(timeout=1.5, command="dapctl apply")
+def test_lock_is_a_file_lock_beside_the_state_naming_its_holder(tmp_path):
+    store = LocalStateStore(tmp_path / "state.json")
 
-    assert isinstance(lock, FileLock)
-    assert (lock.path, lock.timeout, lock.command) == (
-        tmp_path / "state.json.lock",
-        1.5,
-        "dapctl apply",
-    )
+    with store.lock(timeout=1.5, command="dapctl apply"):
+        holder = store.lock_info()
+        assert (tmp_path / "state.json.lock").exists()
+        with pytest.raises(LockError, match="dapctl apply"):
+            FileLock(tmp_path / "state.json.lock", timeout=0).__enter__()
+
+    assert holder["command"] == "dapctl apply" and holder["pid"] == os.getpid()
+    assert store.lock_info() is None
 
 
 # --------------------------------------------------------------------------- through the CLI
@@ -268,7 +314,7 @@ tables = ["accounts"]
     ("content", "message"),
     [
         (b"{not json", "not valid JSON"),
-        (b'{"version": 99}', "state format version 99 is not one this dapctl reads"),
+        (b'{"version": 99}', "written by a newer dapctl (state format version 99"),
     ],
     ids=["corrupt", "unknown-version"],
 )

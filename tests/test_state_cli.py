@@ -111,7 +111,7 @@ def test_force_unlock_removes_a_stale_lock_and_names_its_holder(
     assert result.code == 0
     assert json.loads(result.stdout) == {
         "ok": True,
-        "lock": str(store.lock_path),
+        "state": str(store.path),
         "removed": True,
         "holder": holder,
     }

@@ -110,7 +110,7 @@ def test_no_request_can_switch_verification_off(https_url, verify):
     # verify="" and disabled the checks; verify=False is what careless code passes.
     import requests
 
-    from dapctl.connect import _session
+    from dapctl.api.session import _session
 
     with _session(2) as session, pytest.raises(requests.exceptions.SSLError):
         session.post(https_url + "/ids/auth/login", verify=verify, timeout=5)

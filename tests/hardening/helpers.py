@@ -102,13 +102,16 @@ def whole_gzip(path: Path, *, json_lines: bool = True) -> bool:
     return True
 
 
-def check_step_matches_disk(step: StepState) -> None:
-    """The state's record of a step's last file matches the file on disk."""
+def check_step_matches_disk(step: StepState, base: Path) -> None:
+    """The state's record of a step's last file (relative to ``base``, the config's folder)
+    matches the file on disk."""
     if not step.files:
         assert step.bytes == 0 and step.records == 0, step
         return
-    (file,) = step.files
-    data = Path(file).read_bytes()
+    (location,) = step.files
+    assert not Path(location).is_absolute(), location
+    file = base / location
+    data = file.read_bytes()
     assert len(data) == step.bytes, (file, step.bytes, len(data))
     assert hashlib.sha256(data).hexdigest() == step.sha256, file
     assert len(read_jsonl(file)) == step.records, file

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from dapctl.api.session import Connection
 from dapctl.apply import ApplyOptions, run_apply
-from dapctl.connect import Connection
 from dapctl.loading import load_config
 from tests.apply_helpers import GENEROUS, SECRET_VAR
 from tests.hardening.helpers import temp_files, whole_gzip

@@ -17,7 +17,7 @@ import pytest
 from dapctl.apply import ApplyOptions, run_apply
 from dapctl.errors import ConfigError
 from dapctl.loading import load_config
-from dapctl.outputs import LocalOutputStore, OutputWriter
+from dapctl.outputs.files import FileDestination, FileLoad
 from tests.apply_helpers import FAST, SECRET_VAR, apply, config_text, environ
 from tests.hardening.stub import Reply, StubServer
 from tests.hardening.test_fuzz_server import CONNECTION, stub_config
@@ -109,32 +109,38 @@ def test_unsafe_table_names_listed_by_the_server_write_nothing(tmp_path, tables)
     assert (root / "out").exists() == bool(safe)
 
 
-class RecordingStore(LocalOutputStore):
-    """The local store, noting every path it writes to (temporary names included)."""
+class RecordingDestination(FileDestination):
+    """The file destination, noting every path a load writes to (part files included)."""
 
-    def __init__(self) -> None:
-        self.written: list[Path] = []
+    written: list[Path] = []
 
-    def open_for_write(self, path: Path) -> OutputWriter:
-        writer = super().open_for_write(path)
-        self.written += [path, writer._temp]  # type: ignore[attr-defined]
-        return writer
+    def begin(self, step, job, *, kind, watermark) -> FileLoad:
+        load = super().begin(step, job, kind=kind, watermark=watermark)
+        self.written += [load.path, *(load.part_path(i) for i in range(len(job.objects)))]
+        return load
 
 
 def snapshot_config(emu, output: str) -> str:
     return config_text(emu, tables='["accounts"]', output=output, extra_target='sync = "snapshot"')
 
 
-def run_recorded(path: Path, emu) -> tuple[list, RecordingStore]:
-    store = RecordingStore()
+def run_recorded(path: Path, emu) -> tuple[list, list[Path]]:
+    written: list[Path] = []
+    loaded = load_config(path)
+
+    def destination(target):
+        recording = RecordingDestination(target, base_dir=loaded.base_dir)
+        recording.written = written
+        return recording
+
     results = run_apply(
-        load_config(path),
+        loaded,
         environ=environ(emu),
         options=ApplyOptions(),
         connection=FAST,
-        outputs=store,
+        destinations=destination,
     )
-    return results, store
+    return results, written
 
 
 @pytest.mark.parametrize(
@@ -160,7 +166,7 @@ def test_outputs_that_would_replace_dapctls_own_files_are_refused(
     for r in results:
         assert r.status == "failed" and r.error.type != "InternalError", r
     state = json.loads((path.parent / "state" / "dapctl.state.json").read_text())
-    assert state["version"] == 1
+    assert state["version"] == 2
 
 
 @pytest.mark.parametrize("case", [".", "existing folder", "absolute folder", "under a file"])
@@ -182,8 +188,8 @@ def test_outputs_that_are_folders_fail_cleanly_inside_the_folder(
     except ConfigError as exc:  # refused at validate: the better outcome
         assert "must end in a file name" in str(exc)
         return
-    results, store = run_recorded(path, emu)
-    for written in store.written:
+    results, paths = run_recorded(path, emu)
+    for written in paths:
         assert written.is_relative_to(tmp_path), f"wrote outside the config folder: {written}"
     (result,) = results
     assert result.status == "failed", result
@@ -207,4 +213,4 @@ def test_a_listed_table_with_a_safe_name_still_lands_under_the_template(tmp_path
         )
     assert [r.status for r in results] == ["ok"], results
     (file,) = results[0].files
-    assert Path(file) == root / "out" / "good_table" / "snapshot-20261102T120000Z.jsonl.gz"
+    assert root / file == root / "out" / "good_table" / "snapshot-20261102T120000Z.jsonl.gz"

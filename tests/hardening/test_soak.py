@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from dapctl.emulator.faults import ACCOUNT_STATES, ERROR_STATUSES, Faults
-from dapctl.outputs import compact_time
 from dapctl.state import State
+from dapctl.text import compact_time
 from tests.apply_helpers import FAST, apply
 from tests.hardening.helpers import (
     assert_no_temp_files,
@@ -133,7 +133,7 @@ def check_round(emu, path: Path, results, watermarks: dict[str, Any], known: dic
         files = final_files(path.parent / "out" / "univ_a" / table)
         assert {str(f) for f in files} == known[table], (table, "a file no ok step reported")
         check_chain(emu, table, files, step)
-        check_step_matches_disk(step)
+        check_step_matches_disk(step, path.parent)
         if step.files:  # the last file is named for the watermark it brought the table to
             assert compact_time(step.watermark) in Path(step.files[0]).name, step
     assert_no_temp_files(path.parent)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TextIO
 
+from dapctl.cli.style import PLAIN, Style
 from dapctl.events import StepEvent
-from dapctl.results import human_bytes
-from dapctl.style import PLAIN, Style
+from dapctl.text import human_bytes
 
 HIDE_CURSOR, SHOW_CURSOR, ERASE_DOWN = "\x1b[?25l", "\x1b[?25h", "\x1b[J"
 BAR_WIDTH = 20

@@ -1,38 +1,24 @@
-"""Output files: where a step's data goes, and how the server's parts become one file.
+"""Merging the server's parts into one file: ``Merger``, the record counters, gzip.
 
-``output_path`` renders a target's template for one job. ``Merger`` joins the server's parts,
-in order, into one output as they arrive: a CSV/TSV header written once (every part must
-carry the same one), gzip-compressed when the path ends in ``.gz``, records counted on the
-way. The parts come already decompressed by the download's own gzip check, except JSON Lines
-into a ``.gz`` file, whose gzip members pass through untouched (a multi-member gzip file is
-one valid stream), counted during the download: the common case costs a copy. Memory stays
-flat whatever the size.
-
-Storage sits behind ``OutputStore`` (open-for-write / commit / abort) so object storage can
-replace the local file system later; ``LocalOutputStore`` writes under a temporary name in the
-final folder and renames into place when the file is whole, so a killed apply never leaves a
-partial file under a final name.
+``Merger`` joins the parts, in order, into one output as they arrive: a CSV/TSV header
+written once (every part must carry the same one), gzip-compressed when the file name ends
+in ``.gz``, records counted on the way. The parts come already decompressed by the
+download's own gzip check, except JSON Lines into a ``.gz`` file, whose gzip members pass
+through untouched (a multi-member gzip file is one valid stream), counted during the
+download: the common case costs a copy. Memory stays flat whatever the size. The merger
+writes to any ``Sink`` (a file about to be published, an object upload).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
-import logging
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
-from dapctl.config import Target
-from dapctl.errors import DapctlError, OutputError
-from dapctl.files import ensure_private_dir, fsync_dir, sweep_stale_temp_files, temp_path_for
-
-log = logging.getLogger("dapctl.outputs")
+from dapctl.errors import DapctlError
 
 CHUNK = 1 << 20
 # CSV/TSV into .gz is decompressed and compressed again (the header goes once). Level 1
@@ -42,115 +28,10 @@ GZIP_LEVEL = 1
 _NEWLINE_MEMBER = gzip.compress(b"\n", mtime=0)
 
 
-def compact_time(value: datetime) -> str:
-    """``2026-11-28T20:40:00Z`` → ``20261128T204000Z``: sortable, and safe in a file name."""
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+class Sink(Protocol):
+    """Where merged bytes go."""
 
-
-def output_path(
-    base_dir: Path, target: Target, *, profile: str, table: str, kind: str, timestamp: datetime
-) -> Path:
-    """The file one job's data goes to, absolute, resolved against the config's folder."""
-    relative = target.output.format(
-        profile=profile,
-        target=target.name,
-        namespace=target.namespace,
-        table=table,
-        kind=kind,
-        timestamp=compact_time(timestamp),
-        format=target.format,
-    )
-    return (base_dir / relative).resolve()
-
-
-class OutputWriter(Protocol):
     def write(self, data: bytes) -> None: ...
-
-    def commit(self) -> str: ...
-
-    def abort(self) -> None: ...
-
-    @property
-    def size(self) -> int: ...
-
-    @property
-    def sha256(self) -> str: ...
-
-
-class OutputStore(Protocol):
-    """Where outputs go. Apply uses only this interface."""
-
-    def open_for_write(self, path: Path) -> OutputWriter: ...
-
-    def scratch_dir(self, path: Path) -> Path:
-        """A local folder for the parts of ``path`` while they download."""
-        ...
-
-    def discard(self, path: Path) -> None:
-        """Remove an output that was published but never recorded (no error if absent)."""
-        ...
-
-    def exists(self, path: Path) -> bool:
-        """Whether a file is published at ``path``."""
-        ...
-
-
-class LocalOutputStore:
-    def open_for_write(self, path: Path) -> OutputWriter:
-        if path.is_dir():
-            raise OutputError(f"{path}: the output path is a folder, not a file")
-        return LocalOutputWriter(path)
-
-    def scratch_dir(self, path: Path) -> Path:
-        ensure_private_dir(path.parent)
-        for stale in sweep_stale_temp_files(path.parent):
-            log.info("removed %s, left by a dapctl that was killed", stale)
-        return path.parent
-
-    def discard(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
-
-    def exists(self, path: Path) -> bool:
-        return path.exists()
-
-
-class LocalOutputWriter:
-    """A file written under a temporary name and renamed into place by ``commit``."""
-
-    def __init__(self, path: Path) -> None:
-        ensure_private_dir(path.parent)
-        self.path = path
-        self._temp = temp_path_for(path)
-        fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self._size = 0
-
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._hash.update(data)
-        self._size += len(data)
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    def commit(self) -> str:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._temp, self.path)
-        fsync_dir(self.path.parent)
-        return str(self.path)
-
-    def abort(self) -> None:
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._temp.unlink()
 
 
 @dataclass(frozen=True)
@@ -170,20 +51,28 @@ class Merger:
     they downloaded (``add_counted``), so the merge is a copy.
     """
 
-    def __init__(self, *, fmt: str, out: OutputWriter, compress: bool) -> None:
+    def __init__(self, *, fmt: str, out: Sink, compress: bool) -> None:
         if fmt == "parquet":
             raise MergeError("Parquet parts merge whole: use parquet.ParquetMerger")
         self._fmt = fmt
         self._out = out
         self._counter = _RecordCounter(fmt)
         self.passthrough = fmt == "jsonl" and compress
-        self._sink: OutputWriter | _Compressor = (
-            _Compressor(out) if compress and not self.passthrough else out
+        self._sink: Sink | GzipWriter = (
+            GzipWriter(out) if compress and not self.passthrough else out
         )
         self._header: bytes | None = None
         self._parts = 0
         self._counted = 0  # records of parts counted during their download
         self._open_line = False  # the last passed-through part ended mid-line
+
+    def add(self, part: Path, counted: PartCounter | None) -> None:
+        """Append the next part (counted: passed through as gzip), then remove its file."""
+        if counted is None:
+            self.add_text(part)
+        else:
+            self.add_counted(part, records=counted.records, ends_open=counted.ends_open)
+        part.unlink()
 
     def add_text(self, part: Path) -> None:
         """Append the next part, already decompressed."""
@@ -218,7 +107,7 @@ class Merger:
 
     def finish(self) -> MergeStats:
         """Complete the output (the compressor's last block); the records merged."""
-        if isinstance(self._sink, _Compressor):
+        if isinstance(self._sink, GzipWriter):
             self._sink.close()
         return MergeStats(self._counted + self._counter.finish())
 
@@ -270,8 +159,10 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-class _Compressor:
-    def __init__(self, out: OutputWriter) -> None:
+class GzipWriter:
+    """Deflates what it is given into a gzip stream written to ``out``; ``close`` ends it."""
+
+    def __init__(self, out: Sink) -> None:
         self._out = out
         self._deflater = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
 

@@ -21,9 +21,9 @@ from email.utils import parsedate_to_datetime
 import requests
 import tenacity
 
+from dapctl.api.wire import server_error
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, AuthError
-from dapctl.wire import server_error
 
 log = logging.getLogger("dapctl.retry")
 

@@ -5,7 +5,10 @@ on SIGKILL, so a crashed apply never blocks the next one. While held, the file r
 holds it (pid, host, since when, command): a second apply reports exactly that, waits up to
 its timeout, and fails with ``LockError``. A lock file still holding a record when its lock
 is free was left by a process that died; it is taken over with a warning naming the old
-holder. Released locks leave no file behind.
+holder. Released locks leave no file behind. ``unlock`` removes a lock file and returns the
+record of whoever held it; while a live process still holds the ``flock`` it refuses unless
+forced (removing a running apply's lock would let a second apply write the same state), and
+it holds the lock while it unlinks the file, so no apply can take it in between.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from types import TracebackType
 
 from dapctl.errors import LockError
 from dapctl.files import ensure_private_dir
+from dapctl.text import format_time
 
 log = logging.getLogger("dapctl.lock")
 
@@ -112,7 +116,7 @@ class FileLock:
         record = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "since": format_time(datetime.now(UTC), timespec="seconds"),
             "command": self.command,
         }
         os.ftruncate(fd, 0)
@@ -150,3 +154,27 @@ def force_unlock(path: Path) -> dict[str, object]:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return holder
+
+
+def unlock(lock_path: Path, *, force: bool) -> dict[str, object] | None:
+    """Remove the lock file; return its holder's record (``None``: there was no lock)."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not force:
+                raise LockError(
+                    f"{lock_path}: held by {describe_holder(read_holder(lock_path))}, "
+                    "which is still running",
+                    hint="let it finish or stop it; --force removes the lock anyway "
+                    "(two applies could then write the same state)",
+                ) from None
+        return force_unlock(lock_path)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

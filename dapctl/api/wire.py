@@ -26,6 +26,8 @@ from pydantic import (
     ValidationError,
 )
 
+from dapctl.text import format_time
+
 JobStatus = Literal["waiting", "running", "complete", "failed"]
 Format = Literal["jsonl", "csv", "tsv", "parquet"]
 Mode = Literal["expanded", "condensed"]
@@ -46,7 +48,7 @@ def rfc3339(value: datetime) -> str:
     """``2026-11-01T00:00:00Z``: the form the Query API documents for ``since``/``until``."""
     if value.tzinfo is None:
         raise ValueError("timestamps sent to DAP must be timezone-aware")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_time(value)
 
 
 class _Wire(BaseModel):

@@ -14,13 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dapctl.api.session import Connection, connect
 from dapctl.config import Config
-from dapctl.connect import Connection, connect
 from dapctl.credentials import resolve_used
 from dapctl.errors import ConfigError
 from dapctl.loading import LoadedConfig
-from dapctl.plan import plural
-from dapctl.results import format_table
+from dapctl.text import format_table, plural
 
 
 def pick_profile(config: Config, name: str | None) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dapctl import __version__
-from dapctl.logs import LEVELS
+from dapctl.cli.logs import LEVELS
 
 EXIT_STATUSES = """\
 exit statuses:

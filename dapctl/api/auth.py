@@ -28,10 +28,10 @@ import requests
 from pydantic import SecretStr, ValidationError
 
 from dapctl import __version__
+from dapctl.api.retry import api_error, build_retrying, unreachable_hint
+from dapctl.api.wire import TokenResponse
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, AuthError
-from dapctl.retry import api_error, build_retrying, unreachable_hint
-from dapctl.wire import TokenResponse
 
 log = logging.getLogger("dapctl.auth")
 

@@ -20,12 +20,12 @@ import requests
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
-from dapctl.auth import TokenProvider
-from dapctl.client import DapClient
+from dapctl.api.auth import TokenProvider
+from dapctl.api.client import DapClient
+from dapctl.api.ratelimit import RateLimits
 from dapctl.config import Config, RateLimitSettings
 from dapctl.credentials import Credentials
 from dapctl.errors import Interrupted
-from dapctl.ratelimit import RateLimits
 
 # The embedded emulator grants a generous quota (the quickstart must finish in seconds);
 # `dapctl emulator` and the real service keep the published limits.

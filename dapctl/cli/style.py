@@ -70,8 +70,3 @@ class Style:
 
 
 PLAIN = Style()
-
-
-def visible_len(text: str) -> int:
-    """Length on screen, without colour codes."""
-    return len(ANSI.sub("", text))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from dapctl.errors import ConfigError
+from dapctl.text import format_time
 
 Format = Literal["text", "json"]
 LEVELS = {
@@ -55,8 +56,7 @@ def redact(text: str) -> str:
 
 
 def _time(record: logging.LogRecord) -> str:
-    stamp = datetime.fromtimestamp(record.created, tz=UTC)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_time(datetime.fromtimestamp(record.created, tz=UTC), timespec="milliseconds")
 
 
 class JsonFormatter(logging.Formatter):

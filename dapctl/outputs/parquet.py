@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import importlib
 import io
-import zlib
 from pathlib import Path
 from typing import Any
 
-from dapctl.outputs import GZIP_LEVEL, MergeError, MergeStats, OutputWriter
+from dapctl.outputs.merge import GzipWriter, MergeError, MergeStats, PartCounter, Sink
 
 
 class ParquetMerger:
     """``add`` each part (a Parquet file, kept on disk), then ``finish`` writes them all."""
 
-    def __init__(self, *, out: OutputWriter, compress: bool) -> None:
+    def __init__(self, *, out: Sink, compress: bool) -> None:
         try:
             self._pa: Any = importlib.import_module("pyarrow")
             self._pq: Any = importlib.import_module("pyarrow.parquet")
@@ -33,7 +32,8 @@ class ParquetMerger:
         self._sink = _Sink(out, compress=compress)
         self._parts: list[Path] = []
 
-    def add(self, part: Path) -> None:
+    def add(self, part: Path, counted: PartCounter | None = None) -> None:
+        """Keep the part until the last is in: Parquet files merge whole."""
         self._parts.append(part)
 
     def finish(self) -> MergeStats:
@@ -62,10 +62,10 @@ class ParquetMerger:
 class _Sink(io.RawIOBase):
     """The file object pyarrow writes to: the output, gzip-compressed when asked."""
 
-    def __init__(self, out: OutputWriter, *, compress: bool) -> None:
+    def __init__(self, out: Sink, *, compress: bool) -> None:
         super().__init__()
         self._out = out
-        self._deflater = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if compress else None
+        self._gzip = GzipWriter(out) if compress else None
         self._position = 0
 
     def writable(self) -> bool:
@@ -74,7 +74,7 @@ class _Sink(io.RawIOBase):
     def write(self, data: Any) -> int:
         chunk = bytes(data)
         self._position += len(chunk)
-        self._out.write(self._deflater.compress(chunk) if self._deflater else chunk)
+        (self._gzip or self._out).write(chunk)
         return len(chunk)
 
     def tell(self) -> int:
@@ -85,5 +85,5 @@ class _Sink(io.RawIOBase):
         pass
 
     def finish(self) -> None:
-        if self._deflater is not None:
-            self._out.write(self._deflater.flush())
+        if self._gzip is not None:
+            self._gzip.close()

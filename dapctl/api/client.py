@@ -26,12 +26,10 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from dapctl import __version__
-from dapctl.auth import TokenProvider
-from dapctl.config import RetrySettings
-from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
-from dapctl.ratelimit import RateLimiter, RateLimits
-from dapctl.retry import TransientDownloadError, api_error, build_retrying, unreachable_hint
-from dapctl.wire import (
+from dapctl.api.auth import TokenProvider
+from dapctl.api.ratelimit import RateLimiter, RateLimits
+from dapctl.api.retry import TransientDownloadError, api_error, build_retrying, unreachable_hint
+from dapctl.api.wire import (
     Job,
     ObjectUrls,
     QueryRequest,
@@ -41,6 +39,8 @@ from dapctl.wire import (
     TransferError,
     copy_checked,
 )
+from dapctl.config import RetrySettings
+from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
 
 log = logging.getLogger("dapctl.client")
 

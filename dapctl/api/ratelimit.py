@@ -124,7 +124,12 @@ class RateLimiter:
     def _wait(self, seconds: float) -> float:
         if seconds <= 0:
             return 0.0
-        log.info("%s: client-side rate limit, waiting %.1f s", self.name, seconds)
+        log.info(
+            "%s: client-side rate limit, waiting %.1f s",
+            self.name,
+            seconds,
+            extra={"event": "rate_limit_wait"},
+        )
         if self._on_wait is not None:
             self._on_wait(seconds)
         self._sleep(seconds)

@@ -1,0 +1,289 @@
+"""One handler per command: ``cmd_NAME(args, ctx) -> exit status``, and the ``HANDLERS`` table.
+
+A handler calls the library with explicit arguments, renders what it returns (text through
+``render``, or one JSON document with ``--json``) and returns an ``ExitStatus``. Errors are
+raised, never printed here: ``main`` turns them into a message and a status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from dapctl import inspect
+from dapctl.api.session import fetch_token
+from dapctl.apply import ApplyOptions, run_apply
+from dapctl.cli.context import Context, emit_json, load
+from dapctl.cli.progress import Progress
+from dapctl.cli.render import (
+    render_plan,
+    render_result,
+    render_state,
+    render_step,
+    summary,
+    summary_table,
+)
+from dapctl.cli.starter import write_starter
+from dapctl.cli.style import Style, is_terminal
+from dapctl.config import Config
+from dapctl.credentials import resolve_used
+from dapctl.errors import ConfigError, ExitStatus
+from dapctl.events import EventSink, ignore
+from dapctl.files import atomic_write_bytes
+from dapctl.loading import LoadedConfig
+from dapctl.plan import Plan, plan
+from dapctl.results import StepResult, all_ok
+from dapctl.state import State, open_store
+from dapctl.state.filelock import describe_holder
+from dapctl.state.ops import find_step, forget, state_json
+from dapctl.text import plural
+
+log = logging.getLogger("dapctl")
+
+Handler = Callable[[argparse.Namespace, Context], int]
+
+
+def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
+    path = write_starter(args.path)
+    ctx.out(f"Wrote {path}. Set DAP_CLIENT_ID and DAP_CLIENT_SECRET, then:")
+    ctx.out(f"  dapctl validate {path}\n  dapctl plan {path}\n  dapctl apply {path}")
+    return ExitStatus.SUCCESS
+
+
+def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    resolve_used(loaded, environ=ctx.environ, names=list(loaded.config.profiles))
+    config = loaded.config
+    if args.json:
+        emit_json(ctx, _validated(loaded))
+        return ExitStatus.SUCCESS
+    counts = f"{plural(len(config.profiles), 'profile')}, {plural(len(config.targets), 'target')}"
+    ctx.out(f"{loaded.path}: valid ({counts})")
+    return ExitStatus.SUCCESS
+
+
+def _validated(loaded: LoadedConfig) -> dict[str, Any]:
+    config = loaded.config
+    return {
+        "ok": True,
+        "config": str(loaded.path),
+        "state": str(loaded.state_path),
+        "profiles": list(config.profiles),
+        "targets": [
+            {"name": t.name, "namespace": t.namespace, "profiles": config.target_profiles(t)}
+            for t in config.targets
+        ],
+        "warnings": list(loaded.warnings),
+    }
+
+
+def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    state = open_store(loaded).read() or State()
+    result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
+    resolve_used(loaded, environ=ctx.environ, names=sorted({step.profile for step in result.steps}))
+    if args.json:
+        emit_json(ctx, result.to_json())
+    else:
+        ctx.out(render_plan(result, ctx.style))
+    if args.detailed_exitcode and result.has_changes:
+        return ExitStatus.CHANGES_PENDING
+    return ExitStatus.SUCCESS
+
+
+def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    options = ApplyOptions(
+        concurrency=args.concurrency or loaded.config.settings.concurrency,
+        no_wait=args.no_wait,
+        job_timeout=args.job_timeout,
+        targets=args.target,
+    )
+
+    width = 0
+
+    def show_plan(steps: Plan) -> None:
+        nonlocal width
+        width = max((len(s.address) for s in steps.steps if s.action != "list"), default=0)
+        if not args.json:
+            ctx.out(f"{render_plan(steps, ctx.style)}\n")
+
+    def show(result: StepResult) -> None:
+        if not args.json:
+            ctx.out(render_result(result, ctx.style, width=width))
+
+    with _progress(args, ctx) as on_event:
+        results = run_apply(
+            loaded,
+            environ=ctx.environ,
+            profiles=args.profile,
+            options=options,
+            lock_timeout=args.lock_timeout,
+            on_plan=show_plan,
+            on_result=show,
+            on_event=on_event,
+        )
+    ok = all_ok(results)
+    if args.json:
+        emit_json(ctx, {"ok": ok, "results": [r.to_json() for r in _in_plan_order(results)]})
+    else:
+        table = f"\n{summary_table(results, ctx.style)}\n" if results else ""
+        ctx.out(f"{table}\n{ctx.style(summary(results), 'bold')}")
+    return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, ctx: Context) -> Iterator[EventSink]:
+    """Live progress on stderr while the block runs, if stderr is a terminal that wants it."""
+    wanted = not args.no_progress and ctx.environ.get("TERM") != "dumb"
+    if not (wanted and is_terminal(ctx.stderr)):
+        yield ignore
+        return
+    style = Style.for_stream(ctx.stderr, ctx.environ, disabled=args.no_color)
+    with Progress(ctx.stderr, style=style) as progress:
+        ctx.progress = progress
+        try:
+            yield progress.handle
+        finally:
+            ctx.progress = None
+
+
+def _in_plan_order(results: Sequence[StepResult]) -> list[StepResult]:
+    return sorted(results, key=lambda r: r.address)
+
+
+def cmd_tables(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    profile = inspect.pick_profile(loaded.config, args.profile)
+    namespaces = args.namespace or inspect.default_namespaces(loaded.config, profile)
+    found = inspect.list_tables(loaded, profile=profile, namespaces=namespaces, environ=ctx.environ)
+    if args.json:
+        emit_json(ctx, {"ok": True, "profile": profile, "namespaces": found})
+    else:
+        ctx.out(inspect.render_tables(profile, found))
+    return ExitStatus.SUCCESS
+
+
+def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    profile = inspect.pick_profile(loaded.config, args.profile)
+    namespace, table = inspect.split_table(args.table)
+    described = inspect.describe_table(
+        loaded, profile=profile, namespace=namespace, table=table, environ=ctx.environ
+    )
+    document = {"ok": True, "profile": profile, **described.to_json()}
+    if args.output is not None:
+        text = json.dumps(document, indent=2) + "\n"
+        try:
+            atomic_write_bytes(args.output, text.encode())
+        except OSError as exc:
+            raise ConfigError(f"--output {args.output}: cannot write it: {exc.strerror}") from None
+        log.info("wrote %s", args.output)
+    if args.json:
+        emit_json(ctx, document)
+    elif args.output is not None:
+        ctx.out(f"Wrote {namespace}.{table} schema version {described.version} to {args.output}")
+    else:
+        ctx.out(described.render_text())
+    return ExitStatus.SUCCESS
+
+
+def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
+    store = open_store(load(args))
+    state = store.read()
+    if args.json:
+        emit_json(ctx, state_json(state, store.location))
+    else:
+        ctx.out(render_state(state, store.location))
+    return ExitStatus.SUCCESS
+
+
+def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
+    store = open_store(load(args))
+    step = find_step(store.read(), args.address, where=store.location)
+    if args.json:
+        emit_json(ctx, {"address": args.address, **step.model_dump(mode="json")})
+    else:
+        ctx.out(render_step(args.address, step))
+    return ExitStatus.SUCCESS
+
+
+def cmd_state_rm(args: argparse.Namespace, ctx: Context) -> int:
+    store = open_store(load(args))
+    forget(store, args.addresses, lock_timeout=args.lock_timeout)
+    removed = list(dict.fromkeys(args.addresses))
+    if args.json:
+        emit_json(ctx, {"ok": True, "removed": removed})
+    else:
+        for address in removed:
+            ctx.out(f"Removed {address}: the next apply takes a new snapshot of it.")
+    return ExitStatus.SUCCESS
+
+
+def cmd_force_unlock(args: argparse.Namespace, ctx: Context) -> int:
+    store = open_store(load(args))
+    holder = store.force_unlock(force=args.force)
+    if args.json:
+        removed = holder is not None
+        emit_json(ctx, {"ok": True, "state": store.location, "removed": removed, "holder": holder})
+    elif holder is None:
+        ctx.out(f"{store.location} is not locked: nothing to do.")
+    else:
+        ctx.out(f"Removed the lock on {store.location}, held by {describe_holder(holder)}.")
+    return ExitStatus.SUCCESS
+
+
+def cmd_token(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    if loaded.config.profiles.get(args.profile) is None:
+        raise ConfigError(
+            f"--profile {args.profile}: no such profile; profiles are: "
+            f"{', '.join(loaded.config.profiles)}"
+        )
+    if loaded.config.profiles[args.profile].emulator:
+        raise ConfigError(
+            f"profile {args.profile} uses the embedded emulator, which stops when this "
+            "command does: its token would be useless",
+            hint="run `dapctl emulator` and point a profile's base_url at it",
+        )
+    credentials = resolve_used(loaded, environ=ctx.environ, names=[args.profile])[args.profile]
+    assert credentials is not None  # only emulator profiles resolve to None
+    ctx.out(fetch_token(loaded.config, credentials))
+    return ExitStatus.SUCCESS
+
+
+def cmd_config_schema(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.out(config_schema_text())
+    return ExitStatus.SUCCESS
+
+
+def cmd_emulator(args: argparse.Namespace, ctx: Context) -> int:
+    from dapctl.emulator import cli as emulator_cli
+
+    return emulator_cli.run(args)
+
+
+def config_schema_text() -> str:
+    """The config's JSON Schema, exactly as ``schemas/dapctl.schema.json`` holds it."""
+    return json.dumps(Config.model_json_schema(), indent=2, ensure_ascii=False)
+
+
+HANDLERS: dict[str, Handler] = {
+    "init": cmd_init,
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "tables": cmd_tables,
+    "describe": cmd_describe,
+    "state list": cmd_state_list,
+    "state show": cmd_state_show,
+    "state rm": cmd_state_rm,
+    "force-unlock": cmd_force_unlock,
+    "token": cmd_token,
+    "config-schema": cmd_config_schema,
+    "emulator": cmd_emulator,
+}

@@ -1,0 +1,85 @@
+"""The ``Destination`` seam: where one job's data lands, one level above bytes.
+
+A destination takes a collected job in three moves: ``begin(step, job, kind=, watermark=)``
+returns a ``Load`` that names its ``location`` before a byte is written (apply records it as
+the pending output, so a crash leaves nothing unaccounted for); the collector hands it each
+downloaded part, in order, with ``add_part``; ``commit`` makes the whole job visible at once
+and says what landed, ``abort`` leaves no trace. ``part_mode`` tells the collector how the
+load wants its parts: ``gzip`` (the server's compressed bytes, records counted during the
+download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job with no parts still
+commits: what that means is the destination's to say (a file destination writes no file).
+
+``open_destination`` is the factory, from a target's config: files under the config's folder
+today. Apply never asks which kind it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from dapctl.api.wire import Job
+from dapctl.config import Target
+from dapctl.outputs.merge import PartCounter
+from dapctl.plan import Step
+from dapctl.state import Kind
+
+PartMode = Literal["gzip", "text", "raw"]
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What a committed load left behind, for the state and the step's result."""
+
+    locations: tuple[str, ...]  # as the state records them
+    bytes: int
+    records: int
+    sha256: str | None
+    shown: tuple[str, ...] = ()  # as a person or a script can open them (absolute, or URLs)
+
+    @classmethod
+    def nothing(cls) -> Landed:
+        return cls((), 0, 0, None)
+
+
+class Load(Protocol):
+    """One job's data on its way into a destination."""
+
+    @property
+    def location(self) -> str: ...
+
+    @property
+    def part_mode(self) -> PartMode: ...
+
+    def part_path(self, index: int) -> Path:
+        """A local file for part ``index`` while it downloads (the collector removes it)."""
+        ...
+
+    def add_part(self, part: Path, counted: PartCounter | None) -> None:
+        """The next part, in order; ``counted`` for ``gzip`` parts, else ``None``."""
+        ...
+
+    def commit(self) -> Landed: ...
+
+    def abort(self) -> None: ...
+
+
+class Destination(Protocol):
+    def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> Load: ...
+
+    def exists(self, location: str) -> bool:
+        """Whether something is published at ``location``."""
+        ...
+
+    def discard(self, location: str) -> None:
+        """Remove what was published at ``location`` but never recorded (absent: no error)."""
+        ...
+
+
+def open_destination(target: Target, *, base_dir: Path) -> Destination:
+    """The destination a target's config declares."""
+    from dapctl.outputs.files import FileDestination
+
+    return FileDestination(target, base_dir=base_dir)

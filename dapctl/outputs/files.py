@@ -1,0 +1,124 @@
+"""The file destination: a job's parts merged into one local file, published whole.
+
+The output template, rendered for the job, gives the location: relative to the config's
+folder (as the state records it) unless the template is absolute. Parts download into
+temporary files beside the output (same disk, swept if a killed apply left them), merge in
+order through ``Merger`` (or ``ParquetMerger``) into an ``AtomicFile``, and the file takes
+its final name only on ``commit``. A job with no parts writes no file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from dapctl import template
+from dapctl.api.wire import Job
+from dapctl.config import Target
+from dapctl.errors import OutputError
+from dapctl.files import AtomicFile, ensure_private_dir, sweep_stale_temp_files, temp_path_for
+from dapctl.outputs.destination import Landed, PartMode
+from dapctl.outputs.merge import Merger, PartCounter
+from dapctl.outputs.parquet import ParquetMerger
+from dapctl.plan import Step
+from dapctl.state import Kind
+
+log = logging.getLogger("dapctl.outputs")
+
+
+class FileDestination:
+    def __init__(self, target: Target, *, base_dir: Path) -> None:
+        self.target = target
+        self.base_dir = base_dir
+
+    def path_of(self, location: str) -> Path:
+        return (self.base_dir / location).resolve()
+
+    def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> FileLoad:
+        rendered = template.render(
+            self.target, profile=step.profile, table=step.table, kind=kind, timestamp=watermark
+        )
+        path = self.path_of(rendered)
+        location = (
+            os.path.relpath(path, self.base_dir) if not os.path.isabs(rendered) else str(path)
+        )
+        return FileLoad(Path(location).as_posix(), path, fmt=self.target.format)
+
+    def exists(self, location: str) -> bool:
+        return self.path_of(location).exists()
+
+    def discard(self, location: str) -> None:
+        try:
+            self.path_of(location).unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"{location}: cannot remove this unrecorded output: {exc.strerror or exc}",
+                hint="remove it by hand: its records come again in the next file",
+            ) from None
+
+
+class FileLoad:
+    def __init__(self, location: str, path: Path, *, fmt: str) -> None:
+        self.location = location
+        self.path = path
+        self._fmt = fmt
+        self._file: AtomicFile | None = None
+        self._merger: Merger | ParquetMerger | None = None
+        if fmt == "parquet":
+            self.part_mode: PartMode = "raw"
+        elif fmt == "jsonl" and self._compress:
+            self.part_mode = "gzip"
+        else:
+            self.part_mode = "text"
+
+    @property
+    def _compress(self) -> bool:
+        return self.path.name.endswith(".gz")
+
+    def part_path(self, index: int) -> Path:
+        self._open()  # a path that cannot be written fails before any part downloads
+        return temp_path_for(self.path, f"part{index:05d}.")
+
+    def _open(self) -> Merger | ParquetMerger:
+        if self._merger is None:
+            if self.path.is_dir():
+                raise OutputError(f"{self.path}: the output path is a folder, not a file")
+            try:
+                ensure_private_dir(self.path.parent)
+                for stale in sweep_stale_temp_files(self.path.parent):
+                    log.info("removed %s, left by a dapctl that was killed", stale)
+                self._file = AtomicFile(self.path)
+            except OSError as exc:
+                raise self._error(exc) from None
+            if self._fmt == "parquet":
+                self._merger = ParquetMerger(out=self._file, compress=self._compress)
+            else:
+                self._merger = Merger(fmt=self._fmt, out=self._file, compress=self._compress)
+        return self._merger
+
+    def add_part(self, part: Path, counted: PartCounter | None) -> None:
+        self._open().add(part, counted)
+
+    def commit(self) -> Landed:
+        if self._merger is None or self._file is None:
+            log.info("%s: the job has no data; no file written", self.location)
+            return Landed.nothing()
+        try:
+            stats = self._merger.finish()
+            self._file.commit()
+        except OSError as exc:
+            raise self._error(exc) from None
+        size, sha256 = self._file.size, self._file.sha256
+        return Landed((self.location,), size, stats.records, sha256, shown=(str(self.path),))
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.abort()
+
+    def _error(self, exc: OSError) -> OutputError:
+        return OutputError(
+            f"{self.path}: cannot write the output file: {exc.strerror or exc}",
+            hint="check that the output template names a file in a folder dapctl may write",
+        )
