@@ -1,0 +1,140 @@
+"""One contract for every ``StateStore``: the local file and the in-memory store pass the same
+tests, so the next backend is one module plus one fixture here.
+
+The contract: ``read`` gives ``None`` before the first write and what was written after;
+every write compares and swaps (a writer that read serial N loses to one that wrote N+1
+since, and a state of another lineage is refused); the lock is exclusive and names its
+holder; ``force_unlock`` refuses a live holder unless forced.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dapctl.errors import LockError, StateConflictError
+from dapctl.state import (
+    LocalStateStore,
+    MemoryBackend,
+    MemoryStateStore,
+    State,
+    StateKeeper,
+    StateStore,
+    StepState,
+)
+
+ADDRESS = "univ_a/core/canvas.accounts"
+Opener = Callable[[], StateStore]
+
+
+@pytest.fixture(params=["local", "memory"])
+def opener(request, tmp_path: Path) -> Opener:
+    """Opens a new store on one shared backend, as a second process would."""
+    if request.param == "local":
+        return lambda: LocalStateStore(tmp_path / "state" / "dapctl.state.json")
+    backend = MemoryBackend()
+    return lambda: MemoryStateStore(backend)
+
+
+def test_nothing_is_there_before_the_first_write(opener):
+    assert opener().read() is None
+
+
+def test_what_is_written_is_read_back_by_another_store(opener):
+    store = opener()
+    store.read()
+    state = State().with_step(ADDRESS, StepState(records=7))
+    store.write(state)
+
+    again = opener().read()
+
+    assert again == state and again.step(ADDRESS).records == 7
+
+
+def test_a_writer_may_go_on_writing_what_it_wrote(opener):
+    store = opener()
+    store.read()
+    keeper = StateKeeper(store, State())
+    for records in range(1, 4):
+        keeper.update(ADDRESS, lambda s, n=records: s.model_copy(update={"records": n}))
+
+    assert opener().read().serial == 3
+
+
+def test_a_stale_writer_is_refused(opener):
+    first, second = opener(), opener()
+    first.read()
+    first.write(State())
+    base_a, base_b = first.read(), second.read()
+
+    first.write(base_a.with_step(ADDRESS, StepState(records=1)))
+    with pytest.raises(StateConflictError, match="the state changed since it was read") as caught:
+        second.write(base_b.with_step(ADDRESS, StepState(records=2)))
+
+    assert "serial 0 was read, serial 1 is there now" in caught.value.message
+    assert opener().read().step(ADDRESS).records == 1  # the winner's write stands
+
+
+def test_a_blind_write_over_an_existing_state_is_refused(opener):
+    writer = opener()
+    writer.read()
+    writer.write(State())
+
+    with pytest.raises(StateConflictError, match="no state was read, serial 0 is there now"):
+        opener().write(State(serial=5))
+
+
+def test_a_state_of_another_lineage_is_refused(opener):
+    store = opener()
+    store.read()
+    store.write(State())
+
+    with pytest.raises(StateConflictError, match="different states"):
+        store.write(State(serial=1))  # a new lineage
+
+
+def test_the_lock_is_exclusive_and_names_its_holder(opener):
+    store, other = opener(), opener()
+    with store.lock(timeout=0, command="dapctl apply"):
+        holder = other.lock_info()
+        with pytest.raises(LockError, match=r"dapctl apply"):
+            other.lock(timeout=0, command="dapctl state rm").__enter__()
+        with pytest.raises(LockError, match="still running"):
+            other.force_unlock(force=False)
+    assert holder is not None and holder["command"] == "dapctl apply"
+    assert other.lock_info() is None
+    assert other.force_unlock(force=False) is None  # nothing to remove
+
+
+def _race(path: str, barrier, results) -> None:
+    store = LocalStateStore(Path(path))
+    state = store.read()
+    barrier.wait()
+    try:
+        store.write(state.with_step(ADDRESS, StepState(records=1)))
+        results.put("ok")
+    except StateConflictError as exc:
+        results.put(exc.message)
+
+
+def test_two_processes_that_read_serial_n_get_one_success_and_one_clear_error(tmp_path):
+    path = tmp_path / "dapctl.state.json"
+    seed = LocalStateStore(path)
+    seed.read()
+    seed.write(State())
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_race, args=(str(path), barrier, results)) for _ in "ab"]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=30) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+
+    refused = [o for o in outcomes if o != "ok"]
+    assert outcomes.count("ok") == 1 and len(refused) == 1, outcomes
+    assert "the state changed since it was read" in refused[0], outcomes
+    assert LocalStateStore(path).read().serial == 1
