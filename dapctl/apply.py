@@ -42,9 +42,10 @@ from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, Landed, Load, open_destination
+from dapctl.outputs.tables import Databases, database_of, overlay_steps
 from dapctl.plan import Plan, Step, expand, plan
 from dapctl.results import StepError, StepResult, log_result
-from dapctl.state import Completed, State, StateKeeper, StateStore, open_store
+from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
 
 log = logging.getLogger("dapctl.apply")
 
@@ -290,19 +291,26 @@ class Applier:
             load = self.destinations[step.target].begin(
                 step, job, kind=work.kind, watermark=watermark
             )
-            landed = self._land(work, load, watermark)
-            done = Completed(
-                watermark=watermark,
-                kind=work.kind,
-                schema_version=job.schema_version,
-                job_id=job.id,
-                files=landed.locations,
-                bytes=landed.bytes,
-                records=landed.records,
-                sha256=landed.sha256,
-                completed_at=self.now(),
-            )
-            self.keeper.update(step.address, lambda s: s.completed(done))
+            completed_at = self.now()
+
+            def done(landed: Landed) -> Completed:
+                return Completed(
+                    watermark=watermark,
+                    kind=work.kind,
+                    schema_version=job.schema_version,
+                    job_id=job.id,
+                    files=landed.locations,
+                    bytes=landed.bytes,
+                    records=landed.records,
+                    sha256=landed.sha256,
+                    completed_at=completed_at,
+                )
+
+            def settle(landed: Landed) -> StepState:
+                return self.keeper.step(step.address).completed(done(landed))
+
+            landed = self._land(work, load, watermark, settle)
+            self.keeper.update(step.address, lambda s: s.completed(done(landed)))
             self._finish(
                 self._result(
                     step,
@@ -321,20 +329,21 @@ class Applier:
                 )
             )
 
-    def _land(self, work: StepJob, load: Load, watermark: datetime) -> Landed:
+    def _land(
+        self, work: StepJob, load: Load, watermark: datetime, settle: Callable[[Landed], StepState]
+    ) -> Landed:
         step, job = work.step, work.job
         if work.kind == "incremental" and work.since is not None and watermark <= work.since:
             # An empty window: nothing can have changed, and a file named by its `until`
             # would replace the previous run's file of the same name.
             log.info("%s: nothing new since %s; no file written", step.address, watermark)
+            load.abort()
             return Landed.nothing()
         pending = self.keeper.step(step.address).pending
         ours = pending is not None and pending.output == load.location  # a resumed job's own
-        if (
-            work.kind == "incremental"
-            and not ours
-            and self.destinations[step.target].exists(load.location)
-        ):
+        taken = not ours and self.destinations[step.target].exists(load.location)
+        if work.kind == "incremental" and taken:
+            load.abort()
             # This job would take the same name again on every resume: let it go, so the
             # next apply starts a job with a window of its own.
             self.jobs.forget(step)
@@ -347,7 +356,11 @@ class Applier:
         self.keeper.update(step.address, lambda s: s.writing(load.location))
         try:
             return collect(
-                self.clients[step.profile], job, load, on_bytes=self._download_meter(step)
+                self.clients[step.profile],
+                job,
+                load,
+                settle=settle,
+                on_bytes=self._download_meter(step),
             )
         except ApiError as exc:
             if exc.status == 404:  # the job's objects are gone: the next apply starts anew
@@ -390,23 +403,29 @@ def run_apply(
     """Lock the state, plan from it, and carry the plan out; return every step's result."""
     options = options or ApplyOptions()
     store = store or open_store(loaded)
-    if destinations is None:
-        destinations = functools.partial(open_destination, base_dir=loaded.base_dir)
     stop = threading.Event()
     conn = connection or Connection()
     context = StepContext(on_event)
     conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop), on_wait=context.waited)
-    with store.lock(timeout=lock_timeout, command="dapctl apply"):
-        state = store.read() or State()
+    databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=environ)
+    with store.lock(timeout=lock_timeout, command="dapctl apply"), _closing(databases):
+        state = overlay_steps(loaded.config, store.read() or State(), databases)
         steps = plan(loaded.config, state, profiles=profiles, targets=options.targets)
         on_plan(steps)
         used = sorted({step.profile for step in steps.steps})
         credentials = resolve_used(loaded, used, environ=environ)
         with connect(loaded.config, credentials, connection=conn) as clients:
+            if destinations is None:
+                destinations = functools.partial(
+                    open_destination,
+                    base_dir=loaded.base_dir,
+                    databases=databases,
+                    schema_of=lambda p, ns, t: clients[p].get_schema(ns, t).schema_,
+                )
             applier = Applier(
                 loaded.config,
                 clients=clients,
-                keeper=StateKeeper(store, state),
+                keeper=StateKeeper(store, state, mirror=_step_mirror(loaded.config, databases)),
                 destinations=destinations,
                 options=options,
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
@@ -417,3 +436,23 @@ def run_apply(
                 stop=stop,
             )
             return applier.run(steps.steps)
+
+
+@contextlib.contextmanager
+def _closing(databases: Databases) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        databases.close()
+
+
+def _step_mirror(config: Config, databases: Databases) -> Callable[[str, StepState], None]:
+    """Every change of a database target's step goes to its database too (a pending job
+    before it is polled; a completed one was committed there with its data already)."""
+
+    def mirror(address: str, step: StepState) -> None:
+        name = database_of(config, address)
+        if name is not None:
+            databases.get(name).write_step(address, step.model_dump_json())
+
+    return mirror

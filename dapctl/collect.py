@@ -22,7 +22,7 @@ from dapctl.api.client import DapClient
 from dapctl.api.wire import Job
 from dapctl.errors import OutputError
 from dapctl.files import open_private
-from dapctl.outputs.destination import Landed, Load
+from dapctl.outputs.destination import Landed, Load, Settle
 from dapctl.outputs.merge import PartCounter
 
 log = logging.getLogger("dapctl.collect")
@@ -35,6 +35,7 @@ def collect(
     job: Job,
     load: Load,
     *,
+    settle: Settle,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Landed:
     """Download ``job``'s parts into ``load`` and commit it; return what landed.
@@ -45,7 +46,7 @@ def collect(
     parts = [load.part_path(i) for i in range(len(job.objects))]
     download = _DOWNLOADS[load.part_mode]
     try:
-        return _collect(client, job, load, parts, download, on_bytes)
+        return _collect(client, job, load, parts, download, settle, on_bytes)
     except OSError as exc:
         if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
             raise
@@ -61,6 +62,7 @@ def _collect(
     load: Load,
     parts: list[Path],
     download: Callable[..., PartCounter | None],
+    settle: Settle,
     on_bytes: Callable[[int], None] | None,
 ) -> Landed:
     try:
@@ -82,7 +84,7 @@ def _collect(
                     for future in downloads:
                         future.cancel()  # parts not yet started need not be fetched
                     raise
-        return load.commit()
+        return load.commit(settle)
     except BaseException:
         load.abort()
         raise

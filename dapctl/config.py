@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import string
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -144,6 +145,51 @@ class Profile(_Model):
         return self
 
 
+class Database(_Model):
+    """``[databases.NAME]``: a PostgreSQL or DuckDB database that targets keep tables in.
+
+    The URL names no password: PostgreSQL takes it from libpq's own variables
+    (``PGPASSWORD``), ``.pgpass`` or a service file; or the whole URL comes from
+    ``url_env`` / ``url_file``, which may hold one.
+    """
+
+    url: str | None = Field(
+        None,
+        min_length=1,
+        description="postgresql://user@host:port/db or duckdb:///path.duckdb (relative to "
+        "the config's folder); no password in it.",
+    )
+    url_env: EnvName | None = Field(None, description="Variable holding the whole URL.")
+    url_file: PathText | None = Field(None, description="File holding the whole URL.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Database:
+        given = [x for x in (self.url, self.url_env, self.url_file) if x is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of url, url_env and url_file")
+        if self.url is not None and urlsplit(self.url).password is not None:
+            raise PathError(
+                ("url",),
+                "the URL holds a password, which must not sit in a config file; take it "
+                "out and use PGPASSWORD, ~/.pgpass, url_env or url_file",
+            )
+        return self
+
+
+DB_PLACEHOLDERS = ("profile", "target", "namespace", "table")
+
+
+def _db_template(value: str) -> str:
+    for name in template_fields(value):
+        if name not in DB_PLACEHOLDERS:
+            known = " ".join("{" + p + "}" for p in DB_PLACEHOLDERS)
+            raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+    return value
+
+
+DbTemplate = Annotated[str, StringConstraints(min_length=1), AfterValidator(_db_template)]
+
+
 class Target(_Model):
     """``[[targets]]``: tables to export from one namespace, and where to write them."""
 
@@ -162,7 +208,16 @@ class Target(_Model):
     since: AwareDatetime | None = Field(
         None, description="First run: an incremental from here instead of a snapshot."
     )
-    output: PathText = Field(DEFAULT_OUTPUT, description="Output path template.")
+    output: PathText = Field(
+        DEFAULT_OUTPUT,
+        description="Output path template. A target with a database writes files only when "
+        "it sets output too.",
+    )
+    database: Name | None = Field(None, description="Keep the tables in this [databases] entry.")
+    db_schema: DbTemplate = Field(
+        "{namespace}", description="The database schema's name, a template."
+    )
+    db_table: DbTemplate = Field("{table}", description="The database table's name, a template.")
 
     @field_validator("tables")
     @classmethod
@@ -194,9 +249,24 @@ class Target(_Model):
             raise ValueError("an output path must end in a file name, not a folder")
         return output
 
+    @property
+    def writes_files(self) -> bool:
+        """Whether the target writes output files (a database target only if it says so)."""
+        return self.database is None or "output" in self.model_fields_set
+
     @model_validator(mode="after")
     def _incremental_keeps_history(self) -> Target:
-        if self.sync == "incremental" and "timestamp" not in template_fields(self.output):
+        if self.database is not None and self.format != "jsonl":
+            raise PathError(
+                ("format",),
+                'a target with a database loads JSON Lines: use format = "jsonl" (its files, '
+                "if any, are JSON Lines too)",
+            )
+        if (
+            self.writes_files
+            and self.sync == "incremental"
+            and "timestamp" not in template_fields(self.output)
+        ):
             raise PathError(
                 ("output",),
                 "sync = incremental needs {timestamp} in output: without it each run "
@@ -225,6 +295,11 @@ class Config(_Model):
         json_schema_extra={"additionalProperties": False},
     )
     targets: list[Target] = Field(min_length=1, description="What to export.")
+    databases: dict[Name, Database] = Field(
+        default_factory=dict,
+        description="Databases that targets keep tables in.",
+        json_schema_extra={"additionalProperties": False},
+    )
 
     @model_validator(mode="after")
     def _targets_consistent(self) -> Config:
@@ -236,6 +311,13 @@ class Config(_Model):
                     f"two targets are named {target.name!r}; names must be unique",
                 )
             seen.add(target.name)
+            if target.database is not None and target.database not in self.databases:
+                known = ", ".join(sorted(self.databases)) or "none are declared"
+                raise PathError(
+                    ("targets", index, "database"),
+                    f"target {target.name!r} names unknown database {target.database!r}; "
+                    f"databases: {known}",
+                )
             for name in target.profiles or ():
                 if name not in self.profiles:
                     raise PathError(
@@ -244,7 +326,33 @@ class Config(_Model):
                         f"profiles are: {', '.join(sorted(self.profiles))}",
                     )
         self._outputs_distinct()
+        self._tables_distinct()
         return self
+
+    def _tables_distinct(self) -> None:
+        """Two steps may not keep the same database table."""
+        claimed: dict[tuple[str, str, str], str] = {}
+        for index, target in enumerate(self.targets):
+            if target.database is None:
+                continue
+            if target.tables == "all" and "table" not in template_fields(target.db_table):
+                raise PathError(
+                    ("targets", index, "db_table"),
+                    'tables = "all" keeps many tables: add {table} to db_table',
+                )
+            tables = ["*"] if target.tables == "all" else target.tables
+            for profile in self.target_profiles(target):
+                for table in tables:
+                    key = (target.database, *db_names(target, profile, table))
+                    address = address_of(profile, target.name, target.namespace, table)
+                    if key in claimed:
+                        raise PathError(
+                            ("targets", index, "db_table"),
+                            f"steps {claimed[key]} and {address} would keep the same table "
+                            f"{key[1]}.{key[2]} in database {key[0]}; add {{profile}} to "
+                            "db_schema or db_table",
+                        )
+                    claimed[key] = address
 
     def _outputs_distinct(self) -> None:
         # {kind} and {timestamp} differ between runs, not between the steps of one run, so
@@ -256,6 +364,8 @@ class Config(_Model):
         wildcards: list[tuple[re.Pattern[str], str, str]] = []
         for index, target in enumerate(self.targets):
             tables = [ANY_TABLE] if target.tables == "all" else target.tables
+            if not target.writes_files:
+                continue
             for profile in self.target_profiles(target):
                 _table_in_template(target, profile, index)
                 for table in tables:
@@ -321,3 +431,12 @@ def _claimant(
 def address_of(profile: str, target: str, namespace: str, table: str) -> str:
     """A step's address, ``profile/target/namespace.table``: the key of everything about it."""
     return f"{profile}/{target}/{namespace}.{table}"
+
+
+def db_names(target: Target, profile: str, table: str) -> tuple[str, str]:
+    """The (schema, table) a step keeps in its target's database."""
+    fields = {"profile": profile, "target": target.name, "namespace": target.namespace}
+    return (
+        target.db_schema.format(**fields, table=table),
+        target.db_table.format(**fields, table=table),
+    )

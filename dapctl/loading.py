@@ -97,6 +97,8 @@ def _outputs_spare_own_files(loaded: LoadedConfig) -> None:
     own = [loaded.path, state, state.with_name(state.name + ".backup")]
     own.append(state.with_name(state.name + ".lock"))
     for index, target in enumerate(loaded.config.targets):
+        if not target.writes_files:
+            continue
         for profile in loaded.config.target_profiles(target):
             pattern = output_pattern(target, profile)
             for file in own:
@@ -168,7 +170,7 @@ def _message(error: ErrorDetails, loc: Loc) -> str:
         return message if _sensitive(loc) else f"{message} (got {error.get('input')!r})"
     message = _FRIENDLY.get(error["type"], error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    sensitive = any("secret" in str(part) for part in loc)  # a mistyped secret is still one
+    sensitive = _sensitive(loc)
     if (
         error["type"] not in ("value_error", "assertion_error")
         and _is_scalar(value)
@@ -180,7 +182,8 @@ def _message(error: ErrorDetails, loc: Loc) -> str:
 
 def _sensitive(loc: Loc) -> bool:
     # A mistyped secret is still a secret: never echo what a *secret* key holds.
-    return any("secret" in str(part) for part in loc)
+    # A database URL may carry a password.
+    return any("secret" in str(part) or str(part) == "url" for part in loc)
 
 
 def _is_scalar(value: object) -> bool:

@@ -64,6 +64,7 @@ def test_every_example_is_covered_here():
     covered = {
         "quickstart.toml",
         "single-institution.toml",
+        "warehouse.toml",
         "multi-institution.toml",
         "cron.txt",
         "systemd/dapctl.service",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dapctl {__version__}")
     parser.set_defaults(debug=False, log_level=None, log_format="text", log_file=None)
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=DeferringParser
+    )
     _add_init(commands)
     _add_validate(commands)
     _add_plan(commands)
@@ -59,6 +61,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_schema(commands)
     _add_emulator(commands)
     return parser
+
+
+class DeferringParser(argparse.ArgumentParser):
+    """A parser that can add some of its arguments only when it is first used (to parse or
+    to show help), so that building the whole grammar stays cheap: the emulator's flags
+    live beside the emulator, and importing it costs every command ~50 ms."""
+
+    _deferred: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def defer(self, configure: Callable[[argparse.ArgumentParser], None]) -> None:
+        self._deferred = configure
+
+    def _configure(self) -> None:
+        configure, self._deferred = self._deferred, None
+        if configure is not None:
+            configure(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._configure()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._configure()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._configure()
+        return super().format_help()
 
 
 def _command(
@@ -393,12 +423,17 @@ def _add_config_schema(commands: Any) -> None:
 
 
 def _add_emulator(commands: Any) -> None:
-    from dapctl.emulator import cli as emulator_cli
-
     sub = _command(
         commands,
         "emulator",
         "Run a local emulator of the DAP API on 127.0.0.1 (for trying configs offline).",
         ["dapctl emulator --port 8765", "dapctl emulator --help   # every fault knob"],
     )
-    emulator_cli.configure_parser(sub)
+    assert isinstance(sub, DeferringParser)
+    sub.defer(_emulator_flags)
+
+
+def _emulator_flags(parser: argparse.ArgumentParser) -> None:
+    from dapctl.emulator import cli as emulator_cli  # only when the command is used
+
+    emulator_cli.configure_parser(parser)

@@ -10,21 +10,26 @@ download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job with n
 commits: what that means is the destination's to say (a file destination writes no file).
 
 ``open_destination`` is the factory, from a target's config: files under the config's folder
-today. Apply never asks which kind it holds.
+files under the config's folder, a database table (``tables``), or both from one job. Apply
+never asks which kind it holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from dapctl.api.wire import Job
 from dapctl.config import Target
 from dapctl.outputs.merge import PartCounter
 from dapctl.plan import Step
-from dapctl.state import Kind
+from dapctl.state import Kind, StepState
+
+if TYPE_CHECKING:
+    from dapctl.outputs.tables import Databases, SchemaLookup
 
 PartMode = Literal["gzip", "text", "raw"]
 
@@ -44,6 +49,9 @@ class Landed:
         return cls((), 0, 0, None)
 
 
+Settle = Callable[[Landed], StepState]
+
+
 class Load(Protocol):
     """One job's data on its way into a destination."""
 
@@ -61,7 +69,10 @@ class Load(Protocol):
         """The next part, in order; ``counted`` for ``gzip`` parts, else ``None``."""
         ...
 
-    def commit(self) -> Landed: ...
+    def commit(self, settle: Settle) -> Landed:
+        """Make the whole job visible. ``settle(landed)`` is the step's state once it is in:
+        a destination that keeps step records (a database) commits it with the data."""
+        ...
 
     def abort(self) -> None: ...
 
@@ -78,8 +89,21 @@ class Destination(Protocol):
         ...
 
 
-def open_destination(target: Target, *, base_dir: Path) -> Destination:
-    """The destination a target's config declares."""
+def open_destination(
+    target: Target,
+    *,
+    base_dir: Path,
+    databases: Databases | None = None,
+    schema_of: SchemaLookup | None = None,
+) -> Destination:
+    """The destination a target's config declares: files, a database table, or both."""
     from dapctl.outputs.files import FileDestination
 
-    return FileDestination(target, base_dir=base_dir)
+    files = FileDestination(target, base_dir=base_dir)
+    if target.database is None:
+        return files
+    from dapctl.outputs.tables import BothDestination, TableDestination
+
+    assert databases is not None and schema_of is not None, "a database target needs both"
+    table = TableDestination(target, databases=databases, schema_of=schema_of)
+    return BothDestination(files, table) if target.writes_files else table

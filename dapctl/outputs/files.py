@@ -19,7 +19,7 @@ from dapctl.api.wire import Job
 from dapctl.config import Target
 from dapctl.errors import OutputError
 from dapctl.files import AtomicFile, ensure_private_dir, sweep_stale_temp_files, temp_path_for
-from dapctl.outputs.destination import Landed, PartMode
+from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
 from dapctl.outputs.parquet import ParquetMerger
 from dapctl.plan import Step
@@ -36,7 +36,15 @@ class FileDestination:
     def path_of(self, location: str) -> Path:
         return (self.base_dir / location).resolve()
 
-    def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> FileLoad:
+    def begin(
+        self,
+        step: Step,
+        job: Job,
+        *,
+        kind: Kind,
+        watermark: datetime,
+        text_parts: bool = False,
+    ) -> FileLoad:
         rendered = template.render(
             self.target, profile=step.profile, table=step.table, kind=kind, timestamp=watermark
         )
@@ -44,7 +52,8 @@ class FileDestination:
         location = (
             os.path.relpath(path, self.base_dir) if not os.path.isabs(rendered) else str(path)
         )
-        return FileLoad(Path(location).as_posix(), path, fmt=self.target.format)
+        fmt = self.target.format
+        return FileLoad(Path(location).as_posix(), path, fmt=fmt, text_parts=text_parts)
 
     def exists(self, location: str) -> bool:
         return self.path_of(location).exists()
@@ -60,7 +69,7 @@ class FileDestination:
 
 
 class FileLoad:
-    def __init__(self, location: str, path: Path, *, fmt: str) -> None:
+    def __init__(self, location: str, path: Path, *, fmt: str, text_parts: bool = False) -> None:
         self.location = location
         self.path = path
         self._fmt = fmt
@@ -68,7 +77,7 @@ class FileLoad:
         self._merger: Merger | ParquetMerger | None = None
         if fmt == "parquet":
             self.part_mode: PartMode = "raw"
-        elif fmt == "jsonl" and self._compress:
+        elif fmt == "jsonl" and self._compress and not text_parts:
             self.part_mode = "gzip"
         else:
             self.part_mode = "text"
@@ -95,13 +104,18 @@ class FileLoad:
             if self._fmt == "parquet":
                 self._merger = ParquetMerger(out=self._file, compress=self._compress)
             else:
-                self._merger = Merger(fmt=self._fmt, out=self._file, compress=self._compress)
+                self._merger = Merger(
+                    fmt=self._fmt,
+                    out=self._file,
+                    compress=self._compress,
+                    passthrough=self.part_mode == "gzip",
+                )
         return self._merger
 
     def add_part(self, part: Path, counted: PartCounter | None) -> None:
         self._open().add(part, counted)
 
-    def commit(self) -> Landed:
+    def commit(self, settle: Settle | None = None) -> Landed:
         if self._merger is None or self._file is None:
             log.info("%s: the job has no data; no file written", self.location)
             return Landed.nothing()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dapctl.api.wire import Job
 from dapctl.files import temp_path_for
-from dapctl.outputs.destination import Landed, PartMode
+from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
 from dapctl.plan import Step
 from dapctl.state import Kind
@@ -66,7 +66,7 @@ class MemoryLoad:
         self._merger.add(part, counted)
         self._parts += 1
 
-    def commit(self) -> Landed:
+    def commit(self, settle: Settle | None = None) -> Landed:
         if not self._parts:
             return Landed.nothing()
         records = self._merger.finish().records

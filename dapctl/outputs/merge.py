@@ -51,13 +51,17 @@ class Merger:
     they downloaded (``add_counted``), so the merge is a copy.
     """
 
-    def __init__(self, *, fmt: str, out: Sink, compress: bool) -> None:
+    def __init__(
+        self, *, fmt: str, out: Sink, compress: bool, passthrough: bool | None = None
+    ) -> None:
         if fmt == "parquet":
             raise MergeError("Parquet parts merge whole: use parquet.ParquetMerger")
         self._fmt = fmt
         self._out = out
         self._counter = _RecordCounter(fmt)
-        self.passthrough = fmt == "jsonl" and compress
+        # JSON Lines into .gz passes the server's gzip members through, unless the parts
+        # come as text (a load that also feeds a table reads them decompressed).
+        self.passthrough = fmt == "jsonl" and compress if passthrough is None else passthrough
         self._sink: Sink | GzipWriter = (
             GzipWriter(out) if compress and not self.passthrough else out
         )

@@ -103,10 +103,17 @@ class SerialGuard:
 class StateKeeper:
     """The state of one apply, changed by many threads and written after every change."""
 
-    def __init__(self, store: StateStore, state: State) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        state: State,
+        *,
+        mirror: Callable[[str, StepState], None] | None = None,
+    ) -> None:
         self._store = store
         self._state = state
         self._lock = threading.Lock()
+        self._mirror = mirror  # another home of some steps' records (a database)
 
     @property
     def state(self) -> State:
@@ -121,6 +128,8 @@ class StateKeeper:
         return the new step."""
         with self._lock:
             step = change(self._state.step(address))
+            if self._mirror is not None:
+                self._mirror(address, step)
             new = self._state.with_step(address, step)
             self._store.write(new)
             self._state = new

@@ -1,0 +1,40 @@
+"""Keep PostgreSQL and DuckDB tables exactly in sync with DAP: snapshots and incrementals.
+
+Module map:
+
+- `engine`: the `Database` / `TableLoad` protocols, `open_database` (picks a backend from the
+  URL), `DatabaseError`, URL redaction.
+- `columns`: DAP table schema -> `Column` list (names and types as ``dap initdb`` has them).
+- `evolve`: the pure schema diff (`Change`), which type changes are in place, `NeedsReload`.
+- `postgres`: the PostgreSQL backend (connection, advisory locks, steps, staging sweep);
+  `pg_load` (COPY into staging, the one commit transaction), `pg_sql` (SQL builders),
+  `pg_views` (dependent views re-created around a type change).
+- `duck`: the DuckDB backend and its loads; `duck_sql` (SQL builders).
+"""
+
+from __future__ import annotations
+
+from dapctl.databases.columns import Column, check_identifier, table_columns
+from dapctl.databases.engine import (
+    Database,
+    DatabaseError,
+    LoadKind,
+    TableLoad,
+    open_database,
+    redact,
+)
+from dapctl.databases.evolve import Change, NeedsReload
+
+__all__ = [
+    "Change",
+    "Column",
+    "Database",
+    "DatabaseError",
+    "LoadKind",
+    "NeedsReload",
+    "TableLoad",
+    "check_identifier",
+    "open_database",
+    "redact",
+    "table_columns",
+]

@@ -1,0 +1,249 @@
+"""The DuckDB backend: one file, one writer process, staging tables in schema ``dapctl``.
+
+DuckDB lets only one process open a file for writing, so a second process gets `LockError`
+from `DuckDatabase.connect`; within a process `lock` is a registry of `threading.Lock`s per
+(file, name). Parts are read by DuckDB's own JSON reader (``read_json_objects``) into a
+staging table; `DuckLoad.commit` applies them in one DuckDB transaction with the step row.
+A staging table not registered as live in this process is an orphan (its process is gone,
+since no other process can have the file open), which `sweep_staging` drops. A type change
+DuckDB cannot apply in place (an index on the column) raises `NeedsReload`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from dapctl.databases import duck_sql, evolve
+from dapctl.databases.columns import Column, check_identifier, table_columns
+from dapctl.databases.engine import DatabaseError, LoadKind
+from dapctl.errors import LockError
+
+STAGING_PREFIX = "staging_"
+_REGISTRY = threading.Lock()
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LIVE: set[tuple[str, str]] = set()
+_SETUP = """
+CREATE SCHEMA IF NOT EXISTS dapctl;
+CREATE TABLE IF NOT EXISTS dapctl.steps (
+    address VARCHAR PRIMARY KEY, record VARCHAR NOT NULL, updated_at TIMESTAMPTZ DEFAULT now()
+);
+"""
+_UPSERT_STEP = """
+INSERT INTO dapctl.steps (address, record) VALUES (?, ?)
+ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record, updated_at = now()
+"""
+
+
+@contextmanager
+def guarded(doing: str) -> Iterator[None]:
+    """Re-raise DuckDB errors as `DatabaseError` (a file lock conflict as `LockError`)."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if "lock" in str(exc).lower() and isinstance(exc, duckdb.IOException):
+            raise LockError(f"{doing}: {exc}", hint="another process has the file open") from None
+        raise DatabaseError(f"{doing}: {exc}") from None
+
+
+class DuckDatabase:
+    """A `dapctl.databases.engine.Database` in one DuckDB file."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.conn, self.path = conn, path
+        self.key = str(path.resolve())
+
+    @classmethod
+    def connect(cls, path: Path, *, sleep: Callable[[float], None]) -> DuckDatabase:
+        """Open (creating) the file; ``sleep`` is unused, as waits are on threading locks."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with guarded(f"cannot open DuckDB file {path}"):
+            conn = duckdb.connect(str(path))
+            conn.execute(_SETUP)
+        return cls(conn, path)
+
+    def __repr__(self) -> str:
+        return f"DuckDatabase({str(self.path)!r})"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self, doing: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One DuckDB transaction on a cursor; errors become `DatabaseError`."""
+        with guarded(f"{doing} in {self.path}"):
+            cur = self.conn.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    @contextmanager
+    def lock(self, name: str, *, timeout: float) -> Iterator[None]:
+        """An in-process lock per (file, name); other processes cannot open the file at all."""
+        with _REGISTRY:
+            lock = _LOCKS.setdefault((self.key, name), threading.Lock())
+        if not lock.acquire(timeout=max(timeout, 0)):
+            raise LockError(
+                f"{name} in {self.path} is being loaded by another thread of this process "
+                f"(pid {os.getpid()}); gave up after waiting {timeout:g} s"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def read_steps(self) -> dict[str, str]:
+        with self.transaction("cannot read dapctl.steps") as cur:
+            rows = cur.execute("SELECT address, record FROM dapctl.steps").fetchall()
+        return {str(a): str(r) for a, r in rows}
+
+    def write_step(self, address: str, record: str) -> None:
+        with self.transaction("cannot write dapctl.steps") as cur:
+            cur.execute(_UPSERT_STEP, [address, record])
+
+    def existing_columns(self, schema: str, table: str) -> dict[str, str]:
+        query = (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"
+        )
+        with self.transaction("cannot read the table's columns") as cur:
+            return {str(n): str(t) for n, t in cur.execute(query, [schema, table]).fetchall()}
+
+    def begin_load(
+        self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind
+    ) -> DuckLoad:
+        target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
+        columns = table_columns(dap_schema)
+        changes = evolve.diff(self.existing_columns(*target), columns, lambda c: c.duck_type)
+        if kind == "incremental" and (bad := evolve.unsafe(changes)):
+            raise evolve.NeedsReload(f"{schema}.{table}", bad)
+        return DuckLoad(self, target, columns, kind)
+
+    def pending_schema_changes(
+        self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
+    ) -> list[str]:
+        target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
+        existing = self.existing_columns(*target)
+        if not existing:
+            return [f"create table {schema}.{table}"]
+        changes = evolve.diff(existing, table_columns(dap_schema), lambda c: c.duck_type)
+        return [c.describe() for c in changes]
+
+    def sweep_staging(self) -> list[str]:
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dapctl'"
+        with self.transaction("cannot list staging tables") as cur:
+            names = [str(n) for (n,) in cur.execute(query).fetchall()]
+        with _REGISTRY:
+            orphans = [
+                n
+                for n in sorted(names)
+                if n.startswith(STAGING_PREFIX) and (self.key, n) not in _LIVE
+            ]
+        for name in orphans:
+            with self.transaction(f"cannot drop dapctl.{name}") as cur:
+                cur.execute(f"DROP TABLE IF EXISTS dapctl.{duck_sql.q(name)}")
+        return orphans
+
+
+class DuckLoad:
+    """A `dapctl.databases.engine.TableLoad` into DuckDB; see the module docstring."""
+
+    def __init__(
+        self, db: DuckDatabase, target: tuple[str, str], columns: Sequence[Column], kind: LoadKind
+    ) -> None:
+        self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self.staging = f"{STAGING_PREFIX}{os.getpid()}_{os.urandom(4).hex()}"
+        self._table = f"dapctl.{duck_sql.q(self.staging)}"
+        with _REGISTRY:
+            _LIVE.add((db.key, self.staging))
+        with db.transaction("cannot create the staging table") as cur:
+            cur.execute(f"CREATE TABLE {self._table} (doc JSON)")
+
+    def add_part(self, path: Path) -> int:
+        """Stage a part through DuckDB's JSON reader; returns the number of records."""
+        query = (
+            f"INSERT INTO {self._table} SELECT json FROM read_json_objects("  # noqa: S608
+            "?, format = 'newline_delimited', maximum_object_size = 1073741824)"
+        )
+        with self.db.transaction(f"cannot stage {path.name}") as cur:
+            row = cur.execute(query, [str(path)]).fetchone()
+        return int(row[0]) if row else 0
+
+    def commit(self, *, address: str, record: str) -> int:
+        with self.db.transaction(f"cannot apply the {self.kind} of {'.'.join(self.target)}") as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {duck_sql.q(self.target[0])}")
+            cur.execute(duck_sql.create_table(self.target, self.columns))
+            self._evolve(cur)
+            rows = self._apply(cur)
+            cur.execute(_UPSERT_STEP, [address, record])
+            cur.execute(f"DROP TABLE {self._table}")
+        self._forget()
+        return rows
+
+    def abort(self) -> None:
+        with self.db.transaction("cannot drop the staging table") as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self._table}")
+        self._forget()
+
+    def _forget(self) -> None:
+        with _REGISTRY:
+            _LIVE.discard((self.db.key, self.staging))
+
+    def _evolve(self, cur: duckdb.DuckDBPyConnection) -> None:
+        existing = {
+            str(n): str(t)
+            for n, t in cur.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ?",
+                list(self.target),
+            ).fetchall()
+        }
+        changes = evolve.diff(existing, self.columns, lambda c: c.duck_type)
+        snapshot = self.kind == "snapshot"
+        if not snapshot and (bad := evolve.unsafe(changes)):
+            raise evolve.NeedsReload(".".join(self.target), bad)
+        for change in changes:
+            self._alter(cur, change, snapshot)
+
+    def _alter(self, cur: duckdb.DuckDBPyConnection, change: evolve.Change, snapshot: bool) -> None:
+        name, kind = duck_sql.q(change.column.name), change.column.duck_type
+        table = duck_sql.ident(self.target)
+        if change.kind == "add":
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
+            return
+        # A snapshot replaces every row anyway, so old values need not convert.
+        using = "NULL" if snapshot else f"CAST({name} AS {kind})"
+        try:
+            cur.execute(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {kind} USING {using}")
+        except duckdb.Error as exc:
+            raise evolve.NeedsReload(
+                ".".join(self.target), [f"{change.describe()} ({exc})"]
+            ) from None
+
+    def _apply(self, cur: duckdb.DuckDBPyConnection) -> int:
+        latest = f"dapctl.{duck_sql.q('latest_' + self.staging)}"
+        cur.execute(f"CREATE TABLE {latest} AS {duck_sql.latest(self.staging, self.columns)}")
+        if self.kind == "snapshot":
+            cur.execute(f"DELETE FROM {duck_sql.ident(self.target)}")  # noqa: S608
+        gone = 0
+        if self.kind == "incremental":
+            gone = _count(cur.execute(duck_sql.delete(self.target, latest, self.columns)))
+        upsert = self.kind == "incremental"
+        put = _count(cur.execute(duck_sql.insert(self.target, latest, self.columns, upsert=upsert)))
+        cur.execute(f"DROP TABLE {latest}")
+        return gone + put
+
+
+def _count(cur: duckdb.DuckDBPyConnection) -> int:
+    row = cur.fetchone()
+    return int(row[0]) if row else 0

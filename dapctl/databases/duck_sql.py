@@ -1,0 +1,78 @@
+"""SQL text for DuckDB loads; names are checked by `check_identifier`, then double-quoted.
+
+Staging rows are whole JSON Lines records in a ``JSON`` column ``doc``; the staging table's
+``rowid`` follows arrival order (DuckDB preserves insertion order by default), which breaks
+ties between records of one key with equal ``meta.ts``: the later line of the later part wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dapctl.databases.columns import Column
+
+Target = tuple[str, str]
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ident(target: Target) -> str:
+    return f"{q(target[0])}.{q(target[1])}"
+
+
+def _path(*steps: str) -> str:
+    return "'$." + ".".join(f'"{step}"' for step in steps) + "'"
+
+
+def extract(column: Column, doc: str = "doc") -> str:
+    """The expression that reads ``column`` out of a staged record."""
+    path = _path(*column.path)
+    if column.is_json:
+        return f"nullif(json_extract({doc}, {path}), 'null')"
+    text = f"json_extract_string({doc}, {path})"
+    return text if column.duck_type == "VARCHAR" else f"CAST({text} AS {column.duck_type})"
+
+
+def create_table(target: Target, columns: Sequence[Column]) -> str:
+    defs = ", ".join(f"{q(c.name)} {c.duck_type}{' NOT NULL' if c.key else ''}" for c in columns)
+    keys = ", ".join(q(c.name) for c in columns if c.key)
+    return f"CREATE TABLE IF NOT EXISTS {ident(target)} ({defs}, PRIMARY KEY ({keys}))"
+
+
+def latest(staging: str, columns: Sequence[Column]) -> str:
+    """One staged record per key: the latest by ``meta.ts``, then by arrival."""
+    keys = ", ".join(extract(c) for c in columns if c.key)
+    ts = f"CAST(json_extract_string(doc, {_path('meta', 'ts')}) AS TIMESTAMPTZ)"
+    return (
+        f"SELECT doc FROM dapctl.{q(staging)} QUALIFY row_number() OVER "  # noqa: S608
+        f"(PARTITION BY {keys} ORDER BY {ts} DESC NULLS LAST, rowid DESC) = 1"
+    )
+
+
+def action(doc: str = "doc") -> str:
+    return f"coalesce(json_extract_string({doc}, {_path('meta', 'action')}), 'U')"
+
+
+def insert(target: Target, source: str, columns: Sequence[Column], *, upsert: bool) -> str:
+    """Insert every non-delete record of ``source`` (a table holding ``doc``)."""
+    names = ", ".join(q(c.name) for c in columns)
+    exprs = ", ".join(extract(c) for c in columns)
+    text = (
+        f"INSERT INTO {ident(target)} ({names}) SELECT {exprs} FROM {source} "  # noqa: S608
+        f"WHERE {action()} <> 'D'"
+    )
+    if not upsert:
+        return text
+    keys = ", ".join(q(c.name) for c in columns if c.key)
+    sets = ", ".join(f"{q(c.name)} = EXCLUDED.{q(c.name)}" for c in columns if not c.key)
+    return f"{text} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+
+
+def delete(target: Target, source: str, columns: Sequence[Column]) -> str:
+    match = " AND ".join(f"t.{q(c.name)} = {extract(c, 's.doc')}" for c in columns if c.key)
+    return (
+        f"DELETE FROM {ident(target)} AS t USING {source} AS s "  # noqa: S608
+        f"WHERE {action('s.doc')} = 'D' AND {match}"
+    )

@@ -1,0 +1,153 @@
+"""The table engine's contract, and `open_database`, which picks a backend from a URL.
+
+A `Database` keeps DAP tables in sync inside one database: it locks a table for one apply at a
+time, keeps step records in ``dapctl.steps`` and starts a `TableLoad` per snapshot or
+incremental. A load streams parts into a staging table as they arrive (`TableLoad.add_part`)
+and makes them visible in ONE transaction together with the step row (`TableLoad.commit`), so
+after a crash at any instant the table and its step row are either both updated or neither.
+`abort` drops the staging table; a killed run leaves one behind, which `sweep_staging` drops
+later (never a live run's). Schema changes are applied on every load (`evolve`), or refused
+with `NeedsReload`. Errors are `DapctlError` subclasses whose messages never hold a password.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from dapctl.errors import ConfigError, OutputError
+
+LoadKind = Literal["snapshot", "incremental"]
+SCHEMES = ("postgresql", "duckdb")
+_EXTRAS = {"postgresql": ("psycopg", "postgresql"), "duckdb": ("duckdb", "duckdb")}
+
+
+class DatabaseError(OutputError):
+    """The database could not be reached, or refused a statement; the message is redacted."""
+
+
+class TableLoad(Protocol):
+    """One snapshot or incremental of one table, staged until `commit`."""
+
+    def add_part(self, path: Path) -> int:
+        """Stage one part (decompressed JSON Lines); return the number of records in it."""
+        ...
+
+    def commit(self, *, address: str, record: str) -> int:
+        """In one transaction apply the staged records and upsert the step row; return rows."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the staging table; the target table stays as it was. Idempotent."""
+        ...
+
+
+class Database(Protocol):
+    """One database holding DAP tables and dapctl's step records."""
+
+    def close(self) -> None: ...
+
+    def lock(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        """Hold the exclusive apply lock on ``name``; `LockError` after ``timeout`` seconds."""
+        ...
+
+    def read_steps(self) -> dict[str, str]:
+        """Every step record: address -> JSON text, as written."""
+        ...
+
+    def write_step(self, address: str, record: str) -> None:
+        """Upsert one step row in its own short transaction."""
+        ...
+
+    def begin_load(
+        self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind
+    ) -> TableLoad:
+        """Start a load; raises `NeedsReload` if an incremental cannot evolve the table."""
+        ...
+
+    def sweep_staging(self) -> list[str]:
+        """Drop staging tables of runs that are gone; return their names."""
+        ...
+
+    def pending_schema_changes(
+        self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
+    ) -> list[str]:
+        """What the next load would change in the table's columns, one line each."""
+        ...
+
+
+Importer = Callable[[str], ModuleType]
+
+
+def open_database(
+    url: str,
+    *,
+    base_dir: Path,
+    importer: Importer = importlib.import_module,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Database:
+    """Connect to ``postgresql://...`` or ``duckdb:///path.duckdb`` (relative to ``base_dir``).
+
+    ``importer`` is how the driver gets imported (tests pass one that fails); ``sleep`` is
+    used while waiting for a lock.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("postgres", "postgresql+psycopg"):
+        scheme = "postgresql"
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"unsupported database URL {redact(url)!r}: the scheme must be one of "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+        )
+    _require_driver(scheme, importer)
+    if scheme == "postgresql":
+        from dapctl.databases.postgres import PostgresDatabase
+
+        return PostgresDatabase.connect(url, sleep=sleep)
+    from dapctl.databases.duck import DuckDatabase
+
+    return DuckDatabase.connect(duck_path(url, base_dir), sleep=sleep)
+
+
+def _require_driver(scheme: str, importer: Importer) -> None:
+    module, extra = _EXTRAS[scheme]
+    try:
+        importer(module)
+    except ImportError:
+        raise ConfigError(
+            f"{scheme} databases need the {module} package, which is not installed",
+            hint=f"pip install 'dapctl[{extra}]'",
+        ) from None
+
+
+def duck_path(url: str, base_dir: Path) -> Path:
+    """The file a ``duckdb:///x.duckdb`` (relative) or ``duckdb:////abs/x.duckdb`` URL names."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest == "/":
+        raise ConfigError(f"a DuckDB URL looks like duckdb:///file.duckdb, got {url!r}")
+    path = Path(rest[1:])
+    return path if path.is_absolute() else base_dir / path
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
+    return text.replace(secret, "***") if secret else text

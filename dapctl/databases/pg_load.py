@@ -1,0 +1,150 @@
+"""One PostgreSQL snapshot or incremental: COPY parts into staging, then one commit.
+
+`PostgresLoad` creates an UNLOGGED staging table in schema ``dapctl`` and holds a session
+advisory lock on its name while alive (what `PostgresDatabase.sweep_staging` checks). Each
+part streams from disk in 1 MiB chunks through ``COPY`` (autocommit, so memory stays flat and
+staged parts survive between calls). `commit` runs ONE transaction: create or evolve the
+target, replace its rows (snapshot: TRUNCATE + INSERT ... SELECT, so views, grants, indexes
+and extra columns survive) or upsert/delete the latest record per key (incremental), upsert
+the step row, and drop the staging table. `guarded` turns driver errors into `DatabaseError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from dapctl.databases import evolve, pg_sql, pg_views
+from dapctl.databases.columns import Column
+from dapctl.databases.engine import DatabaseError, LoadKind, scrub
+
+if TYPE_CHECKING:
+    from dapctl.databases.postgres import PostgresDatabase
+
+CHUNK = 1 << 20
+_STEP = """
+INSERT INTO dapctl.steps (address, record) VALUES (%s, %s)
+ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record, updated_at = now()
+"""
+
+
+@contextmanager
+def guarded(doing: str, secret: str | None) -> Iterator[None]:
+    """Re-raise psycopg errors as `DatabaseError`, password scrubbed, no chained cause."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        detail = scrub(str(exc).strip(), secret) or type(exc).__name__
+        raise DatabaseError(f"{doing}: {detail}") from None
+
+
+class PostgresLoad:
+    """A `dapctl.databases.engine.TableLoad` into PostgreSQL; see the module docstring."""
+
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        target: tuple[str, str],
+        columns: Sequence[Column],
+        kind: LoadKind,
+        staging: str,
+    ) -> None:
+        self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self.staging = staging
+        self._guard = f"dapctl:staging:{staging}"
+        self._open = True
+        with db.transaction(f"cannot create staging table dapctl.{staging}") as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self._guard,))
+            cur.execute(pg_sql.create_staging(staging))
+        db.live_staging.add(staging)
+
+    def add_part(self, path: Path) -> int:
+        """COPY the part's lines, unparsed, into staging; returns the number of records."""
+        with self.db.transaction(f"cannot stage {path.name}") as cur, path.open("rb") as source:
+            with cur.copy(pg_sql.copy_staging(self.staging)) as copy:
+                while chunk := source.read(CHUNK):
+                    copy.write(chunk)
+            return max(cur.rowcount, 0)
+
+    def commit(self, *, address: str, record: str) -> int:
+        """Evolve, apply, write the step row and drop staging, all in one transaction."""
+        where = ".".join(self.target)
+        with self.db.transaction(f"cannot apply the {self.kind} of {where}") as cur:
+            cur.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.target[0]))
+            )
+            cur.execute(pg_sql.create_table(self.target, self.columns))
+            self._evolve(cur)
+            rows = self._apply(cur)
+            cur.execute(_STEP, (address, record))
+            cur.execute(sql.SQL("DROP TABLE dapctl.{}").format(sql.Identifier(self.staging)))
+        self._release()
+        return rows
+
+    def abort(self) -> None:
+        if not self._open or self.db.conn.closed:
+            return
+        with self.db.transaction(f"cannot drop dapctl.{self.staging}") as cur:
+            cur.execute(
+                sql.SQL("DROP TABLE IF EXISTS dapctl.{}").format(sql.Identifier(self.staging))
+            )
+        self._release()
+
+    def _release(self) -> None:
+        self._open = False
+        self.db.live_staging.discard(self.staging)
+        with self.db.transaction("cannot release the staging lock") as cur:
+            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._guard,))
+
+    def _evolve(self, cur: psycopg.Cursor[Any]) -> None:
+        existing = self.db.existing_columns(*self.target)
+        changes = evolve.diff(existing, self.columns, lambda c: c.pg_type)
+        snapshot = self.kind == "snapshot"
+        if not snapshot and (bad := evolve.unsafe(changes)):
+            raise evolve.NeedsReload(".".join(self.target), bad)
+        retypes = [c for c in changes if c.kind == "retype"]
+        views = (
+            pg_views.dependent_views(cur, pg_sql.ident(self.target).as_string(cur))
+            if retypes
+            else []
+        )
+        pg_views.drop_views(cur, views)
+        if snapshot:
+            # Emptied first, so any type change is possible (USING NULL) and cheap.
+            cur.execute(sql.SQL("TRUNCATE {}").format(pg_sql.ident(self.target)))
+        if changes:
+            items = [(c.kind, c.column, None if snapshot else _using(c)) for c in changes]
+            cur.execute(pg_sql.alter(self.target, items))
+        pg_views.create_views(cur, views)
+
+    def _apply(self, cur: psycopg.Cursor[Any]) -> int:
+        if self.kind == "incremental":
+            row = cur.execute(
+                pg_sql.incremental_apply(self.target, self.staging, self.columns)
+            ).fetchone()
+            return int(row[0]) if row else 0
+        try:
+            # Snapshots normally hold each key once; only when one does not (at-least-once
+            # tables such as web_logs) is the slower keep-the-latest query worth running.
+            with self.db.conn.transaction():
+                cur.execute(
+                    pg_sql.snapshot_insert(self.target, self.staging, self.columns, dedupe=False)
+                )
+        except pg_errors.UniqueViolation:
+            cur.execute(
+                pg_sql.snapshot_insert(self.target, self.staging, self.columns, dedupe=True)
+            )
+        return max(cur.rowcount, 0)
+
+
+def _using(change: evolve.Change) -> sql.Composable:
+    name = sql.Identifier(change.column.name)
+    if change.old_type and change.old_type.startswith("timestamp without"):
+        return sql.SQL("{} AT TIME ZONE 'UTC'").format(name)
+    return sql.SQL("{}::{}").format(name, sql.SQL(change.new_type))

@@ -1,0 +1,244 @@
+"""The table destination: a job's parts loaded into a PostgreSQL or DuckDB table.
+
+A target with ``database = "NAME"`` keeps each of its tables in that database (schema and
+table from ``db_schema`` / ``db_table``). ``begin`` takes the table's lock (one load per
+table at a time, across processes for PostgreSQL) and starts a ``TableLoad`` of
+``dapctl.databases``: parts stream into a staging table as they download, and ``commit``
+makes them visible in one transaction together with the step's record, so the table and
+its watermark can never disagree. Each load has its own connection, so tables load in
+parallel. ``Databases`` opens the config's databases by name, resolving ``url``,
+``url_env`` or ``url_file``; ``overlay_steps`` puts the records the databases hold over
+the state's, since a database's record is the one committed with its data.
+
+A target with both ``output`` and ``database`` feeds both from one job (``BothLoad``): the
+file is published first, then the table and its record commit; a crash between the two
+leaves the file as the pending output, which the next apply removes and writes again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dapctl.api.wire import Job
+from dapctl.config import Config, Target, db_names
+from dapctl.databases import Database, TableLoad, open_database
+from dapctl.errors import ConfigError
+from dapctl.files import temp_path_for
+from dapctl.outputs.destination import Landed, PartMode, Settle
+from dapctl.outputs.files import FileLoad
+from dapctl.outputs.merge import PartCounter
+from dapctl.plan import Step
+from dapctl.state import Kind, State, StepState
+
+SchemaLookup = Callable[[str, str, str], Mapping[str, Any]]  # profile, namespace, table
+
+
+class Databases:
+    """The config's databases, opened on demand by name; ``close`` closes them all."""
+
+    def __init__(self, config: Config, *, base_dir: Path, environ: Mapping[str, str]) -> None:
+        self._config = config
+        self._base_dir = base_dir
+        self._environ = environ
+        self._open: dict[str, Database] = {}
+        self._serial: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def url(self, name: str) -> str:
+        spec = self._config.databases[name]
+        where = f"databases.{name}"
+        if spec.url is not None:
+            return spec.url
+        if spec.url_env is not None:
+            value = self._environ.get(spec.url_env, "").strip()
+            if not value:
+                raise ConfigError(f"{where}.url_env: the variable {spec.url_env} is not set")
+            return value
+        assert spec.url_file is not None
+        path = self._base_dir / Path(spec.url_file).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}.url_file: cannot read {path}: {exc.strerror}") from None
+
+    @contextlib.contextmanager
+    def for_load(self, name: str) -> Iterator[Database]:
+        """A connection for one load: its own for PostgreSQL, so tables load in parallel;
+        DuckDB's one connection, one load at a time (it has a single writer)."""
+        url = self.url(name)
+        if not url.lower().startswith("duckdb:"):
+            database = open_database(url, base_dir=self._base_dir)
+            try:
+                yield database
+            finally:
+                database.close()
+            return
+        with self._guard:
+            serial = self._serial.setdefault(name, threading.Lock())
+        with serial:
+            yield self.get(name)
+
+    def get(self, name: str) -> Database:
+        """The shared connection, for step records and sweeping."""
+        with self._guard:
+            if name not in self._open:
+                self._open[name] = open_database(self.url(name), base_dir=self._base_dir)
+            return self._open[name]
+
+    def close(self) -> None:
+        for database in self._open.values():
+            database.close()
+        self._open.clear()
+
+
+def database_of(config: Config, address: str) -> str | None:
+    """The database that keeps ``address``'s table, if its target has one."""
+    target_name = address.split("/")[1] if address.count("/") >= 2 else None
+    target = next((t for t in config.targets if t.name == target_name), None)
+    return target.database if target is not None else None
+
+
+def overlay_steps(config: Config, state: State, databases: Databases) -> State:
+    """``state`` with every database target's step records as its database holds them."""
+    used = sorted({t.database for t in config.targets if t.database is not None})
+    steps = dict(state.steps)
+    for name in used:
+        for address, record in databases.get(name).read_steps().items():
+            if database_of(config, address) == name:
+                steps[address] = StepState.model_validate_json(record)
+    return state.model_copy(update={"steps": steps})
+
+
+class TableDestination:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        databases: Databases,
+        schema_of: SchemaLookup,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        assert target.database is not None
+        self.target = target
+        self.name = target.database
+        self._databases = databases
+        self._schema_of = schema_of
+        self._lock_timeout = lock_timeout
+
+    def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> TableStepLoad:
+        schema, table = db_names(self.target, step.profile, step.table)
+        dap_schema = self._schema_of(step.profile, step.namespace, step.table)
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(self._databases.for_load(self.name))
+            stack.enter_context(database.lock(f"{schema}.{table}", timeout=self._lock_timeout))
+            load = database.begin_load(schema=schema, table=table, dap_schema=dap_schema, kind=kind)
+            location = f"database://{self.name}/{schema}.{table}"
+            return TableStepLoad(location, step.address, load, stack.pop_all())
+
+    def exists(self, location: str) -> bool:
+        return False  # a table takes every window in turn; nothing is ever replaced
+
+    def discard(self, location: str) -> None:
+        """Nothing to remove: an uncommitted load left nothing visible."""
+
+
+class TableStepLoad:
+    part_mode: PartMode = "text"
+
+    def __init__(
+        self, location: str, address: str, load: TableLoad, held: contextlib.ExitStack
+    ) -> None:
+        self.location = location
+        self._address = address
+        self._load = load
+        self._held = held
+        self._scratch = Path(tempfile.mkdtemp(prefix="dapctl-parts-"))
+        self._rows = 0
+
+    def part_path(self, index: int) -> Path:
+        return temp_path_for(self._scratch / "part", f"{index:05d}.")
+
+    def add_part(self, part: Path, counted: PartCounter | None) -> None:
+        self._rows += self._load.add_part(part)
+
+    def commit(self, settle: Settle) -> Landed:
+        try:
+            landed = Landed((self.location,), 0, self._rows, None, shown=(self.location,))
+            self._load.commit(address=self._address, record=settle(landed).model_dump_json())
+            return landed
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        try:
+            self._load.abort()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._held.close()
+        with contextlib.suppress(OSError):
+            os.rmdir(self._scratch)
+
+
+class BothDestination:
+    """Files and a table from one job."""
+
+    def __init__(self, files: Any, table: TableDestination) -> None:
+        self.files = files
+        self.table = table
+
+    def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> BothLoad:
+        file_load = self.files.begin(step, job, kind=kind, watermark=watermark, text_parts=True)
+        return BothLoad(file_load, self.table.begin(step, job, kind=kind, watermark=watermark))
+
+    def exists(self, location: str) -> bool:
+        return bool(self.files.exists(location))
+
+    def discard(self, location: str) -> None:
+        self.files.discard(location)
+
+
+class BothLoad:
+    part_mode: PartMode = "text"
+
+    def __init__(self, file: FileLoad, table: TableStepLoad) -> None:
+        self.file = file
+        self.table = table
+        self.location = file.location
+
+    def part_path(self, index: int) -> Path:
+        return self.file.part_path(index)
+
+    def add_part(self, part: Path, counted: PartCounter | None) -> None:
+        self.table.add_part(part, None)  # the table reads the part; the file then takes it
+        self.file.add_part(part, None)
+
+    def commit(self, settle: Settle) -> Landed:
+        try:
+            written = self.file.commit(settle)
+        except BaseException:
+            self.table.abort()
+            raise
+        both = Landed(
+            (*written.locations, self.table.location),
+            written.bytes,
+            written.records,
+            written.sha256,
+            shown=(*written.shown, self.table.location),
+        )
+        self.table.commit(lambda _: settle(both))
+        return both
+
+    def abort(self) -> None:
+        try:
+            self.file.abort()
+        finally:
+            self.table.abort()

@@ -1,0 +1,102 @@
+"""Benchmark: rows/s of a 1M-row snapshot and a 100k-change incremental into PostgreSQL.
+
+Run: ``python3 -m tests.databases.bench_pg [ADMIN_URL] [ROWS]`` (default
+postgresql://postgres@127.0.0.1:5432/postgres, 1,000,000). Makes and drops its own database.
+Records come from the emulator's generator (the ``submissions`` shape), 100k per part; the
+time counted is staging (COPY) plus the commit transaction, not generating the files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from dapctl.databases import open_database
+from dapctl.emulator.catalog import format_ts, generic_table, json_schema, values
+
+PART = 100_000
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(dumps(r) + "\n" for r in records)
+    return path
+
+
+def _parts(folder: Path, name: str, records: list[dict]) -> list[Path]:
+    return [
+        _write(folder / f"{name}-{i // PART}.jsonl", records[i : i + PART])
+        for i in range(0, len(records), PART)
+    ]
+
+
+def _timed(db, spec, parts, kind: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    loading = db.begin_load(
+        schema="canvas", table="big", dap_schema=json_schema(spec, 1), kind=kind
+    )
+    for part in parts:
+        loading.add_part(part)
+    rows = loading.commit(address=f"canvas.big.{kind}", record="{}")
+    return rows, time.perf_counter() - started
+
+
+def main(
+    admin: str = "postgresql://postgres@127.0.0.1:5432/postgres", rows: str = "1000000"
+) -> None:
+    count, spec = int(rows), generic_table("canvas.big")
+    ts = format_ts(1_800_000_000)
+    snapshot = [
+        {"key": {"id": i}, "value": values(spec, 0, i, 0), "meta": {"ts": ts}}
+        for i in range(1, count + 1)
+    ]
+    changes: list[dict] = []
+    for i in range(1, count // 10 + 1):
+        kind = i % 5  # 60% updates, 20% deletes, 20% inserts
+        if kind == 3:
+            changes.append({"key": {"id": i * 7}, "meta": {"ts": ts, "action": "D"}})
+        else:
+            key = count + i if kind == 4 else i * 7
+            changes.append(
+                {
+                    "key": {"id": key},
+                    "value": values(spec, 0, key, 1),
+                    "meta": {"ts": ts, "action": "U"},
+                }
+            )
+    name = f"dapctl_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            snap_parts = _parts(Path(folder), "snap", snapshot)
+            inc_parts = _parts(Path(folder), "inc", changes)
+            db = open_database(admin.rsplit("/", 1)[0] + f"/{name}", base_dir=Path(folder))
+            for label, parts, kind in (
+                ("snapshot (empty table)", snap_parts, "snapshot"),
+                ("snapshot (reload)", snap_parts, "snapshot"),
+                ("incremental", inc_parts, "incremental"),
+            ):
+                done, seconds = _timed(db, spec, parts, kind)
+                staged = sum(1 for p in parts for _ in p.open("rb"))
+                rate = staged / seconds
+                print(
+                    f"{label:24} {staged:>9,} records {seconds:7.2f} s {rate:>10,.0f} rows/s",
+                    end="",
+                )
+                print(f" ({done:,} applied)")
+            db.close()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

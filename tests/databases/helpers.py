@@ -1,0 +1,125 @@
+"""Helpers for the database tests: parts from emulator records, expected rows, and a
+`Backend` that opens databases and reads tables back in a comparable form."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from dapctl.databases import Column, Database, open_database, table_columns
+from dapctl.emulator.catalog import TABLES, TableSpec, json_schema
+
+
+def spec(namespace: str, table: str) -> TableSpec:
+    return next(t for t in TABLES if t.namespace == namespace and t.name == table)
+
+
+def dap_schema(namespace: str, table: str) -> dict[str, Any]:
+    return json_schema(spec(namespace, table), 1)
+
+
+def with_value_field(schema: dict[str, Any], name: str, field: dict[str, Any] | None):
+    """A copy of ``schema`` with value field ``name`` set to ``field`` (None: removed)."""
+    out = copy.deepcopy(schema)
+    props = out["schema"]["properties"]["value"]["properties"]
+    if field is None:
+        props.pop(name)
+    else:
+        props[name] = field
+    return out
+
+
+def write_part(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    path.write_text("".join(dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def expected_rows(records: Sequence[dict[str, Any]], columns: Sequence[Column]) -> list[tuple]:
+    """The rows a table should hold for ``records``, sorted, in ``columns`` order."""
+    rows = []
+    for record in records:
+        row = []
+        for column in columns:
+            value = record.get(column.path[0], {}).get(column.path[1])
+            if value is not None and column.pg_type.startswith("timestamp"):
+                value = _ts(value)
+            row.append(value)
+        rows.append(tuple(row))
+    return sorted(rows, key=lambda r: str(r[0]))
+
+
+def _norm(value: Any, column: Column) -> Any:
+    if value is None:
+        return None
+    if column.is_json and isinstance(value, str):
+        return json.loads(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return value
+
+
+class Backend:
+    """One database under test: ``open()`` a `Database`, ``rows(...)``, ``query(...)``."""
+
+    def __init__(self, kind: str, url: str, base_dir: Path) -> None:
+        self.kind, self.url, self.base_dir = kind, url, base_dir
+        self.opened: list[Database] = []
+
+    def open(self) -> Database:
+        db = open_database(self.url, base_dir=self.base_dir)
+        self.opened.append(db)
+        return db
+
+    def close(self) -> None:
+        for db in self.opened:
+            db.close()
+
+    def query(self, text: str) -> list[tuple]:
+        if self.kind == "postgresql":
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                cur = conn.execute(text.encode())
+                return list(cur.fetchall()) if cur.description else []
+        db = self.opened[0] if self.opened else self.open()
+        cur = db.conn.execute(text)  # type: ignore[attr-defined]
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+    def rows(self, table: str, schema: dict[str, Any]) -> list[tuple]:
+        columns = table_columns(schema)
+        names = ", ".join(f'"{c.name}"' for c in columns)
+        got = self.query(f"SELECT {names} FROM {table}")  # noqa: S608
+        normed = [tuple(_norm(v, c) for v, c in zip(row, columns, strict=True)) for row in got]
+        return sorted(normed, key=lambda r: str(r[0]))
+
+    def staging_tables(self) -> list[str]:
+        found = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dapctl'"
+        )
+        return sorted(n for (n,) in found if n.startswith("staging_"))
+
+
+def load(
+    db: Database,
+    table: str,
+    schema: dict[str, Any],
+    parts: Sequence[Path],
+    *,
+    kind: str = "snapshot",
+    address: str = "step",
+    record: str = "{}",
+) -> int:
+    """Run one whole load of ``parts`` into ``canvas.<table>``."""
+    loading = db.begin_load(schema="canvas", table=table, dap_schema=schema, kind=kind)  # type: ignore[arg-type]
+    for part in parts:
+        loading.add_part(part)
+    return loading.commit(address=address, record=record)

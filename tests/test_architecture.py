@@ -1,0 +1,86 @@
+"""The README's "How it is built" section names the real modules, and every module is named.
+
+Also holds the layering rule it states: the seams' packages never import the command line,
+and the core never imports a backend module directly except through its factory.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "dapctl"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SECTION = README[README.index("## How it is built") : README.index("## Guarantees")]
+
+
+def _named_modules() -> set[str]:
+    """``dapctl/x.py`` rows, and ``dapctl/pkg/`` rows with their backticked members."""
+    named: set[str] = set()
+    for row in re.findall(r"^\| `(dapctl/[\w/.]+)` \|(.*)\|$", SECTION, re.M):
+        path, text = row
+        if path.endswith(".py"):
+            named.add(path)
+        elif path != "dapctl/emulator/":
+            named.update(f"{path}{m}.py" for m in re.findall(r"`(\w+)`", text) if m.islower())
+    return named
+
+
+def _real_modules() -> set[str]:
+    return {
+        p.relative_to(ROOT).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if "emulator" not in p.parts and p.name not in ("__init__.py", "__main__.py")
+    }
+
+
+def test_the_module_map_names_exactly_the_real_modules():
+    named, real = _named_modules(), _real_modules()
+    assert sorted(named - real) == [], "the README names modules that do not exist"
+    assert sorted(real - named) == [], "modules the README's map leaves out"
+
+
+def test_the_flow_of_a_step_names_real_functions_and_classes():
+    names = {
+        "plan.plan": "def plan(",
+        "jobs.JobStarter": "class JobStarter",
+        "collect.collect": "def collect(",
+        "outputs.destination.open_destination": "def open_destination(",
+        "StepState.started": "def started(",
+        "StepState.writing": "def writing(",
+        "StepState.completed": "def completed(",
+    }
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    for name, definition in names.items():
+        assert f"`{name}`" in SECTION, name
+        assert definition in sources, name
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_nothing_below_the_command_line_imports_it():
+    offenders = [
+        p.relative_to(ROOT).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if "cli" not in p.parts
+        and p.name != "__main__.py"
+        and any(m == "dapctl.cli" or m.startswith("dapctl.cli.") for m in _imports(p))
+    ]
+    assert offenders == []
+
+
+def test_apply_reaches_backends_only_through_their_factories():
+    used = _imports(PACKAGE / "apply.py") | _imports(PACKAGE / "jobs.py")
+    backends = {"dapctl.state.local", "dapctl.state.memory", "dapctl.outputs.files"}
+    assert used & backends == set()
