@@ -76,9 +76,7 @@ class PostgresLoad:
         """Evolve, apply, write the step row and drop staging, all in one transaction."""
         where = ".".join(self.target)
         with self.db.transaction(f"cannot apply the {self.kind} of {where}") as cur:
-            cur.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.target[0]))
-            )
+            self._ensure_schema(cur)
             cur.execute(pg_sql.create_table(self.target, self.columns))
             self._evolve(cur)
             rows = self._apply(cur)
@@ -86,6 +84,19 @@ class PostgresLoad:
             cur.execute(sql.SQL("DROP TABLE dapctl.{}").format(sql.Identifier(self.staging)))
         self._release()
         return rows
+
+    def _ensure_schema(self, cur: Any) -> None:
+        # CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent one (a unique
+        # violation on pg_namespace): two first loads into one schema take turns here.
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.target[0],))
+        if cur.fetchone() is None:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"dapctl:schema:{self.target[0]}",),
+            )
+            cur.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.target[0]))
+            )
 
     def abort(self) -> None:
         if not self._open or self.db.conn.closed:
