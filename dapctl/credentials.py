@@ -86,14 +86,32 @@ def resolve_credentials(
     if named_none:
         client_id = _from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
         secret = _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True)
+        _check_sendable(client_id, "client ID", where())
+        _check_sendable(secret, "client secret", where())
         return Credentials(
             name, base_url.rstrip("/"), client_id, SecretStr(secret), ca_bundle=ca_bundle
         )
     client_id = _client_id(profile, environ, where)
     secret, warnings = _client_secret(profile, environ, where, base_dir)
+    _check_sendable(client_id, "client ID", where())
+    _check_sendable(secret, "client secret", where())
     return Credentials(
         name, base_url.rstrip("/"), client_id, SecretStr(secret), warnings, ca_bundle
     )
+
+
+def _check_sendable(value: str, what: str, where: str) -> None:
+    """The login sends the ID and secret with HTTP Basic authentication, which carries
+    Latin-1 only (requests encodes them so). A lone surrogate is what Python makes of bytes
+    in the environment that are not UTF-8. Never show the value: it may be the secret."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{where}: the {what} holds a character a login cannot send (HTTP Basic "
+            "authentication carries Latin-1 text only)",
+            hint="look for a stray character, or bytes that are not UTF-8, where it is set",
+        ) from None
 
 
 def _ca_bundle(profile: Profile, base_dir: Path, where: Callable[..., str]) -> Path | None:

@@ -76,6 +76,12 @@ def load_config(path: str | Path) -> LoadedConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses arrays and inline tables recursively: a few hundred levels of
+        # nesting exhaust Python's stack. No dapctl setting nests more than three deep.
+        raise ConfigError(
+            f"{path}: malformed TOML: arrays or inline tables nested too deeply"
+        ) from None
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:

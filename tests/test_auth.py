@@ -1,6 +1,6 @@
 """TokenProvider against a scripted Identity Service on a real socket (127.0.0.1, port 0).
 
-The stub server and fake clock come from ``tests/stubs.py``.
+The stub server comes from ``tests/stubs.py``, the fake clock from ``tests/clock.py``.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from dapctl import __version__
 from dapctl.api.auth import TokenProvider, jwt_expiry
 from dapctl.config import RetrySettings
 from dapctl.errors import AuthError
-from tests.stubs import (  # noqa: F401  (names test_client.py imports from here too)
+from tests.clock import T0, FakeClock
+from tests.stubs import (
     CLIENT_ID,
     SECRET,
-    T0,
-    FakeTime,
     Reply,
-    ScriptedServer,
-    Seen,
+    StubServer,
     login_reply,
     make_jwt,
     token_sequence,
@@ -40,7 +38,7 @@ RETRY = RetrySettings(attempts=4, initial_backoff=1.0, max_backoff=8.0)
 LOGIN = ("POST", "/ids/auth/login")
 
 
-def provider(server: ScriptedServer, fake: FakeTime, **overrides: Any) -> TokenProvider:
+def provider(server: StubServer, fake: FakeClock, **overrides: Any) -> TokenProvider:
     options: dict[str, Any] = {
         "session": requests.Session(),
         "base_url": server.base_url,
@@ -115,7 +113,7 @@ def test_refresh_follows_freezegun_time(server):
     with freeze_time("2030-03-17 12:00:00") as frozen:
         now = time.time()
         server.on(*LOGIN, token_sequence(make_jwt(now + 3600), make_jwt(now + 7200)))
-        tokens = provider(server, FakeTime(), clock=time.time)
+        tokens = provider(server, FakeClock(), clock=time.time)
         first = tokens.token()
         frozen.tick(3000)
         assert tokens.token() == first

@@ -168,3 +168,21 @@ def test_exit_statuses_are_stable():
         "INTERNAL_ERROR": 3,
         "INTERRUPTED": 130,
     }
+
+
+def test_building_the_parser_does_not_import_the_emulator():
+    # Every command builds the whole grammar; the emulator costs ~50 ms to import, so its
+    # flags are added only when `dapctl emulator` is parsed or its help shown.
+    code = (
+        "import sys; from dapctl.cli import build_parser; build_parser(); "
+        "assert 'dapctl.emulator' not in sys.modules, 'the parser imported the emulator'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_emulator_flags_are_there_when_the_command_is_used(run_cli):
+    args = build_parser().parse_args(["emulator", "--cut-every", "3", "--port", "0"])
+    assert (args.command, args.cut_every, args.port) == ("emulator", 3, 0)
+    result = run_cli("emulator", "--help")
+    assert result.code == 0 and "--error-every" in result.stdout, result

@@ -118,10 +118,14 @@ def test_bad_credentials_fail_with_a_hint_and_no_secret(make_emulator, write_con
 def test_apply_output_never_shows_secret_or_token(make_emulator, write_config, run_cli):
     emu = make_emulator()
     path = write_config(config_text(emu))
-    token = run_cli("token", str(path), "--profile", "univ_a", environ=environ(emu)).stdout
+    printed = run_cli("token", str(path), "--profile", "univ_a", environ=environ(emu))
+    assert printed.code == 0, printed.stderr
+    token = printed.stdout
     for args in (["apply", str(path), "--debug"], ["apply", str(path), "--json", "--debug"]):
         result = run_cli(*args, environ=environ(emu))
         seen = result.stdout + result.stderr
+        # A run that failed early proves nothing: it must have logged in and exported.
+        assert result.code == 0, seen
         assert emu.credentials[1] not in seen
         assert token.strip().split(".")[2] not in seen  # the JWT's signature
 

@@ -29,21 +29,12 @@ from dapctl.api.ratelimit import MARGIN_FRACTION, RateLimits
 from dapctl.api.retry import TransientDownloadError
 from dapctl.api.wire import GzipError, GzipVerifier, Job, QueryRequest, TableSchema, server_error
 from dapctl.config import RateLimitSettings, RetrySettings
+from dapctl.emulator import Emulator, EmulatorSettings
+from dapctl.emulator import RateLimits as EmulatorRateLimits
 from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
-from tests.test_auth import (
-    LOGIN,
-    SECRET,
-    T0,
-    FakeTime,
-    Reply,
-    ScriptedServer,
-    Seen,
-    closed_port_url,
-    login_reply,
-    make_jwt,
-    provider,
-    token_sequence,
-)
+from tests.clock import T0, FakeClock
+from tests.stubs import SECRET, Reply, Seen, StubServer, login_reply, make_jwt, token_sequence
+from tests.test_auth import LOGIN, closed_port_url, provider
 
 RETRY = RetrySettings(attempts=4, initial_backoff=1.0, max_backoff=8.0)
 TABLES = ("GET", "/dap/query/canvas/table")
@@ -52,7 +43,7 @@ URLS = ("POST", "/dap/object/url")
 TOKEN = make_jwt(T0 + 3600, sub="client-under-test")
 
 
-def client(server: ScriptedServer, fake: FakeTime, **overrides: Any) -> DapClient:
+def client(server: StubServer, fake: FakeClock, **overrides: Any) -> DapClient:
     if LOGIN not in server.scripts:
         server.on(*LOGIN, login_reply(TOKEN))
     options: dict[str, Any] = {
@@ -360,7 +351,7 @@ def test_wait_for_job_times_out(server, fake):
 class Objects:
     """Pre-signed URLs pointing back at the stub, a new signature per URL request."""
 
-    def __init__(self, server: ScriptedServer) -> None:
+    def __init__(self, server: StubServer) -> None:
         self.issued = 0
         self.base = server.base_url
         server.on(*URLS, self.reply)
@@ -526,12 +517,9 @@ def test_token_never_appears_in_errors_or_logs(server, fake, caplog):
 
 # ------------------------------------------------------------------ against the emulator
 
-emulator_api = pytest.importorskip("dapctl.emulator")
-Emulator, EmulatorSettings = emulator_api.Emulator, emulator_api.EmulatorSettings
-
 
 @pytest.fixture
-def start_emulator(fake: FakeTime) -> Iterator[Callable[..., Any]]:
+def start_emulator(fake: FakeClock) -> Iterator[Callable[..., Any]]:
     """Starts emulators on the test's fake clock, so client and server agree on time."""
     started: list[Any] = []
 
@@ -546,7 +534,7 @@ def start_emulator(fake: FakeTime) -> Iterator[Callable[..., Any]]:
         emu.stop()
 
 
-def emulator_client(emu: Any, fake: FakeTime, window: float = 60.0, **overrides: Any) -> DapClient:
+def emulator_client(emu: Any, fake: FakeClock, window: float = 60.0, **overrides: Any) -> DapClient:
     client_id, secret = emu.credentials
     session = requests.Session()
     tokens = TokenProvider(
@@ -731,7 +719,7 @@ def test_emulator_rate_limits_with_many_threads(start_emulator, fake):
 
 
 def test_emulator_slow_login_does_not_spoil_a_reserved_slot(start_emulator, fake):
-    emu = start_emulator(rate_limits=emulator_api.RateLimits(jobs=1))
+    emu = start_emulator(rate_limits=EmulatorRateLimits(jobs=1))
     emu.faults.fail_logins(3, status=403)  # several seconds of login backoff
     one_a_minute = RateLimits.from_settings(
         RateLimitSettings(jobs_per_minute=1), fake.clock, fake.sleep

@@ -512,3 +512,40 @@ def test_a_secret_pasted_into_client_secret_env_is_not_echoed(write_config, run_
     assert "profiles.univ_a.client_secret_env" in result.stderr
     assert "NAME here, not the secret itself" in result.stderr
     assert pasted not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "what"),
+    [
+        ({"UNIV_A_ID": "id-a", "UNIV_A_SECRET": "s3cr\udc80et"}, "client secret"),
+        ({"UNIV_A_ID": "id-\udcff", "UNIV_A_SECRET": SECRET}, "client ID"),
+        ({"UNIV_A_ID": "id-a", "UNIV_A_SECRET": "s3cr\u20acet"}, "client secret"),
+    ],
+    ids=["surrogate-secret", "surrogate-id", "euro-sign"],
+)
+def test_credentials_a_login_cannot_send_are_a_config_error(environ, what):
+    # An environment variable holding bytes that are not UTF-8 reads as lone surrogates;
+    # HTTP Basic authentication carries Latin-1 only. The login used to raise
+    # UnicodeEncodeError, an internal error.
+    profile = Profile(client_id_env="UNIV_A_ID", client_secret_env="UNIV_A_SECRET")
+
+    with pytest.raises(ConfigError) as caught:
+        resolve(profile, environ)
+
+    message = str(caught.value)
+    assert f"profiles.univ_a: the {what} holds a character a login cannot send" in message
+    assert "s3cr" not in message and "id-" not in message
+
+
+def test_a_surrogate_in_the_secret_fails_token_with_exit_1(write_config, run_cli):
+    path = write_config(
+        '[profiles.univ_a]\nbase_url = "http://127.0.0.1:9"\nclient_id = "id-a"\n'
+        'client_secret_env = "UNIV_A_SECRET"\n' + TARGET
+    )
+
+    result = run_cli(
+        "token", str(path), "--profile", "univ_a", environ={"UNIV_A_SECRET": "a\udc80"}
+    )
+
+    assert result.code == 1, result.stderr
+    assert "the client secret holds a character a login cannot send" in result.stderr

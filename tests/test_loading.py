@@ -359,6 +359,21 @@ def test_malformed_toml_names_file_line_and_column(text, position, write_config,
     assert position in result.stderr
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000],
+    ids=["arrays", "inline-tables"],
+)
+def test_deeply_nested_toml_is_a_config_error_not_a_crash(value, write_config, run_cli):
+    # tomllib recurses per level; it used to end in RecursionError, an internal error (3).
+    path = write_config(f"deep = {value}\n" + GOOD)
+
+    result = run_cli("validate", str(path), environ=ENV)
+
+    assert result.code == 1, result.stderr
+    assert f"{path}: malformed TOML: arrays or inline tables nested too deeply" in result.stderr
+
+
 def test_missing_config_file(tmp_path, run_cli):
     path = tmp_path / "nope.toml"
 

@@ -22,24 +22,7 @@ import pytest
 
 from dapctl.errors import LockError, StateError
 from dapctl.state.filelock import FileLock, describe_holder, force_unlock, read_holder
-
-
-class FakeTime:
-    """A monotonic clock that only moves when ``sleep`` is called."""
-
-    def __init__(self, on_sleep=None) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-        self.on_sleep = on_sleep
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        if self.on_sleep:
-            self.on_sleep(len(self.sleeps))
+from tests.clock import FakeClock
 
 
 @pytest.fixture
@@ -99,7 +82,7 @@ def test_failed_attempt_leaves_the_holders_record(path):
 
 
 def test_timeout_zero_does_not_sleep(path):
-    fake = FakeTime()
+    fake = FakeClock(100.0)
     with (
         FileLock(path),
         pytest.raises(LockError),
@@ -111,7 +94,7 @@ def test_timeout_zero_does_not_sleep(path):
 
 
 def test_timeout_waits_then_fails(path):
-    fake = FakeTime()
+    fake = FakeClock(100.0)
     waiting = FileLock(path, timeout=0.5, sleep=fake.sleep, clock=fake.clock)
 
     with FileLock(path), pytest.raises(LockError, match="the state is locked by pid"), waiting:
@@ -129,7 +112,7 @@ def test_timeout_waits_for_the_holder_to_release(path):
         if count == 2:
             holder.__exit__(None, None, None)
 
-    fake = FakeTime(release_on_second_sleep)
+    fake = FakeClock(100.0, on_sleep=release_on_second_sleep)
 
     with FileLock(path, timeout=30, command="second", sleep=fake.sleep, clock=fake.clock):
         assert read_holder(path)["command"] == "second"

@@ -21,6 +21,7 @@ from dapctl.cli.style import ANSI, Style
 from dapctl.events import StepContext, StepEvent
 from dapctl.loading import load_config
 from tests.apply_helpers import FAST, config_text, environ
+from tests.clock import FakeClock
 
 
 class FakeTTY(io.StringIO):
@@ -28,21 +29,13 @@ class FakeTTY(io.StringIO):
         return True
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def progress(clock: Clock, **kw) -> tuple[Progress, FakeTTY]:
+def progress(clock: FakeClock, **kw) -> tuple[Progress, FakeTTY]:
     stream = FakeTTY()
     return Progress(stream, clock=clock, ticker=False, width=lambda: 120, **kw), stream
 
 
 def test_rows_and_bar_show_each_phase():
-    clock = Clock()
+    clock = FakeClock(100.0)
     shown, _ = progress(clock)
     for table in ("accounts", "users", "courses", "terms"):
         shown.handle(StepEvent(f"a/core/canvas.{table}", "queued"))
@@ -62,7 +55,7 @@ def test_rows_and_bar_show_each_phase():
 
 
 def test_complete_jobs_wait_for_a_download_slot_and_listed_steps_leave():
-    clock = Clock()
+    clock = FakeClock(100.0)
     shown, _ = progress(clock)
     shown.handle(StepEvent("a/all/canvas.*", "queued"))
     shown.handle(StepEvent("a/all/canvas.x", "queued"))
@@ -76,7 +69,7 @@ def test_complete_jobs_wait_for_a_download_slot_and_listed_steps_leave():
 
 
 def test_many_rows_are_capped():
-    shown, _ = progress(Clock(), max_rows=2)
+    shown, _ = progress(FakeClock(100.0), max_rows=2)
     for i in range(5):
         shown.handle(StepEvent(f"a/t/ns.t{i}", "starting"))
 
@@ -86,7 +79,7 @@ def test_many_rows_are_capped():
 
 
 def test_redraws_in_place_are_throttled_and_cleared_at_the_end():
-    clock = Clock()
+    clock = FakeClock(100.0)
     shown, stream = progress(clock, interval=0.1)
     shown.handle(StepEvent("a/t/ns.x", "queued"))  # first event: drawn at once
     first = stream.getvalue()
@@ -104,7 +97,7 @@ def test_redraws_in_place_are_throttled_and_cleared_at_the_end():
 
 
 def test_write_above_erases_writes_and_redraws():
-    clock = Clock()
+    clock = FakeClock(100.0)
     shown, stream = progress(clock)
     shown.handle(StepEvent("a/t/ns.x", "starting"))
     other = io.StringIO()
@@ -116,13 +109,13 @@ def test_write_above_erases_writes_and_redraws():
 
 
 def test_nothing_drawn_means_nothing_written():
-    shown, stream = progress(Clock())
+    shown, stream = progress(FakeClock(100.0))
     shown.close()
     assert stream.getvalue() == ""
 
 
 def test_colour_follows_the_style():
-    shown, _ = progress(Clock(), style=Style(True))
+    shown, _ = progress(FakeClock(100.0), style=Style(True))
     shown.handle(StepEvent("a/t/ns.x", "waiting"))
     assert "\x1b[33m" in shown.render()[0]
 

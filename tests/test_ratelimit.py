@@ -10,19 +10,7 @@ import pytest
 
 from dapctl.api.ratelimit import MARGIN_FRACTION, RateLimiter, RateLimits
 from dapctl.config import RateLimitSettings
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.clock import FakeClock
 
 
 def max_in_any_window(sends: list[float], span: float) -> int:
@@ -36,12 +24,12 @@ def max_in_any_window(sends: list[float], span: float) -> int:
     return best
 
 
-def limiter(per_minute: float, fake: FakeTime, **kwargs) -> RateLimiter:
+def limiter(per_minute: float, fake: FakeClock, **kwargs) -> RateLimiter:
     return RateLimiter(per_minute, clock=fake.clock, sleep=fake.sleep, **kwargs)
 
 
 def test_sends_within_budget_do_not_wait():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(5, fake)
 
     assert [limit.acquire() for _ in range(5)] == [0.0] * 5
@@ -49,7 +37,7 @@ def test_sends_within_budget_do_not_wait():
 
 
 def test_the_next_send_waits_exactly_until_the_oldest_leaves_the_window():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(5, fake, margin=1.0)
     for _ in range(5):
         limit.acquire()
@@ -64,7 +52,7 @@ def test_the_next_send_waits_exactly_until_the_oldest_leaves_the_window():
 
 
 def test_no_wait_once_the_window_has_passed():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(5, fake)
     for _ in range(5):
         limit.acquire()
@@ -74,7 +62,7 @@ def test_no_wait_once_the_window_has_passed():
 
 
 def test_never_more_than_n_sends_in_any_window_under_random_load():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(5, fake)  # the default margin, 1 s a minute
     rng = random.Random(3)
     sends = []
@@ -87,7 +75,7 @@ def test_never_more_than_n_sends_in_any_window_under_random_load():
 
 
 def test_full_throughput_a_hundred_jobs_take_the_time_the_budget_requires():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(5, fake, margin=1.0)
 
     for _ in range(100):
@@ -98,7 +86,7 @@ def test_full_throughput_a_hundred_jobs_take_the_time_the_budget_requires():
 
 
 def test_threads_share_the_budget_in_arrival_order():
-    fake = FakeTime()  # the clock stands still: every wait shows as a reservation
+    fake = FakeClock(1000.0)  # the clock stands still: every wait shows as a reservation
     limit = RateLimiter(5, clock=fake.clock, sleep=lambda s: None, margin=0.5)
     slots: list[float] = []
     lock = threading.Lock()
@@ -122,7 +110,7 @@ def test_threads_share_the_budget_in_arrival_order():
 
 
 def test_reserve_is_thread_safe_without_outside_locking():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = RateLimiter(50, clock=fake.clock, sleep=lambda s: None, margin=0.0)
     slots: list[float] = []
     barrier = threading.Barrier(8)
@@ -142,7 +130,7 @@ def test_reserve_is_thread_safe_without_outside_locking():
 
 
 def test_budget_below_one_per_window_stretches_the_span():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(0.5, fake, margin=0.0)
 
     limit.acquire()
@@ -158,7 +146,7 @@ def test_fractional_budget_is_never_exceeded():
 
 
 def test_window_scales_for_benchmarks():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = limiter(5, fake, window=1.0)
     for _ in range(5):
         limit.acquire()
@@ -167,7 +155,7 @@ def test_window_scales_for_benchmarks():
 
 
 def test_rate_limits_from_settings_uses_the_published_defaults():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limits = RateLimits.from_settings(RateLimitSettings(), fake.clock, fake.sleep)
 
     assert (limits.jobs.capacity, limits.status.capacity, limits.urls.capacity) == (5, 500, 200)
@@ -191,7 +179,7 @@ def test_invalid_budget():
 def test_a_slot_waits_for_the_answer_of_the_send_it_is_anchored_on():
     # Capacity 1: the second send may go only a span after the first one's ANSWER, since
     # the server may have counted the first as late as that.
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = RateLimiter(1, clock=fake.clock, sleep=fake.sleep, margin=0.0)
     with limit.slot():
         fake.now += 5.0  # a slow request: its answer comes 5 s after it went out
@@ -201,7 +189,7 @@ def test_a_slot_waits_for_the_answer_of_the_send_it_is_anchored_on():
 
 
 def test_a_slot_reserved_before_its_anchor_answered_still_waits_for_the_answer():
-    fake = FakeTime()
+    fake = FakeClock(1000.0)
     limit = RateLimiter(1, clock=fake.clock, sleep=fake.sleep, margin=0.0)
     first = limit.slot()
     first.__enter__()

@@ -1,4 +1,4 @@
-"""Test helpers: a tiny authenticated client, a fake clock, and decoders for served files.
+"""Test helpers: a tiny authenticated client and decoders for served files.
 
 The decoders turn downloaded CSV/TSV/JSONL parts back into JSON Lines shaped records (null
 properties omitted) using the header row and the served JSON schema, so a test can compare
@@ -31,19 +31,6 @@ def http_get(url: str, **kw: Any) -> requests.Response:
 
 def http_post(url: str, **kw: Any) -> requests.Response:
     return requests.post(url, timeout=TIMEOUT, **kw)
-
-
-class FakeClock:
-    """A settable wall clock for token, job, URL and rate-limit timing."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Client:

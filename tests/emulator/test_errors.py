@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from dapctl.emulator import DEMO_CLIENT_ID, Emulator
-from tests.emulator.helpers import Client, FakeClock, http_get, http_post
+from tests.clock import FakeClock
+from tests.emulator.helpers import Client, http_get, http_post
 
 
 def error(response: requests.Response, status: int, type_: str) -> dict:

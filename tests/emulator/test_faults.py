@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from dapctl.emulator import Emulator, Faults, RateLimits
-from tests.emulator.helpers import Client, FakeClock, http_get
+from tests.clock import FakeClock
+from tests.emulator.helpers import Client, http_get
 
 
 def test_next_logins_fail_then_recover(emulator: Emulator) -> None:

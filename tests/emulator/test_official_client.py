@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from dapctl.emulator import Emulator
-from tests.emulator.helpers import Client, FakeClock, by_key, decode, parse_ts
+from tests.clock import FakeClock
+from tests.emulator.helpers import Client, by_key, decode, parse_ts
 
 DAP = Path(sys.executable).with_name("dap")
 pytestmark = pytest.mark.skipif(not DAP.exists(), reason="instructure-dap-client not installed")

@@ -1,4 +1,10 @@
-"""Shared helpers for the hardening suites: fast configs, and the invariants every run keeps.
+"""Shared helpers for the hardening suites: their scale, fast configs, and the invariants
+every run keeps.
+
+``SCALE`` comes from the ``DAPCTL_HARDENING_SCALE`` environment variable (a float, default 1,
+read here and nowhere else); ``scaled(n)`` multiplies a suite's default size by it: soak
+rounds and seeds, fuzzed examples, kill points. CI runs at 1; a long run, e.g.
+``DAPCTL_HARDENING_SCALE=20 pytest tests/hardening -n 2``, digs deeper.
 
 The invariants are the issue's (issue 5): the union of a table's output files, replayed in
 watermark order, equals the emulator's data at the state's watermark; the state's files,
@@ -11,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -20,6 +27,26 @@ from typing import Any
 from dapctl.emulator import Emulator
 from dapctl.state import LocalStateStore, State, StepState
 from tests.apply_helpers import GENEROUS, SECRET_VAR, expected_rows, read_jsonl, replay
+
+
+def _scale() -> float:
+    text = os.environ.get("DAPCTL_HARDENING_SCALE", "1")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"DAPCTL_HARDENING_SCALE must be a number, got {text!r}") from None
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise ValueError(f"DAPCTL_HARDENING_SCALE must be above 0 and finite, got {text!r}")
+    return value
+
+
+SCALE = _scale()
+
+
+def scaled(n: int) -> int:
+    """``n`` (a suite's size at scale 1) times the scale, and never below 1."""
+    return max(1, round(n * SCALE))
+
 
 TEMP_SUFFIX = ".dapctl-tmp"
 OUTPUT = "out/{profile}/{table}/{kind}-{timestamp}.{format}.gz"

@@ -33,6 +33,7 @@ from tests.hardening.helpers import (
     check_step_matches_disk,
     final_files,
     hardened_config,
+    scaled,
     temp_files,
     whole_gzip,
 )
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.slow
 TABLES = ("accounts", "users", "courses")
 RECOVER = dataclasses.replace(FAST, poll_max=0.1)
 CHILD_DEADLINE = 30.0
+KILLS_PER_SEED = 6
 
 
 def state_store(path: Path) -> LocalStateStore:
@@ -235,7 +237,8 @@ def test_an_unrecorded_file_is_removed_when_its_job_is_gone(make_emulator, write
         check_chain(again, table, files, step)
 
 
-@pytest.mark.parametrize("seed", [5, 6])
+# DAPCTL_HARDENING_SCALE multiplies the seeds (2, 40 at scale 20), each KILLS_PER_SEED kills.
+@pytest.mark.parametrize("seed", range(5, 5 + scaled(2)))
 def test_kills_at_random_moments_through_a_chain(make_emulator, write_config, seed):
     """Seeded random kill delays over a snapshot and a chain of incrementals; the data
     changes between runs. Each kill is followed by the checks and a recovering apply."""
@@ -247,7 +250,7 @@ def test_kills_at_random_moments_through_a_chain(make_emulator, write_config, se
     assert spawn(path, emu).wait(timeout=CHILD_DEADLINE) == 0
     whole = time.monotonic() - started
     phases: list[str] = []
-    for _ in range(6):
+    for _ in range(KILLS_PER_SEED):
         emu.advance(rng.randint(60, 3600))
         for table in TABLES:
             emu.change("canvas", table, inserts=rng.randint(0, 4), updates=2, deletes=1)

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, reject, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dapctl.cli import main
 from tests.apply_helpers import SECRET_VAR
+from tests.hardening.helpers import scaled
 
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=scaled(200),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -302,20 +303,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz-config")
 
 
-# Internal errors already held by an xfail test below, by a line of their traceback: the
-# fuzzer rejects those examples instead of rediscovering the same bug on every run.
-KNOWN_BUGS = {
-    "in _split_key": "test_an_empty_quoted_key_is_an_error_not_a_crash",
-    "Invalid IPv6 URL": "test_a_base_url_urlsplit_rejects_is_an_error_not_a_crash",
-}
-
-
 def fuzz_check(argv: list[str], environ: dict[str, str] | None = None) -> None:
     code, stdout, stderr = run(argv, environ)
-    if code == 3:
+    if code == 3:  # an internal error: show its traceback
         _, _, debug = run([*argv, "--debug"], environ)
-        if any(signature in debug for signature in KNOWN_BUGS):
-            reject()
         raise AssertionError(debug)
     check(code, stdout, stderr, detailed="--detailed-exitcode" in argv)
 
@@ -442,6 +433,15 @@ def test_secret_files_that_are_not_files(tmp_path: Path, command: str):
         assert code == 1, (case, stdout, stderr)
 
 
+# Found while widening the fuzzers: json.loads recurses per level, and dapctl/state/ lets
+# the RecursionError out as an internal error (exit 3). Owned by the state package; these
+# strict xfails turn into failures the day it is fixed, so the marks come off then.
+DEEP_JSON_BUG = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="a deeply nested state or lock file is an internal error (RecursionError)",
+)
+
 STATE_CONFIG = """
 [settings]
 state = "{state}"
@@ -467,6 +467,7 @@ tables = ["accounts"]
         ),
         "not UTF-8",
         "null",
+        pytest.param("deeply nested", marks=DEEP_JSON_BUG),
     ],
 )
 def test_state_files_that_are_not_state(tmp_path: Path, case: str):
@@ -486,6 +487,8 @@ def test_state_files_that_are_not_state(tmp_path: Path, case: str):
         state.write_bytes(b"\xff\xfe\x00")
     elif case == "null":
         state.write_text("null")
+    elif case == "deeply nested":
+        state.write_text('{"version": 1, "steps": ' + "[" * 100_000 + "]" * 100_000 + "}")
     path = tmp_path / "dapctl.toml"
     path.write_text(STATE_CONFIG.format(state=state))
     for argv in (["plan", str(path)], ["apply", str(path)]):
@@ -573,3 +576,12 @@ def test_a_dap_api_url_urlsplit_rejects_is_an_error_not_a_crash(tmp_path: Path):
     code, stdout, stderr = run(["validate", str(path)], environ)
     check(code, stdout, stderr)
     assert code == 1
+
+
+@DEEP_JSON_BUG
+def test_a_deeply_nested_lock_file_is_an_error_not_a_crash(tmp_path: Path):
+    path = tmp_path / "dapctl.toml"
+    path.write_text(STATE_CONFIG.format(state=tmp_path / "state.json"))
+    (tmp_path / "state.json.lock").write_text("[" * 100_000 + "]" * 100_000)
+    code, stdout, stderr = run(["force-unlock", str(path)])
+    check(code, stdout, stderr)

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dapctl.api.session import Connection
 from dapctl.apply import ApplyOptions, run_apply
 from dapctl.loading import load_config
 from tests.apply_helpers import GENEROUS, SECRET_VAR
-from tests.hardening.helpers import temp_files, whole_gzip
-from tests.hardening.stub import JSON, Reply, Seen, StubServer, jsonl_gz
+from tests.hardening.helpers import scaled, temp_files, whole_gzip
+from tests.stubs import JSON, Reply, Seen, StubServer, jsonl_gz
 
 
 def capped_sleep(seconds: float) -> None:
@@ -106,7 +106,7 @@ def check_confined(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[StubServer]:
-    with StubServer() as server:
+    with StubServer(dap_defaults=True) as server:
         yield server
 
 
@@ -252,7 +252,7 @@ def garbage(draw: st.DrawFn, stub: StubServer, endpoint: str) -> Reply:
                 )
             )
         else:
-            return Reply(200, "application/octet-stream", draw(object_bodies()))
+            return Reply(body=draw(object_bodies()), content_type="application/octet-stream")
         body = json.dumps(shaped).encode()
     elif kind == "bytes":
         body = draw(st.binary(max_size=200))
@@ -274,7 +274,7 @@ def garbage(draw: st.DrawFn, stub: StubServer, endpoint: str) -> Reply:
         headers["Location"] = draw(st.sampled_from(["/ids/auth/login", "/dap/job/job-1", "/x"]))
     if status == 429 and draw(st.booleans()):
         headers["Retry-After"] = draw(st.sampled_from(["0", "-1", "abc", "99999999999", "1e400"]))
-    return Reply(status, draw(CONTENT_TYPES), body, headers)
+    return Reply(status, body=body, headers=headers, content_type=draw(CONTENT_TYPES))
 
 
 @st.composite
@@ -293,16 +293,9 @@ def object_bodies(draw: st.DrawFn) -> bytes:
 
 # -- the property ----------------------------------------------------------------------------
 
-# InternalErrors already held by an xfail test below, by their message: the fuzzer rejects
-# those examples instead of rediscovering the same bug on every run.
-KNOWN_BUGS = {
-    "unexpected RecursionError": "test_deeply_nested_json_fails_the_step_cleanly",
-    "unexpected UnicodeEncodeError": "test_a_token_that_cannot_be_a_header_fails_the_profile",
-}
-
 
 @settings(
-    max_examples=150,
+    max_examples=scaled(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -319,16 +312,12 @@ def test_fuzzed_answers_end_in_results(stub: StubServer, tmp_path: Path, data: s
     )
     tables = '"all"' if "tables" in endpoints else '["accounts"]'
     if "poll" in endpoints:
-        stub.replies["job"] = Reply.json(stub.complete_job(status="running"))
+        stub.replies["job"] = Reply(json=stub.complete_job(status="running"))
     for endpoint in endpoints:
         stub.replies[endpoint] = data.draw(garbage(stub, endpoint), label=endpoint)
     root = Path(tempfile.mkdtemp(dir=tmp_path)) / "root"
     root.mkdir()
     results = apply_against(stub, root, tables=tables)
-    for result in results:
-        error = result.error
-        if error and error.type == "InternalError" and any(s in error.message for s in KNOWN_BUGS):
-            reject()
     check_results(results, root, listed="tables" in endpoints)
 
 
@@ -336,8 +325,8 @@ def test_fuzzed_answers_end_in_results(stub: StubServer, tmp_path: Path, data: s
 def test_deeply_nested_json_fails_the_step_cleanly(stub: StubServer, root: Path, endpoint: str):
     stub.reset()
     if endpoint == "poll":
-        stub.replies["job"] = Reply.json(stub.complete_job(status="running"))
-    stub.replies[endpoint] = Reply(200, JSON, b"[" * 100_000 + b"]" * 100_000)
+        stub.replies["job"] = Reply(json=stub.complete_job(status="running"))
+    stub.replies[endpoint] = Reply(body=b"[" * 100_000 + b"]" * 100_000, content_type=JSON)
     tables = '"all"' if endpoint == "tables" else '["accounts"]'
     results = apply_against(stub, root, tables=tables)
     check_results(results, root)
@@ -345,7 +334,7 @@ def test_deeply_nested_json_fails_the_step_cleanly(stub: StubServer, root: Path,
 
 def test_a_token_that_cannot_be_a_header_fails_the_profile(stub: StubServer, root: Path):
     stub.reset()
-    stub.replies["login"] = Reply.json({"access_token": "t\u0100k\u20ac", "expires_in": 3600})
+    stub.replies["login"] = Reply(json={"access_token": "t\u0100k\u20ac", "expires_in": 3600})
     results = apply_against(stub, root)
     check_results(results, root)
 
@@ -357,8 +346,8 @@ def test_object_ids_and_urls_with_dotdot_write_nothing_outside(stub: StubServer,
     stub.reset()
     stub.object_ids = ["../../../../../tmp/evil", "/etc/passwd", "a/../../b", ".."]
     base = stub.base_url
-    stub.replies["urls"] = lambda seen: Reply.json(
-        {
+    stub.replies["urls"] = lambda seen: Reply(
+        json={
             "urls": {
                 item["id"]: {"url": f"{base}/objects/../../{n}/../etc/passwd?x=/../../"}
                 for n, item in enumerate(json.loads(seen.body))
@@ -381,8 +370,8 @@ def test_a_50_mb_job_answer_is_read_within_bounds(stub: StubServer, root: Path):
 
     stub.reset()
     padding = "x" * FIFTY_MB
-    stub.replies["poll"] = Reply.json(stub.complete_job(padding=padding))
-    stub.replies["job"] = Reply.json(stub.complete_job(status="running"))
+    stub.replies["poll"] = Reply(json=stub.complete_job(padding=padding))
+    stub.replies["job"] = Reply(json=stub.complete_job(status="running"))
     tracemalloc.start()
     started = time.monotonic()
     try:
@@ -395,7 +384,7 @@ def test_a_50_mb_job_answer_is_read_within_bounds(stub: StubServer, root: Path):
     assert elapsed < 30, elapsed
     print(f"50 MB job answer: {elapsed:.1f} s, peak Python allocations {peak / 2**20:.0f} MiB")
 
-    stub.replies["poll"] = Reply(200, "text/html", b"<" * FIFTY_MB)
+    stub.replies["poll"] = Reply(body=b"<" * FIFTY_MB, content_type="text/html")
     other = root.parent / "second"
     other.mkdir()
     results = apply_against(stub, other)
@@ -409,7 +398,7 @@ def test_a_job_that_never_ends_is_bounded_by_job_timeout(
     stub: StubServer, root: Path, run_cli, flag: str
 ):
     stub.reset()
-    stub.replies["job"] = stub.replies["poll"] = Reply.json(stub.complete_job(status="running"))
+    stub.replies["job"] = stub.replies["poll"] = Reply(json=stub.complete_job(status="running"))
     path = root / "dapctl.toml"
     path.write_text(stub_config(stub))
     started = time.monotonic()
@@ -436,9 +425,9 @@ def trickle(seconds: float, body: bytes) -> Iterator[bytes]:
 
 def test_a_trickling_job_answer_is_bounded_by_job_timeout(stub: StubServer, root: Path):
     stub.reset()
-    stub.replies["job"] = Reply.json(stub.complete_job(status="running"))
+    stub.replies["job"] = Reply(json=stub.complete_job(status="running"))
     running = json.dumps(stub.complete_job(status="running")).encode()
-    stub.replies["poll"] = lambda seen: Reply(200, JSON, trickle(8.0, running))
+    stub.replies["poll"] = lambda seen: Reply(body=trickle(8.0, running), content_type=JSON)
     started = time.monotonic()
     done = threading.Event()
     results: list = []

@@ -19,8 +19,8 @@ from dapctl.errors import ConfigError
 from dapctl.loading import load_config
 from dapctl.outputs.files import FileDestination, FileLoad
 from tests.apply_helpers import FAST, SECRET_VAR, apply, config_text, environ
-from tests.hardening.stub import Reply, StubServer
 from tests.hardening.test_fuzz_server import CONNECTION, stub_config
+from tests.stubs import Reply, StubServer
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_unsafe_table_names_listed_by_the_server_write_nothing(tmp_path, tables)
     box = tmp_path / "box"
     root = box / "root"
     root.mkdir(parents=True)
-    with StubServer() as stub:
+    with StubServer(dap_defaults=True) as stub:
         stub.tables = tables
         path = root / "dapctl.toml"
         path.write_text(stub_config(stub, tables='"all"'))
@@ -200,9 +200,9 @@ def test_a_listed_table_with_a_safe_name_still_lands_under_the_template(tmp_path
     """The control case for the unsafe names above: the same stub, a good name, one file."""
     root = tmp_path / "root"
     root.mkdir()
-    with StubServer() as stub:
+    with StubServer(dap_defaults=True) as stub:
         stub.tables = ["good_table"]
-        stub.replies["job"] = Reply.json(stub.complete_job())
+        stub.replies["job"] = Reply(json=stub.complete_job())
         path = root / "dapctl.toml"
         path.write_text(stub_config(stub, tables='"all"'))
         results = run_apply(
