@@ -134,7 +134,7 @@ def read_holder(path: Path) -> dict[str, object]:
 def _parse(data: bytes) -> dict[str, object]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not a record we wrote
         return {}
     return value if isinstance(value, dict) else {}
 

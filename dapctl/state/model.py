@@ -133,9 +133,11 @@ def parse_state(data: bytes, *, source: str, base_dir: Path | None = None) -> St
     """
     try:
         raw = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # json recurses per level: thousands of nested brackets are no state dapctl wrote.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise StateError(
-            f"{source}: not valid JSON ({exc})",
+            f"{source}: not valid JSON ({reason})",
             hint=f"restore {source}.backup, the previous state dapctl keeps beside it",
         ) from None
     if not isinstance(raw, dict):

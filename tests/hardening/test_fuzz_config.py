@@ -433,15 +433,6 @@ def test_secret_files_that_are_not_files(tmp_path: Path, command: str):
         assert code == 1, (case, stdout, stderr)
 
 
-# Found while widening the fuzzers: json.loads recurses per level, and dapctl/state/ lets
-# the RecursionError out as an internal error (exit 3). Owned by the state package; these
-# strict xfails turn into failures the day it is fixed, so the marks come off then.
-DEEP_JSON_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a deeply nested state or lock file is an internal error (RecursionError)",
-)
-
 STATE_CONFIG = """
 [settings]
 state = "{state}"
@@ -467,7 +458,7 @@ tables = ["accounts"]
         ),
         "not UTF-8",
         "null",
-        pytest.param("deeply nested", marks=DEEP_JSON_BUG),
+        "deeply nested",
     ],
 )
 def test_state_files_that_are_not_state(tmp_path: Path, case: str):
@@ -578,7 +569,6 @@ def test_a_dap_api_url_urlsplit_rejects_is_an_error_not_a_crash(tmp_path: Path):
     assert code == 1
 
 
-@DEEP_JSON_BUG
 def test_a_deeply_nested_lock_file_is_an_error_not_a_crash(tmp_path: Path):
     path = tmp_path / "dapctl.toml"
     path.write_text(STATE_CONFIG.format(state=tmp_path / "state.json"))
