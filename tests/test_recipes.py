@@ -65,6 +65,7 @@ def test_every_example_is_covered_here():
         "quickstart.toml",
         "single-institution.toml",
         "warehouse.toml",
+        "postgresql.toml",
         "multi-institution.toml",
         "cron.txt",
         "systemd/dapctl.service",
@@ -89,6 +90,13 @@ def test_the_extractor_finds_commands():
         "15 2 * * * cd /srv/dapctl && /opt/bin/dapctl apply c.toml --json > r.json 2>&1\n# dapctl x"
     )
     assert dapctl_commands(text) == [["apply", "c.toml", "--json"]]
+
+
+def test_database_target_recipes(run_cli):
+    validate(run_cli, EXAMPLES / "warehouse.toml", {})
+    validate(
+        run_cli, EXAMPLES / "postgresql.toml", {"UNIV_A_CLIENT_ID": "id", "UNIV_A_SECRET": "s"}
+    )
 
 
 def test_single_institution(run_cli):

@@ -189,9 +189,11 @@ def _add_plan(commands: Any) -> None:
         commands,
         "plan",
         "Show the job each table needs next (snapshot, incremental or resume), from the "
-        "config and the state file. Talks to no server.",
+        "config and the state (database targets' records are read from their databases). "
+        "Talks to no DAP server unless --refresh.",
         [
             "dapctl plan dapctl.toml",
+            "dapctl plan dapctl.toml --refresh   # also each database table's schema changes",
             "dapctl plan dapctl.toml --profile univ_a --target 'univ_a/core/canvas.*'",
             "dapctl plan dapctl.toml --json",
             "dapctl plan dapctl.toml --detailed-exitcode   # exit 2 when steps are pending",
@@ -204,6 +206,12 @@ def _add_plan(commands: Any) -> None:
         "--detailed-exitcode",
         action="store_true",
         help="exit 0 when nothing would run, 2 when steps are pending, 1 on error",
+    )
+    sub.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch each database table's DAP schema and show the column changes the next "
+        "apply makes (needs the profiles' credentials)",
     )
 
 

@@ -35,9 +35,11 @@ from dapctl.errors import ConfigError, ExitStatus
 from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig
+from dapctl.outputs.tables import Databases, database_of, overlay_steps
 from dapctl.plan import Plan, plan
+from dapctl.refresh import schema_changes
 from dapctl.results import StepResult, all_ok
-from dapctl.state import State, open_store
+from dapctl.state import State, StateStore, StepState, open_store
 from dapctl.state.filelock import describe_holder
 from dapctl.state.ops import find_step, forget, state_json
 from dapctl.text import plural
@@ -83,13 +85,24 @@ def _validated(loaded: LoadedConfig) -> dict[str, Any]:
 
 def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    state = open_store(loaded).read() or State()
-    result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
-    resolve_used(loaded, environ=ctx.environ, names=sorted({step.profile for step in result.steps}))
+    with _databases(loaded, ctx) as databases:
+        state = overlay_steps(loaded.config, open_store(loaded).read() or State(), databases)
+        result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
+        used = sorted({step.profile for step in result.steps})
+        resolve_used(loaded, environ=ctx.environ, names=used)
+        changes = (
+            schema_changes(loaded, result, environ=ctx.environ, databases=databases)
+            if args.refresh
+            else None
+        )
     if args.json:
-        emit_json(ctx, result.to_json())
+        document = result.to_json()
+        if changes is not None:
+            for step in document["steps"]:
+                step["schema_changes"] = changes.get(step["address"])
+        emit_json(ctx, document)
     else:
-        ctx.out(render_plan(result, ctx.style))
+        ctx.out(render_plan(result, ctx.style, schema_changes=changes))
     if args.detailed_exitcode and result.has_changes:
         return ExitStatus.CHANGES_PENDING
     return ExitStatus.SUCCESS
@@ -192,9 +205,19 @@ def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
     return ExitStatus.SUCCESS
 
 
-def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
-    store = open_store(load(args))
+def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> State | None:
+    """The state as apply would see it: database targets' records from their databases."""
     state = store.read()
+    if not any(t.database for t in loaded.config.targets):
+        return state
+    with _databases(loaded, ctx) as databases:
+        return overlay_steps(loaded.config, state or State(), databases)
+
+
+def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    store = open_store(loaded)
+    state = _read_state(loaded, ctx, store)
     if args.json:
         emit_json(ctx, state_json(state, store.location))
     else:
@@ -203,8 +226,9 @@ def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
-    store = open_store(load(args))
-    step = find_step(store.read(), args.address, where=store.location)
+    loaded = load(args)
+    store = open_store(loaded)
+    step = find_step(_read_state(loaded, ctx, store), args.address, where=store.location)
     if args.json:
         emit_json(ctx, {"address": args.address, **step.model_dump(mode="json")})
     else:
@@ -213,9 +237,15 @@ def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_state_rm(args: argparse.Namespace, ctx: Context) -> int:
-    store = open_store(load(args))
+    loaded = load(args)
+    store = open_store(loaded)
     forget(store, args.addresses, lock_timeout=args.lock_timeout)
     removed = list(dict.fromkeys(args.addresses))
+    with _databases(loaded, ctx) as databases:
+        for address in removed:  # a database keeps its own record: forget it there too
+            name = database_of(loaded.config, address)
+            if name is not None:
+                databases.get(name).write_step(address, StepState().model_dump_json())
     if args.json:
         emit_json(ctx, {"ok": True, "removed": removed})
     else:
@@ -287,3 +317,12 @@ HANDLERS: dict[str, Handler] = {
     "config-schema": cmd_config_schema,
     "emulator": cmd_emulator,
 }
+
+
+@contextlib.contextmanager
+def _databases(loaded: LoadedConfig, ctx: Context) -> Iterator[Databases]:
+    databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=ctx.environ)
+    try:
+        yield databases
+    finally:
+        databases.close()

@@ -8,7 +8,7 @@ documents are built by the models' own ``to_json``; this module is only for peop
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dapctl.cli.style import PLAIN, Style
 from dapctl.plan import Action, Plan
@@ -27,18 +27,24 @@ SYMBOL_COLOURS: dict[Action, str] = {
 SUMMARY_COLUMNS = ("ADDRESS", "KIND", "RECORDS", "BYTES", "TIME", "STATUS")
 
 
-def render_plan(plan: Plan, style: Style = PLAIN) -> str:
-    """Terraform-like: a count by action, one line per step, and the legend."""
+def render_plan(
+    plan: Plan, style: Style = PLAIN, *, schema_changes: Mapping[str, list[str]] | None = None
+) -> str:
+    """Terraform-like: a count by action, one line per step (and, after ``--refresh``, its
+    table's pending schema changes), and the legend."""
     if not plan.steps:
         return "Nothing to do: no step matches."
     width = max(len(s.address) for s in plan.steps)
     described = [s.describe() for s in plan.steps]
     action_width = max(len(d) for d in described)
-    lines = [
-        f"  {style(SYMBOLS[s.action], SYMBOL_COLOURS[s.action], 'bold')} "
-        f"{s.address:<{width}}  {d:<{action_width}}  ({s.reason})"
-        for s, d in zip(plan.steps, described, strict=True)
-    ]
+    lines = []
+    for s, d in zip(plan.steps, described, strict=True):
+        lines.append(
+            f"  {style(SYMBOLS[s.action], SYMBOL_COLOURS[s.action], 'bold')} "
+            f"{s.address:<{width}}  {d:<{action_width}}  ({s.reason})"
+        )
+        for change in (schema_changes or {}).get(s.address, []):
+            lines.append(f"      {style('schema:', 'dim')} {change}")
     counts = Counter(step.action for step in plan.steps)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
     return "\n".join(

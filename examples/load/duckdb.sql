@@ -1,4 +1,6 @@
 -- Load dapctl's JSON Lines output into DuckDB as each table's current rows.
+-- Prefer a database target (examples/warehouse.toml) to keep a DuckDB file in sync; this
+-- query is for reading files an apply writes anyway.
 --
 -- Run from the config's folder after an apply:   duckdb canvas.duckdb < examples/load/duckdb.sql
 -- (paths follow the default output template data/{profile}/{namespace}/{table}/...).

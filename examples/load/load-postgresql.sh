@@ -1,4 +1,6 @@
 #!/bin/sh
+# Prefer a database target (examples/postgresql.toml): it loads each table and its
+# watermark in one transaction. This script is for loading files an apply writes anyway.
 # Run an apply, then merge every file it wrote into PostgreSQL, one transaction per file.
 #
 #   examples/load/load-postgresql.sh dapctl.toml
