@@ -20,7 +20,6 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,9 +41,10 @@ from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, Landed, Load, open_destination
-from dapctl.outputs.tables import Databases, database_of, overlay_steps
+from dapctl.outputs.tables import Databases, overlay_steps
+from dapctl.pipeline import Pipeline
 from dapctl.plan import Plan, Step, expand, plan
-from dapctl.results import StepError, StepResult, log_result
+from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
 
 log = logging.getLogger("dapctl.apply")
@@ -101,57 +101,26 @@ class Applier:
         self.results: list[StepResult] = []
         self._failed_profiles: dict[str, StepError] = {}
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._outstanding = 0
-        self._futures: list[Future[None]] = []
         self.stop = stop or threading.Event()
+        self._pipeline = Pipeline(self.stop)
 
     def run(self, steps: Sequence[Step]) -> list[StepResult]:
         """Carry out ``steps``; on Ctrl-C stop starting work, let the threads wind down
         (their sleeps raise ``Interrupted``), and re-raise once the state is consistent."""
-        job_workers = max(1, min(self.options.job_workers, len(steps) * 8))
-        with (
-            ThreadPoolExecutor(job_workers, thread_name_prefix="dapctl-job") as self._jobs,
-            ThreadPoolExecutor(self.options.concurrency, "dapctl-collect") as self._collect,
-        ):
+        job_workers = min(self.options.job_workers, len(steps) * 8)
+        with self._pipeline.running(job=job_workers, collect=self.options.concurrency):
             try:
                 for step in steps:
                     self._queue(step)
-                with self._idle:
-                    self._idle.wait_for(lambda: self._outstanding == 0)
+                self._pipeline.wait()
             except KeyboardInterrupt:
-                self._interrupt()
+                self._pipeline.interrupt()
                 raise
         return self.results
 
-    def _interrupt(self) -> None:
-        self.stop.set()
-        with self._idle:
-            for future in self._futures:
-                if future.cancel():
-                    self._outstanding -= 1
-            self._idle.wait_for(lambda: self._outstanding == 0)
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _spawn(self, pool: ThreadPoolExecutor, task: Callable[..., None], *args: object) -> None:
-        with self._lock:
-            if self.stop.is_set():
-                return
-            self._outstanding += 1
-            self._futures.append(pool.submit(self._guarded, task, *args))
-
-    def _guarded(self, task: Callable[..., None], *args: object) -> None:
-        try:
-            task(*args)
-        finally:
-            with self._idle:
-                self._outstanding -= 1
-                self._idle.notify_all()
-
     def _queue(self, step: Step) -> None:
         self._emit(StepEvent(step.address, "queued"))
-        self._spawn(self._jobs, self._job_phase, step)
+        self._pipeline.spawn("job", self._job_phase, step)
 
     def _emit(self, event: StepEvent) -> None:
         # Downloads report each chunk: too many to log; results and listings log themselves.
@@ -172,7 +141,7 @@ class Applier:
         self.on_result(result)
 
     @contextlib.contextmanager
-    def _step_errors(self, step: Step, started: float, kind: str) -> Iterator[None]:
+    def _step_errors(self, step: Step, started: float, kind: StepKind) -> Iterator[None]:
         """Turn a step's failure into a failed result; never let it stop the other steps."""
         try:
             yield
@@ -189,7 +158,7 @@ class Applier:
             self._finish(self._result(step, kind, "failed", started, error=error))
 
     def _result(
-        self, step: Step, kind: str, status: str, started: float, **kw: object
+        self, step: Step, kind: StepKind, status: Status, started: float, **kw: object
     ) -> StepResult:
         return StepResult.for_step(step, kind, status, duration=self.clock() - started, **kw)
 
@@ -231,7 +200,7 @@ class Applier:
             except JobFailedError:
                 self.jobs.forget(step)  # a failed job never completes: start anew next time
                 raise
-            self._spawn(self._collect, self._collect_phase, work)
+            self._pipeline.spawn("collect", self._collect_phase, work)
 
     def _wait(self, work: StepJob) -> Job:
         client = self.clients[work.step.profile]
@@ -408,7 +377,7 @@ def run_apply(
     context = StepContext(on_event)
     conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop), on_wait=context.waited)
     databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=environ)
-    with store.lock(timeout=lock_timeout, command="dapctl apply"), _closing(databases):
+    with store.lock(timeout=lock_timeout, command="dapctl apply"), databases:
         state = overlay_steps(loaded.config, store.read() or State(), databases)
         steps = plan(loaded.config, state, profiles=profiles, targets=options.targets)
         on_plan(steps)
@@ -425,7 +394,7 @@ def run_apply(
             applier = Applier(
                 loaded.config,
                 clients=clients,
-                keeper=StateKeeper(store, state, mirror=_step_mirror(loaded.config, databases)),
+                keeper=StateKeeper(store, state, mirror=databases.mirror),
                 destinations=destinations,
                 options=options,
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
@@ -436,23 +405,3 @@ def run_apply(
                 stop=stop,
             )
             return applier.run(steps.steps)
-
-
-@contextlib.contextmanager
-def _closing(databases: Databases) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        databases.close()
-
-
-def _step_mirror(config: Config, databases: Databases) -> Callable[[str, StepState], None]:
-    """Every change of a database target's step goes to its database too (a pending job
-    before it is polled; a completed one was committed there with its data already)."""
-
-    def mirror(address: str, step: StepState) -> None:
-        name = database_of(config, address)
-        if name is not None:
-            databases.get(name).write_step(address, step.model_dump_json())
-
-    return mirror

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from dapctl.config import IDENTIFIER_PATTERN, Config, Settings, Target, address_of
 from dapctl.errors import ConfigError
-from dapctl.state import State, StepState
+from dapctl.state import Kind, State, StepState
 from dapctl.text import format_time
 
 Action = Literal["snapshot", "incremental", "resume", "list"]
@@ -43,7 +43,7 @@ class Step:
     reason: str
     since: datetime | None = None
     job_id: str | None = None  # resume: the pending job
-    resume_kind: str | None = None  # resume: what that job is
+    resume_kind: Kind | None = None  # resume: what that job is
 
     @property
     def address(self) -> str:

@@ -14,13 +14,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from dapctl.errors import ApiError, DapctlError
 from dapctl.plan import Step
 from dapctl.text import format_time
 
 log = logging.getLogger("dapctl.apply")
+
+#: ``started``: ``apply --no-wait`` recorded the job for a later apply to collect
+Status = Literal["ok", "failed", "skipped", "started"]
+#: what ran: a job of that kind, or the listing of a ``tables = "all"`` namespace
+StepKind = Literal["snapshot", "incremental", "resume", "list"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,8 @@ class StepResult:
     target: str
     namespace: str
     table: str
-    kind: str
-    status: str
+    kind: StepKind
+    status: Status
     job_id: str | None = None
     at: datetime | None = None
     since: datetime | None = None
@@ -63,7 +68,7 @@ class StepResult:
     notes: tuple[str, ...] = ()
 
     @classmethod
-    def for_step(cls, step: Step, kind: str, status: str, **fields: Any) -> StepResult:
+    def for_step(cls, step: Step, kind: StepKind, status: Status, **fields: Any) -> StepResult:
         return cls(
             address=step.address,
             profile=step.profile,

@@ -319,10 +319,5 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-@contextlib.contextmanager
-def _databases(loaded: LoadedConfig, ctx: Context) -> Iterator[Databases]:
-    databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=ctx.environ)
-    try:
-        yield databases
-    finally:
-        databases.close()
+def _databases(loaded: LoadedConfig, ctx: Context) -> Databases:
+    return Databases(loaded.config, base_dir=loaded.base_dir, environ=ctx.environ)

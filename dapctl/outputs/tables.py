@@ -92,10 +92,23 @@ class Databases:
                 self._open[name] = open_database(self.url(name), base_dir=self._base_dir)
             return self._open[name]
 
+    def mirror(self, address: str, step: StepState) -> None:
+        """A ``StateKeeper`` mirror: a database target's step goes to its database too (a
+        pending job before it is polled; a completed one was committed there already)."""
+        name = database_of(self._config, address)
+        if name is not None:
+            self.get(name).write_step(address, step.model_dump_json())
+
     def close(self) -> None:
         for database in self._open.values():
             database.close()
         self._open.clear()
+
+    def __enter__(self) -> Databases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def database_of(config: Config, address: str) -> str | None:
