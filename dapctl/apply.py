@@ -29,6 +29,7 @@ from dapctl.api.wire import Job
 from dapctl.collect import collect
 from dapctl.config import Config, Target
 from dapctl.credentials import resolve_used
+from dapctl.databases import NeedsReload
 from dapctl.errors import (
     ApiError,
     AuthError,
@@ -43,7 +44,7 @@ from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, Landed, Load, open_destination
 from dapctl.outputs.tables import Databases, overlay_steps
 from dapctl.pipeline import Pipeline
-from dapctl.plan import Plan, Step, expand, plan
+from dapctl.plan import Plan, Step, expand, plan, reload_snapshot
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
 
@@ -248,55 +249,67 @@ class Applier:
     # -- the collect phase ------------------------------------------------------------------
 
     def _collect_phase(self, work: StepJob) -> None:
-        step, job = work.step, work.job
+        step = work.step
         with (
             self.context.serving(step.address),
             self._step_errors(step, work.started, work.kind),
         ):
-            watermark = job.at if work.kind == "snapshot" else job.until
-            if watermark is None:
-                field_name = "at" if work.kind == "snapshot" else "until"
-                raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
-            load = self.destinations[step.target].begin(
-                step, job, kind=work.kind, watermark=watermark
+            try:
+                self._collect(work)
+            except NeedsReload as exc:
+                snapshot = reload_snapshot(step, exc.table, exc.changes)
+                if work.kind != "incremental" or snapshot is None:
+                    raise
+                # The table's new shape cannot be reached in place: this window is dropped
+                # and a snapshot, which rebuilds the table, takes its place in this run.
+                log.warning("%s: %s", step.address, snapshot.reason, extra={"event": "reload"})
+                self.jobs.forget(step)
+                self._queue(snapshot)
+
+    def _collect(self, work: StepJob) -> None:
+        step, job = work.step, work.job
+        watermark = job.at if work.kind == "snapshot" else job.until
+        if watermark is None:
+            field_name = "at" if work.kind == "snapshot" else "until"
+            raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
+        load = self.destinations[step.target].begin(step, job, kind=work.kind, watermark=watermark)
+        completed_at = self.now()
+
+        def done(landed: Landed) -> Completed:
+            return Completed(
+                watermark=watermark,
+                kind=work.kind,
+                schema_version=job.schema_version,
+                job_id=job.id,
+                files=landed.locations,
+                bytes=landed.bytes,
+                records=landed.records,
+                sha256=landed.sha256,
+                completed_at=completed_at,
             )
-            completed_at = self.now()
 
-            def done(landed: Landed) -> Completed:
-                return Completed(
-                    watermark=watermark,
-                    kind=work.kind,
-                    schema_version=job.schema_version,
-                    job_id=job.id,
-                    files=landed.locations,
-                    bytes=landed.bytes,
-                    records=landed.records,
-                    sha256=landed.sha256,
-                    completed_at=completed_at,
-                )
+        def settle(landed: Landed) -> StepState:
+            return self.keeper.step(step.address).completed(done(landed))
 
-            def settle(landed: Landed) -> StepState:
-                return self.keeper.step(step.address).completed(done(landed))
-
-            landed = self._land(work, load, watermark, settle)
-            self.keeper.update(step.address, lambda s: s.completed(done(landed)))
-            self._finish(
-                self._result(
-                    step,
-                    work.kind,
-                    "ok",
-                    work.started,
-                    job_id=job.id,
-                    at=job.at,
-                    since=job.since if work.kind == "incremental" else None,
-                    until=job.until if work.kind == "incremental" else None,
-                    schema_version=job.schema_version,
-                    files=landed.shown,
-                    bytes=landed.bytes,
-                    records=landed.records,
-                    notes=tuple(work.notes),
-                )
+        landed = self._land(work, load, watermark, settle)
+        self.keeper.update(step.address, lambda s: s.completed(done(landed)))
+        self._finish(
+            self._result(
+                step,
+                work.kind,
+                "ok",
+                work.started,
+                job_id=job.id,
+                at=job.at,
+                since=job.since if work.kind == "incremental" else None,
+                until=job.until if work.kind == "incremental" else None,
+                schema_version=job.schema_version,
+                files=landed.shown,
+                bytes=landed.bytes,
+                records=landed.records,
+                notes=tuple(work.notes),
             )
+        )
 
     def _land(
         self, work: StepJob, load: Load, watermark: datetime, settle: Callable[[Landed], StepState]

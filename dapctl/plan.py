@@ -221,3 +221,18 @@ def fallback_snapshot(step: Step, since: datetime | None, settings: Settings) ->
         reason=f"the incremental window since {format_time(since)} is gone: took a snapshot "
         'instead (on_snapshot_required = "snapshot")',
     )
+
+
+def reload_snapshot(step: Step, table: str, changes: Sequence[str]) -> Step | None:
+    """The snapshot that rebuilds a database table whose new schema an incremental cannot
+    apply in place (``None`` if ``step`` was no incremental)."""
+    if step.action not in ("incremental", "resume"):
+        return None
+    return dataclasses.replace(
+        step,
+        action="snapshot",
+        since=None,
+        job_id=None,
+        resume_kind=None,
+        reason=f"table {table} needs a reload ({'; '.join(changes)}): took a snapshot instead",
+    )
