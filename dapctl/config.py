@@ -96,11 +96,27 @@ class RetrySettings(_Model):
 
 
 class RateLimitSettings(_Model):
-    """Client-side request budgets per endpoint class, in requests per minute."""
+    """Client-side request budgets, in requests per minute: DAP's five independent limits."""
 
-    jobs_per_minute: float = Field(5, gt=0, description="Job creation and table listing.")
-    status_per_minute: float = Field(500, gt=0, description="Job status and table schema.")
+    jobs_per_minute: float = Field(5, gt=0, description="Job creation.")
+    job_status_per_minute: float = Field(500, gt=0, description="Job status.")
+    tables_per_minute: float = Field(5, gt=0, description="Table listing.")
+    schema_per_minute: float = Field(500, gt=0, description="Table schema.")
     urls_per_minute: float = Field(200, gt=0, description="Object URL requests.")
+    status_per_minute: float | None = Field(
+        None, gt=0, description="Deprecated: the old name of job_status_per_minute."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data: object) -> object:
+        if isinstance(data, dict) and "status_per_minute" in data:
+            if "job_status_per_minute" in data:
+                raise ValueError(
+                    "set job_status_per_minute only (status_per_minute is its old name)"
+                )
+            data = {**data, "job_status_per_minute": data["status_per_minute"]}
+        return data
 
 
 class Profile(_Model):

@@ -132,12 +132,19 @@ def _read_text(path: Path) -> str:
 
 
 def _warnings(config: Config, path: Path) -> list[str]:
-    return [
+    warnings = [
         f"{path}: profiles.{name}.client_secret holds the secret in the config file; "
         "prefer client_secret_env or client_secret_file"
         for name, profile in config.profiles.items()
         if profile.client_secret is not None
     ]
+    warnings += [
+        f"{path}: profiles.{name}.rate_limits.status_per_minute is deprecated: it is "
+        "job_status_per_minute now (table schema calls have schema_per_minute)"
+        for name, profile in config.profiles.items()
+        if profile.rate_limits.status_per_minute is not None
+    ]
+    return warnings
 
 
 def _describe(exc: ValidationError, *, path: Path, text: str, raw: dict[str, Any]) -> str:

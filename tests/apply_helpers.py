@@ -24,7 +24,8 @@ FAST = Connection(poll_initial=0.01, poll_max=0.05, timeout=(2.0, 5.0))
 # The test emulator has no rate limits; the client's own would make a many-table test wait
 # minutes. Tests of the limits themselves pass their own profile_extra.
 GENEROUS = (
-    "rate_limits = {jobs_per_minute = 60000, status_per_minute = 60000, urls_per_minute = 60000}"
+    "rate_limits = {jobs_per_minute = 60000, job_status_per_minute = 60000, "
+    "tables_per_minute = 60000, schema_per_minute = 60000, urls_per_minute = 60000}"
 )
 
 

@@ -59,11 +59,13 @@ def test_defaults():
     profile = parsed.profiles["univ_a"]
     assert (profile.base_url, profile.emulator) == (None, False)
     limits = profile.rate_limits
-    assert (limits.jobs_per_minute, limits.status_per_minute, limits.urls_per_minute) == (
-        5,
-        500,
-        200,
-    )
+    assert (
+        limits.jobs_per_minute,
+        limits.job_status_per_minute,
+        limits.tables_per_minute,
+        limits.schema_per_minute,
+        limits.urls_per_minute,
+    ) == (5, 500, 5, 500, 200)
     target = parsed.targets[0]
     assert target.output == DEFAULT_OUTPUT
     assert (target.namespace, target.format, target.sync, target.since) == (

@@ -158,17 +158,47 @@ def test_rate_limits_from_settings_uses_the_published_defaults():
     fake = FakeClock(1000.0)
     limits = RateLimits.from_settings(RateLimitSettings(), fake.clock, fake.sleep)
 
-    assert (limits.jobs.capacity, limits.status.capacity, limits.urls.capacity) == (5, 500, 200)
+    capacities = [
+        limits.jobs.capacity,
+        limits.job_status.capacity,
+        limits.tables.capacity,
+        limits.schema.capacity,
+        limits.urls.capacity,
+    ]
+    assert capacities == [5, 500, 5, 500, 200]
     assert limits.jobs.span == 60.0
     assert "jobs" in repr(limits.jobs)
 
 
 def test_overridden_budget_and_window():
-    settings = RateLimitSettings(jobs_per_minute=2, status_per_minute=100, urls_per_minute=10)
+    settings = RateLimitSettings(jobs_per_minute=2, job_status_per_minute=100, urls_per_minute=10)
     limits = RateLimits.from_settings(settings, window=0.5)
 
     assert (limits.jobs.capacity, limits.jobs.span) == (2, 0.5)
-    assert limits.urls.capacity == 10
+    assert (limits.job_status.capacity, limits.urls.capacity) == (100, 10)
+
+
+def test_the_old_status_per_minute_still_sets_job_status_but_not_both():
+    old = RateLimitSettings.model_validate({"status_per_minute": 300})
+    assert old.job_status_per_minute == 300 and old.schema_per_minute == 500
+    with pytest.raises(ValueError, match="set job_status_per_minute only"):
+        RateLimitSettings.model_validate({"status_per_minute": 3, "job_status_per_minute": 4})
+
+
+def test_a_refused_send_leaves_the_books_as_they_were():
+    fake = FakeClock(1000.0)
+    limiter = RateLimiter(2, clock=fake.clock, sleep=fake.sleep, window=60.0, margin=0.0)
+    with limiter.slot() as slot:
+        slot.refused()  # a 429: the server counted nothing
+    with limiter.slot():
+        pass
+    with limiter.slot():
+        pass  # the budget of two is only used up now
+
+    assert fake.sleeps == []
+    with limiter.slot() as third:
+        pass
+    assert third.waited == pytest.approx(60.0)
 
 
 def test_invalid_budget():

@@ -119,6 +119,11 @@ class DapClient:
         self._job_expiry_margin = job_expiry_margin
         self._user_agent = f"dapctl/{__version__}"
 
+    @property
+    def limits(self) -> RateLimits:
+        """This profile's client-side budgets (shared by every thread using the client)."""
+        return self._limits
+
     def __repr__(self) -> str:
         return f"DapClient({self._base!r}, profile={self._tokens.profile!r})"
 
@@ -126,11 +131,11 @@ class DapClient:
 
     def list_tables(self, namespace: str) -> list[str]:
         path = f"/dap/query/{quote(namespace, safe='')}/table"
-        return self._parse(TableList, self._call(self._limits.jobs, "GET", path)).tables
+        return self._parse(TableList, self._call(self._limits.tables, "GET", path)).tables
 
     def get_schema(self, namespace: str, table: str) -> TableSchema:
         path = f"/dap/query/{quote(namespace, safe='')}/table/{quote(table, safe='')}/schema"
-        return self._parse(TableSchema, self._call(self._limits.status, "GET", path))
+        return self._parse(TableSchema, self._call(self._limits.schema, "GET", path))
 
     def start_query(self, namespace: str, table: str, query: QueryRequest) -> Job:
         """Starts a query job; a cached complete job about to expire is asked for anew."""
@@ -147,7 +152,7 @@ class DapClient:
 
     def get_job(self, job_id: str, *, deadline: float | None = None) -> Job:
         path = f"/dap/job/{quote(job_id, safe='')}"
-        return self._parse(Job, self._call(self._limits.status, "GET", path, deadline=deadline))
+        return self._parse(Job, self._call(self._limits.job_status, "GET", path, deadline=deadline))
 
     def wait_for_job(
         self,
@@ -262,7 +267,7 @@ class DapClient:
         # go out long after its slot and crowd the next window. Ask again after the wait,
         # which is free unless the wait outlasted the refresh margin.
         self._tokens.token()
-        with limiter.slot():
+        with limiter.slot() as slot:
             token = self._tokens.token()
             headers = {
                 "Authorization": f"Bearer {token}",
@@ -277,6 +282,8 @@ class DapClient:
                 timeout=self._timeout,
                 stream=True,
             )
+            if response.status_code == 429:
+                slot.refused()  # the server did not count it; its Retry-After is the cost
             with response:
                 answer = self._read(response, f"{method} {path}", deadline)
         return response, answer, token

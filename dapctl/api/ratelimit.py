@@ -1,7 +1,8 @@
 """Client-side request budgets, so a large apply stays inside DAP's published per-client limits.
 
-DAP allows each client 5 job creations or table listings, 500 job status or schema calls and
-200 object URL calls a minute, and counts them over a sliding window. ``RateLimiter`` keeps
+DAP allows each client 5 job creations, 500 job status calls, 5 table listings, 500 schema
+calls and 200 object URL calls a minute, five independent budgets counted over a sliding
+window. ``RateLimiter`` keeps
 the same books on our side: at most ``capacity`` sends in any ``span`` seconds, where the
 span is one window (scaled up when the budget is below one call per window). Each send
 reserves the earliest slot that keeps the promise, in arrival order (first come, first
@@ -12,8 +13,10 @@ came back, which is later. So a send used through ``slot()`` is booked at the mo
 answer arrived, and a later send that depends on it (the one ``capacity`` places on) waits
 for that answer plus the span. Whatever the latency, two sends ``capacity`` apart then reach
 the server at least a span apart; only a small margin remains, for the server's own
-processing. ``RateLimits`` holds the three limiters of one profile; share it among every
-thread that works for that profile.
+processing. A send the server refused with 429 was not counted there, so it is taken out of
+the books (``Slot.refused``): it costs the ``Retry-After`` the server asked for, no more.
+``RateLimits`` holds the five limiters of one profile; share it among every thread that
+works for that profile.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ class _Send:
     def __init__(self, at: float) -> None:
         self.at = at
         self.answered = threading.Event()
+
+
+class Slot:
+    """A send's place in the books, as ``RateLimiter.slot`` yields it."""
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+        self.was_refused = False
+
+    def refused(self) -> None:
+        """The server refused the send (429): it used none of the server's budget."""
+        self.was_refused = True
 
 
 class RateLimiter:
@@ -89,6 +104,25 @@ class RateLimiter:
             self._sends.append(send)
             return send, anchor, slot - now
 
+    def recent(self, *, offset: float) -> list[float]:
+        """The booked sends still inside the span, as wall-clock times (``offset`` turns
+        this limiter's clock into the wall clock)."""
+        with self._lock:
+            horizon = self._clock() - self.span - self.margin
+            return [s.at + offset for s in self._sends if s.answered.is_set() and s.at > horizon]
+
+    def seed(self, sends: list[float], *, offset: float) -> None:
+        """Book sends another process made (wall-clock times), before this one sends."""
+        with self._lock:
+            horizon = self._clock() - self.span - self.margin
+            booked = sorted({*(t - offset for t in sends), *(s.at for s in self._sends)})
+            self._sends.clear()
+            for at in booked:
+                if at > horizon:
+                    send = _Send(at)
+                    send.answered.set()
+                    self._sends.append(send)
+
     def reserve(self) -> float:
         """Claims the next free slot, booked at its own time; returns the wait until it."""
         send, _, wait = self._reserve()
@@ -102,23 +136,24 @@ class RateLimiter:
         return wait
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[float]:
-        """Wait for a slot, send inside the block; the send is booked when the block ends.
-
-        Yields the seconds waited.
-        """
+    def slot(self) -> Iterator[Slot]:
+        """Wait for a slot, send inside the block; the send is booked when the block ends,
+        unless the block calls ``refused()`` on what it is given (a 429: not counted)."""
         send, anchor, wait = self._reserve()
+        held = Slot()
         try:
-            waited = self._wait(wait)
+            held.waited = self._wait(wait)
             if anchor is not None:
                 # The send we are anchored on is booked at its answer, which may have come (or
                 # may yet come) after we reserved: wait for it, then for the span after it.
                 anchor.answered.wait()
-                waited += self._wait(anchor.at + self.span + self.margin - self._clock())
-            yield waited
+                held.waited += self._wait(anchor.at + self.span + self.margin - self._clock())
+            yield held
         finally:
             with self._lock:
                 send.at = max(send.at, self._clock())
+                if held.was_refused and send in self._sends:
+                    self._sends.remove(send)
             send.answered.set()
 
     def _wait(self, seconds: float) -> float:
@@ -140,9 +175,20 @@ class RateLimiter:
 class RateLimits:
     """One profile's limiters, one per endpoint class the server budgets separately."""
 
-    jobs: RateLimiter  # job creation and table listing
-    status: RateLimiter  # job status and table schema
+    jobs: RateLimiter  # job creation
+    job_status: RateLimiter
+    tables: RateLimiter  # table listing
+    schema: RateLimiter  # table schema
     urls: RateLimiter  # object URL requests
+
+    def by_name(self) -> dict[str, RateLimiter]:
+        return {
+            "jobs": self.jobs,
+            "job_status": self.job_status,
+            "tables": self.tables,
+            "schema": self.schema,
+            "urls": self.urls,
+        }
 
     @classmethod
     def from_settings(
@@ -160,6 +206,8 @@ class RateLimits:
 
         return cls(
             jobs=make(settings.jobs_per_minute, "jobs"),
-            status=make(settings.status_per_minute, "status"),
+            job_status=make(settings.job_status_per_minute, "job status"),
+            tables=make(settings.tables_per_minute, "tables"),
+            schema=make(settings.schema_per_minute, "schema"),
             urls=make(settings.urls_per_minute, "urls"),
         )

@@ -10,6 +10,7 @@ benchmarks pass ``window`` (the rate limits' window) and their own clock and sle
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from dapctl.api.auth import TokenProvider
+from dapctl.api.budget import budget_path, kept
 from dapctl.api.client import DapClient
 from dapctl.api.ratelimit import RateLimits
 from dapctl.config import Config, RateLimitSettings
@@ -30,7 +32,11 @@ from dapctl.errors import Interrupted
 # The embedded emulator grants a generous quota (the quickstart must finish in seconds);
 # `dapctl emulator` and the real service keep the published limits.
 EMBEDDED_LIMITS = RateLimitSettings(
-    jobs_per_minute=6000, status_per_minute=60000, urls_per_minute=60000
+    jobs_per_minute=6000,
+    job_status_per_minute=60000,
+    tables_per_minute=6000,
+    schema_per_minute=60000,
+    urls_per_minute=60000,
 )
 
 
@@ -47,6 +53,7 @@ class Connection:
     poll_max: float = 15.0
     pool_size: int = 32
     on_wait: Callable[[float], None] | None = None  # told of every rate-limit wait
+    keep_budgets: bool = True  # record sends for the next process (api.budget)
 
 
 def interruptible(sleep: Callable[[float], None], stop: threading.Event) -> Callable[[float], None]:
@@ -84,7 +91,12 @@ def connect(
         for name, given in credentials.items():
             creds = given if given is not None else demo(name)
             session = stack.enter_context(_session(conn.pool_size, creds.ca_bundle))
-            clients[name] = _client(config, name, creds, session, conn)
+            client = clients[name] = _client(config, name, creds, session, conn)
+            if given is not None and conn.keep_budgets:  # an embedded emulator is new each run
+                path = budget_path(creds.base_url, creds.client_id, os.environ)
+                stack.enter_context(
+                    kept(client.limits, path, wall=conn.clock, monotonic=conn.monotonic)
+                )
         yield clients
 
 

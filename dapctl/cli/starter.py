@@ -37,7 +37,8 @@ client_id_env = "DAP_CLIENT_ID"           # e.g. us-east-1#0123abcd-...
 client_secret_env = "DAP_CLIENT_SECRET"
 # client_secret_file = "secrets/main.secret"   # instead of client_secret_env
 # base_url = "https://api-gateway.instructure.com"
-# rate_limits = { jobs_per_minute = 5, status_per_minute = 500, urls_per_minute = 200 }
+# rate_limits = { jobs_per_minute = 5, job_status_per_minute = 500, tables_per_minute = 5,
+#                 schema_per_minute = 500, urls_per_minute = 200 }
 
 # Try dapctl offline first: a profile that starts the built-in emulator, no credentials.
 # [profiles.demo]

@@ -234,11 +234,11 @@ def object_urls(emu: Emulator, path: str, match: dict[str, str], body: str) -> R
 
 
 ROUTES: tuple[tuple[str, re.Pattern[str], str, Any], ...] = (
-    ("GET", re.compile(r"/dap/query/(?P<ns>[^/]+)/table"), "jobs", list_tables),
+    ("GET", re.compile(r"/dap/query/(?P<ns>[^/]+)/table"), "tables", list_tables),
     (
         "GET",
         re.compile(r"/dap/query/(?P<ns>[^/]+)/table/(?P<table>[^/]+)/schema"),
-        "status",
+        "schema",
         schema,
     ),
     (

@@ -133,8 +133,10 @@ def _timing_flags(group: Any) -> None:
     )
     add("--no-job-cache", action="store_true", help="never answer with an existing job")
     add("--no-rate-limits", action="store_true", help="turn server-side rate limits off")
-    add("--rate-limit-jobs", type=int, default=5, help="job creation + table listing per window")
-    add("--rate-limit-status", type=int, default=500, help="job status + schema per window")
+    add("--rate-limit-jobs", type=int, default=5, help="job creations per window")
+    add("--rate-limit-status", type=int, default=500, help="job status calls per window")
+    add("--rate-limit-tables", type=int, default=5, help="table listings per window")
+    add("--rate-limit-schema", type=int, default=500, help="table schema calls per window")
     add("--rate-limit-urls", type=int, default=200, help="object URL requests per window")
     add("--rate-limit-window", type=float, default=60.0, help="window length, s (default 60)")
 
@@ -218,6 +220,8 @@ def _settings(args: argparse.Namespace) -> EmulatorSettings:
         status=args.rate_limit_status,
         urls=args.rate_limit_urls,
         window=args.rate_limit_window,
+        tables=args.rate_limit_tables,
+        schema=args.rate_limit_schema,
     )
     settings = EmulatorSettings(
         seed=args.seed,

@@ -1,7 +1,8 @@
 """Server-side rate limits: a sliding window per (client id, endpoint class).
 
-Endpoint classes follow the real service: ``jobs`` (job creation and table listing),
-``status`` (job status and table schema) and ``urls`` (object URL requests). `RateLimiter.hit`
+Endpoint classes follow the real service's five independent limits: ``jobs`` (job creation),
+``status`` (job status), ``tables`` (table listing), ``schema`` (table schema) and ``urls``
+(object URL requests). `RateLimiter.hit`
 records a call and returns None when it is allowed, or the whole number of seconds (at least
 1) until the oldest call in the window leaves it, for the 429's ``Retry-After``. A refused
 call does not use up quota. Time comes from the injected clock.
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 from dapctl.emulator.settings import RateLimits
 
-ENDPOINT_CLASSES = ("jobs", "status", "urls")
+ENDPOINT_CLASSES = ("jobs", "status", "tables", "schema", "urls")
 
 
 class RateLimiter:

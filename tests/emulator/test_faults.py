@@ -139,14 +139,17 @@ def test_urls_expire_and_are_signed(make_emulator) -> None:
 
 def test_rate_limits_per_client_and_class(make_emulator) -> None:
     clock = FakeClock()
-    limits = RateLimits(jobs=2, status=3, urls=1, window=10.0)
+    limits = RateLimits(jobs=2, status=3, urls=1, window=10.0, tables=2)
     emu = make_emulator(clock=clock, rate_limits=limits, clients={"other": "pw"})
     client = Client(emu)
     assert [client.get("/dap/query/canvas/table").status_code for _ in range(2)] == [200, 200]
     clock.tick(4)
-    refused = client.post("/dap/query/canvas/table/users/data", {"format": "jsonl"})
+    refused = client.get("/dap/query/canvas/table")
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "6"
     assert refused.json()["error"]["type"] == "TooManyRequests"
+    # The five limits are independent: listing tables spent none of job creation's budget.
+    job = client.post("/dap/query/canvas/table/users/data", {"format": "jsonl"})
+    assert job.status_code == 200
     assert client.get("/dap/query/canvas/table/users/schema").status_code == 200  # other class
     assert Client(emu, "other", "pw").get("/dap/query/canvas/table").status_code == 200
     clock.tick(6)
