@@ -42,7 +42,7 @@ from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, Landed, Load, open_destination
-from dapctl.outputs.tables import Databases, overlay_steps
+from dapctl.outputs.tables import Databases, overlay_steps, sweep_staging
 from dapctl.pipeline import Pipeline
 from dapctl.plan import Plan, Step, expand, plan, reload_snapshot
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
@@ -392,6 +392,8 @@ def run_apply(
     databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=environ)
     with store.lock(timeout=lock_timeout, command="dapctl apply"), databases:
         state = overlay_steps(loaded.config, store.read() or State(), databases)
+        for orphan in sweep_staging(loaded.config, databases):
+            log.info("dropped staging table %s, left by a dapctl that was killed", orphan)
         steps = plan(loaded.config, state, profiles=profiles, targets=options.targets)
         on_plan(steps)
         used = sorted({step.profile for step in steps.steps})

@@ -118,6 +118,12 @@ def database_of(config: Config, address: str) -> str | None:
     return target.database if target is not None else None
 
 
+def sweep_staging(config: Config, databases: Databases) -> list[str]:
+    """Drop the staging tables killed runs left in the config's databases; return them."""
+    used = sorted({t.database for t in config.targets if t.database is not None})
+    return [table for name in used for table in databases.get(name).sweep_staging()]
+
+
 def overlay_steps(config: Config, state: State, databases: Databases) -> State:
     """``state`` with every database target's step records as its database holds them."""
     used = sorted({t.database for t in config.targets if t.database is not None})
