@@ -12,7 +12,6 @@ gzip members. Nothing here opens a connection or a file: streams come in as argu
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, BinaryIO, Literal
@@ -26,6 +25,7 @@ from pydantic import (
     ValidationError,
 )
 
+from dapctl import deflate
 from dapctl.text import format_time
 
 JobStatus = Literal["waiting", "running", "complete", "failed"]
@@ -181,7 +181,7 @@ class GzipVerifier:
     _PIECE = 1 << 20
 
     def __init__(self, on_text: Callable[[bytes], None] | None = None) -> None:
-        self._inflater = zlib.decompressobj(wbits=31)
+        self._inflater = deflate.decompressobj()
         self._members = 0
         # The check decompresses anyway: whoever needs the text (to count records, or to
         # keep it) takes it from here rather than decompressing a second time.
@@ -192,15 +192,16 @@ class GzipVerifier:
         while data:
             if self._inflater.eof:
                 self._members += 1
-                self._inflater = zlib.decompressobj(wbits=31)
+                self._inflater = deflate.decompressobj()
             try:
                 self._pass(self._inflater.decompress(data, self._PIECE))
-                while self._inflater.unconsumed_tail:
-                    tail = self._inflater.unconsumed_tail
-                    self._pass(self._inflater.decompress(tail, self._PIECE))
-            except zlib.error as exc:
+            except deflate.ERRORS as exc:
                 raise GzipError(f"corrupt gzip data: {exc}") from exc
-            data = self._inflater.unused_data
+            # At a member's end the rest is unused_data (the next member); before it, what
+            # the piece limit left is unconsumed_tail. After eof zlib keeps an old tail, so
+            # only eof says which one holds the rest.
+            inflater = self._inflater
+            data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
 
     def _pass(self, text: bytes) -> None:
         if text and self._on_text is not None:
