@@ -7,8 +7,9 @@ Module map:
 - `columns`: DAP table schema -> `Column` list (names and types as ``dap initdb`` has them).
 - `evolve`: the pure schema diff (`Change`), which type changes are in place, `NeedsReload`.
 - `postgres`: the PostgreSQL backend (connection, advisory locks, steps, staging sweep);
-  `pg_load` (COPY into staging, the one commit transaction), `pg_sql` (SQL builders),
-  `pg_views` (dependent views re-created around a type change).
+  `pg_load` (a load: typed staging, the one commit transaction), `pg_stage` (parts COPYed raw
+  and converted to typed rows by helper connections while later parts arrive), `pg_sql` (SQL
+  builders), `pg_views` (dependent views re-created around a type change).
 - `duck`: the DuckDB backend and its loads; `duck_sql` (SQL builders).
 """
 

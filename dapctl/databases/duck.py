@@ -6,7 +6,8 @@ from `DuckDatabase.connect`; within a process `lock` is a registry of `threading
 staging table; `DuckLoad.commit` applies them in one DuckDB transaction with the step row.
 A staging table not registered as live in this process is an orphan (its process is gone,
 since no other process can have the file open), which `sweep_staging` drops. A type change
-DuckDB cannot apply in place (an index on the column) raises `NeedsReload`.
+DuckDB cannot apply in place (an index on the table) raises `NeedsReload` in an incremental;
+a snapshot drops the table's indexes, changes the type and re-creates them.
 """
 
 from __future__ import annotations
@@ -212,8 +213,27 @@ class DuckLoad:
         snapshot = self.kind == "snapshot"
         if not snapshot and (bad := evolve.unsafe(changes)):
             raise evolve.NeedsReload(".".join(self.target), bad)
+        # DuckDB refuses to retype a column of an indexed table. A snapshot must still apply
+        # it (it is what a NeedsReload asks for), so it takes the indexes off and back on.
+        indexes = self._indexes(cur) if snapshot and any(c.old_type for c in changes) else []
+        for name, _ in indexes:
+            cur.execute(f"DROP INDEX {duck_sql.q(self.target[0])}.{duck_sql.q(name)}")
         for change in changes:
             self._alter(cur, change, snapshot)
+        for name, definition in indexes:
+            try:
+                cur.execute(definition)
+            except duckdb.Error as exc:
+                raise DatabaseError(
+                    f"cannot re-create index {name} on {'.'.join(self.target)} after its "
+                    f"columns changed type: {exc}; drop or change that index, then retry"
+                ) from None
+
+    def _indexes(self, cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+        query = (
+            "SELECT index_name, sql FROM duckdb_indexes() WHERE schema_name = ? AND table_name = ?"
+        )
+        return [(str(n), str(d)) for n, d in cur.execute(query, list(self.target)).fetchall()]
 
     def _alter(self, cur: duckdb.DuckDBPyConnection, change: evolve.Change, snapshot: bool) -> None:
         name, kind = duck_sql.q(change.column.name), change.column.duck_type

@@ -6,8 +6,10 @@ incremental. A load streams parts into a staging table as they arrive (`TableLoa
 and makes them visible in ONE transaction together with the step row (`TableLoad.commit`), so
 after a crash at any instant the table and its step row are either both updated or neither.
 `abort` drops the staging table; a killed run leaves one behind, which `sweep_staging` drops
-later (never a live run's). Schema changes are applied on every load (`evolve`), or refused
-with `NeedsReload`. Errors are `DapctlError` subclasses whose messages never hold a password.
+later (never a live run's). Schema changes are applied on every load (`evolve`); an
+incremental refuses a lossy one with `NeedsReload`, and the snapshot the caller then takes
+applies any change (it empties the table first) while views, indexes and grants stay.
+Errors are `DapctlError` subclasses whose messages never hold a password.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""One PostgreSQL snapshot or incremental: COPY parts into staging, then one commit.
+"""One PostgreSQL snapshot or incremental: parts staged as typed rows, then one commit.
 
-`PostgresLoad` creates an UNLOGGED staging table in schema ``dapctl`` and holds a session
-advisory lock on its name while alive (what `PostgresDatabase.sweep_staging` checks). Each
-part streams from disk in 1 MiB chunks through ``COPY`` (autocommit, so memory stays flat and
-staged parts survive between calls). `commit` runs ONE transaction: create or evolve the
-target, replace its rows (snapshot: TRUNCATE + INSERT ... SELECT, so views, grants, indexes
-and extra columns survive) or upsert/delete the latest record per key (incremental), upsert
-the step row, and drop the staging table. `guarded` turns driver errors into `DatabaseError`.
+`PostgresLoad` creates an UNLOGGED typed staging table in schema ``dapctl`` and holds a
+session advisory lock on its name while alive (what `PostgresDatabase.sweep_staging` checks).
+Each part streams from disk in 1 MiB chunks through ``COPY`` and is converted to typed rows in
+the background (`dapctl.databases.pg_stage`), so memory stays flat. `commit` waits for the
+conversions, then runs ONE transaction: create or evolve the target, replace its rows
+(snapshot: TRUNCATE + INSERT ... SELECT, so views, grants, indexes and extra columns survive)
+or delete/upsert the latest record per key (incremental), upsert the step row, and drop the
+staging table. Keeping the latest record per key costs a sort, so it runs only when a key
+occurs twice. `guarded` turns driver errors into `DatabaseError`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from psycopg import sql
 from dapctl.databases import evolve, pg_sql, pg_views
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import DatabaseError, LoadKind, scrub
+from dapctl.databases.pg_stage import Stager
 
 if TYPE_CHECKING:
     from dapctl.databases.postgres import PostgresDatabase
 
-CHUNK = 1 << 20
 _STEP = """
 INSERT INTO dapctl.steps (address, record) VALUES (%s, %s)
 ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record, updated_at = now()
@@ -61,20 +63,19 @@ class PostgresLoad:
         self._open = True
         with db.transaction(f"cannot create staging table dapctl.{staging}") as cur:
             cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self._guard,))
-            cur.execute(pg_sql.create_staging(staging))
+            cur.execute(pg_sql.create_staging(staging, self.columns))
         db.live_staging.add(staging)
+        self._stager = Stager(db, staging, self.columns)
 
     def add_part(self, path: Path) -> int:
-        """COPY the part's lines, unparsed, into staging; returns the number of records."""
-        with self.db.transaction(f"cannot stage {path.name}") as cur, path.open("rb") as source:
-            with cur.copy(pg_sql.copy_staging(self.staging)) as copy:
-                while chunk := source.read(CHUNK):
-                    copy.write(chunk)
-            return max(cur.rowcount, 0)
+        """Stage the part's lines (see `Stager.add_part`); returns the number of records."""
+        return self._stager.add_part(path)
 
     def commit(self, *, address: str, record: str) -> int:
         """Evolve, apply, write the step row and drop staging, all in one transaction."""
         where = ".".join(self.target)
+        self._stager.drain()
+        self._stager.close()
         with self.db.transaction(f"cannot apply the {self.kind} of {where}") as cur:
             self._ensure_schema(cur)
             cur.execute(pg_sql.create_table(self.target, self.columns))
@@ -99,7 +100,10 @@ class PostgresLoad:
             )
 
     def abort(self) -> None:
-        if not self._open or self.db.conn.closed:
+        if not self._open:
+            return
+        self._stager.close()
+        if self.db.conn.closed:
             return
         with self.db.transaction(f"cannot drop dapctl.{self.staging}") as cur:
             cur.execute(
@@ -136,9 +140,11 @@ class PostgresLoad:
 
     def _apply(self, cur: psycopg.Cursor[Any]) -> int:
         if self.kind == "incremental":
-            row = cur.execute(
-                pg_sql.incremental_apply(self.target, self.staging, self.columns)
-            ).fetchone()
+            dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
+            query = pg_sql.incremental_apply(
+                self.target, self.staging, self.columns, dedupe=dupes is not None
+            )
+            row = cur.execute(query).fetchone()
             return int(row[0]) if row else 0
         try:
             # Snapshots normally hold each key once; only when one does not (at-least-once

@@ -1,9 +1,11 @@
 """SQL text for PostgreSQL loads, built with `psycopg.sql` so every identifier is quoted.
 
-Staging rows are whole JSON Lines records in a ``jsonb`` column ``doc`` with an arrival
-number ``seq``; `extract` turns a `Column`'s path into an expression over ``doc``, so
-PostgreSQL, not Python, parses the JSON. "Latest" means: one row per key, the one with the
-greatest ``meta.ts`` and, among equals, the greatest ``seq`` (the later line of the later part).
+Raw staging rows are whole JSON Lines records in a ``text`` column ``doc``; `convert_raw`
+parses each to ``jsonb`` once and `extract` turns a `Column`'s path into an expression over
+it, so PostgreSQL, not Python, parses the JSON. Typed staging rows carry the target's columns
+plus `PART`, `LINE` (the raw row's ctid) and `ACTION`, names no DAP column can have. "Latest"
+means: one row per key, the one with the greatest ``meta_ts`` and, among equals, the later
+line of the later part.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from dapctl.databases.columns import Column
+from dapctl.databases.columns import META_TS, Column
 
 Target = tuple[str, str]
+# Staging lives minutes and is read once: autovacuum there would only burn CPU the load needs.
+_NO_VACUUM = sql.SQL("WITH (autovacuum_enabled = off)")
+PART, LINE, ACTION = (sql.Identifier(f"dapctl.{n}") for n in ("part", "line", "action"))
 
 
 def ident(target: Target) -> sql.Composed:
@@ -34,20 +39,53 @@ def extract(column: Column, doc: str = "doc") -> sql.Composable:
     return sql.SQL("{}::{}").format(text, sql.SQL(column.pg_type))
 
 
-def create_staging(name: str) -> sql.Composed:
-    # UNLOGGED: staging is disposable, so it need not pay for WAL.
-    return sql.SQL(
-        "CREATE UNLOGGED TABLE dapctl.{} "
-        "(seq bigint GENERATED ALWAYS AS IDENTITY, doc jsonb NOT NULL)"
-    ).format(sql.Identifier(name))
+def qualified(name: str) -> sql.Identifier:
+    """``dapctl.<name>``, quoted."""
+    return sql.Identifier("dapctl", name)
 
 
-def copy_staging(name: str) -> sql.Composed:
+def create_raw(name: str) -> sql.Composed:
+    # UNLOGGED: staging is disposable, so it need not pay for WAL. text, not json: the lines
+    # are parsed once, by the conversion; validating them here too costs ~1 s per 1M rows.
+    return sql.SQL("CREATE UNLOGGED TABLE dapctl.{} (doc text NOT NULL) {}").format(
+        sql.Identifier(name), _NO_VACUUM
+    )
+
+
+def copy_raw(name: str) -> sql.Composed:
     # CSV with 0x01 as quote and 0x02 as delimiter: valid JSON never holds either raw byte,
-    # so each line reaches jsonb untouched (backslashes included, unlike FORMAT text).
+    # so each line arrives untouched (backslashes included, unlike FORMAT text).
     return sql.SQL(
         "COPY dapctl.{} (doc) FROM STDIN WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')"
     ).format(sql.Identifier(name))
+
+
+def create_staging(name: str, columns: Sequence[Column]) -> sql.Composed:
+    """The typed staging table: the target's columns, then part, line and ``meta.action``."""
+    defs = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns]
+    return sql.SQL("CREATE UNLOGGED TABLE dapctl.{} ({}, {} integer, {} tid, {} text) {}").format(
+        sql.Identifier(name), sql.SQL(", ").join(defs), PART, LINE, ACTION, _NO_VACUUM
+    )
+
+
+def convert_raw(
+    staging: str, raw: str, part: int, columns: Sequence[Column], pages: tuple[int, int]
+) -> sql.Composed:
+    """Parse the lines on ``raw``'s pages [first, end) once each, append them to staging."""
+    # The raw table is filled by one COPY and never updated, so its ctid order is line order;
+    # a ctid range is a cheap TID Range Scan, so helpers can share one part.
+    return sql.SQL(
+        "INSERT INTO dapctl.{s} SELECT {exprs}, {part}, line, doc #>> '{{meta,action}}' "
+        "FROM (SELECT ctid AS line, doc::jsonb AS doc FROM dapctl.{r} "
+        "WHERE ctid >= {first}::tid AND ctid < {end}::tid OFFSET 0) AS parsed"
+    ).format(
+        s=sql.Identifier(staging),
+        exprs=sql.SQL(", ").join(map(extract, columns)),
+        part=sql.Literal(part),
+        r=sql.Identifier(raw),
+        first=sql.Literal(f"({pages[0]},0)"),
+        end=sql.Literal(f"({pages[1]},0)"),
+    )
 
 
 def create_table(target: Target, columns: Sequence[Column]) -> sql.Composed:
@@ -68,51 +106,65 @@ def _names(columns: Sequence[Column]) -> sql.Composed:
 
 
 def _latest(staging: str, columns: Sequence[Column]) -> sql.Composed:
-    keys = [c for c in columns if c.key]
-    key_exprs = sql.SQL(", ").join(extract(c) for c in keys)
+    keys = _names([c for c in columns if c.key])
     return sql.SQL(
-        "SELECT DISTINCT ON ({k}) doc FROM dapctl.{s} "
-        "ORDER BY {k}, (doc #>> '{{meta,ts}}')::timestamptz DESC NULLS LAST, seq DESC"
-    ).format(k=key_exprs, s=sql.Identifier(staging))
+        "SELECT DISTINCT ON ({k}) * FROM dapctl.{s} "
+        "ORDER BY {k}, {ts} DESC NULLS LAST, {part} DESC, {line} DESC"
+    ).format(k=keys, s=sql.Identifier(staging), ts=sql.Identifier(META_TS), part=PART, line=LINE)
+
+
+def has_duplicates(staging: str, columns: Sequence[Column]) -> sql.Composed:
+    """A query yielding one row if some key occurs more than once in staging."""
+    return sql.SQL("SELECT 1 FROM dapctl.{} GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
+        sql.Identifier(staging), _names([c for c in columns if c.key])
+    )
+
+
+def _source(staging: str, columns: Sequence[Column], dedupe: bool) -> sql.Composed:
+    if dedupe:
+        return sql.SQL("({}) AS latest").format(_latest(staging, columns))
+    return sql.SQL("dapctl.{} AS latest").format(sql.Identifier(staging))
 
 
 def snapshot_insert(
     target: Target, staging: str, columns: Sequence[Column], *, dedupe: bool
 ) -> sql.Composed:
     """Fill the (emptied) target from staging; ``dedupe`` keeps the latest row per key."""
-    source = (
-        sql.SQL("({}) AS latest").format(_latest(staging, columns))
-        if dedupe
-        else sql.SQL("dapctl.{}").format(sql.Identifier(staging))
-    )
-    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-        ident(target), _names(columns), sql.SQL(", ").join(map(extract, columns)), source
+    return sql.SQL("INSERT INTO {t} ({names}) SELECT {names} FROM {source}").format(
+        t=ident(target), names=_names(columns), source=_source(staging, columns, dedupe)
     )
 
 
-def incremental_apply(target: Target, staging: str, columns: Sequence[Column]) -> sql.Composed:
+def incremental_apply(
+    target: Target, staging: str, columns: Sequence[Column], *, dedupe: bool
+) -> sql.Composed:
     """Delete the latest ``D`` records' keys, upsert the rest; yields the rows applied."""
     keys = [c for c in columns if c.key]
     match = sql.SQL(" AND ").join(
-        sql.SQL("t.{} = {}").format(sql.Identifier(c.name), extract(c)) for c in keys
+        sql.SQL("t.{0} = latest.{0}").format(sql.Identifier(c.name)) for c in keys
     )
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in columns if not c.key
     )
+    latest: sql.Composable = sql.SQL("")
+    source: sql.Composable = sql.SQL("dapctl.{} AS latest").format(sql.Identifier(staging))
+    if dedupe:
+        latest = sql.SQL("latest AS MATERIALIZED ({}), ").format(_latest(staging, columns))
+        source = sql.SQL("latest")
     return sql.SQL(
-        "WITH latest AS MATERIALIZED ({latest}), "
-        "gone AS (DELETE FROM {t} AS t USING latest "
-        "WHERE latest.doc->'meta'->>'action' = 'D' AND {match} RETURNING 1), "
-        "put AS (INSERT INTO {t} ({names}) SELECT {exprs} FROM latest "
-        "WHERE latest.doc->'meta'->>'action' IS DISTINCT FROM 'D' "
+        "WITH {latest}gone AS (DELETE FROM {t} AS t USING {source} "
+        "WHERE latest.{action} = 'D' AND {match} RETURNING 1), "
+        "put AS (INSERT INTO {t} ({names}) SELECT {names} FROM {source} "
+        "WHERE latest.{action} IS DISTINCT FROM 'D' "
         "ON CONFLICT ({keys}) DO UPDATE SET {updates} RETURNING 1) "
         "SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put)"
     ).format(
-        latest=_latest(staging, columns),
+        latest=latest,
         t=ident(target),
+        source=source,
+        action=ACTION,
         match=match,
         names=_names(columns),
-        exprs=sql.SQL(", ").join(map(extract, columns)),
         keys=_names(keys),
         updates=updates or sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(keys[0].name)),
     )

@@ -4,8 +4,9 @@ PostgreSQL refuses ``ALTER COLUMN ... TYPE`` on a column a view uses. `dependent
 every view and materialized view that depends on the table, directly or through other views,
 with what it takes to re-create it (definition from ``pg_get_viewdef``, options, owner,
 grants, comment). `drop_views` and `create_views` run inside the caller's transaction, so
-readers see either the old views or the new ones, never none. Indexes on materialized views
-are not re-created.
+readers see either the old views or the new ones, never none. A view that no longer compiles
+against the new types stops the load with a `DatabaseError` naming it (the table and views
+stay as they were). Indexes on materialized views are not re-created.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import Cursor, sql
+
+from dapctl.databases.engine import DatabaseError
 
 _DEPENDENTS = """
 WITH RECURSIVE deps(oid, depth) AS (
@@ -77,9 +81,17 @@ def create_views(cur: Cursor[Any], views: Sequence[View]) -> None:
         if view.options:
             options = sql.SQL(" WITH ({})").format(sql.SQL(", ").join(map(sql.SQL, view.options)))
         body = sql.SQL(view.definition.rstrip().rstrip(";"))
-        cur.execute(
-            sql.SQL("CREATE {} {}{} AS {}").format(sql.SQL(kind), view.ident, options, body)
-        )
+        create = sql.SQL("CREATE {} {}{} AS {}").format(sql.SQL(kind), view.ident, options, body)
+        try:
+            with cur.connection.transaction():
+                cur.execute(create)
+        except psycopg.Error as exc:
+            # A view whose SQL no longer fits the new column types (a text operator on a column
+            # that became an integer, say): nothing is changed, and the user must decide.
+            raise DatabaseError(
+                f"cannot re-create view {view.schema}.{view.name} after a column type change: "
+                f"{exc.diag.message_primary or exc}; drop or change that view, then retry"
+            ) from None
         _restore(cur, view, sql.SQL(kind))
 
 

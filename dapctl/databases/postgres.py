@@ -4,9 +4,10 @@ Connection settings come from the URL and libpq's own sources (``PG*`` variables
 service files). Every error is re-raised as `DatabaseError` with the password scrubbed, and
 ``repr`` shows the URL redacted. The per-table lock is a session advisory lock
 (``pg_try_advisory_lock``) retried until the timeout; its error names the holding session.
-Step records live in ``dapctl.steps``; staging tables live in schema ``dapctl`` and each is
-guarded by an advisory lock its loading session holds, which is how `sweep_staging` tells a
-dead run's table (lock free) from a live one's. Loads are in `dapctl.databases.pg_load`.
+Step records live in ``dapctl.steps``; staging tables live in schema ``dapctl`` and each (with
+its raw parts) is guarded by an advisory lock its loading session holds, which is how
+`sweep_staging` tells a dead run's tables (lock free) from a live one's. Loads are in
+`dapctl.databases.pg_load`; they also open `helper` connections for staging work.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +28,7 @@ from dapctl.databases import evolve
 from dapctl.databases.columns import check_identifier, table_columns
 from dapctl.databases.engine import LoadKind, redact
 from dapctl.databases.pg_load import PostgresLoad, guarded
+from dapctl.databases.pg_stage import guard_of
 from dapctl.errors import LockError
 
 STAGING_PREFIX = "staging_"
@@ -68,10 +70,7 @@ class PostgresDatabase:
     @classmethod
     def connect(cls, url: str, *, sleep: Callable[[float], None]) -> PostgresDatabase:
         """Connect and make sure ``dapctl.steps`` exists."""
-        name = f"dapctl {socket.gethostname()} pid {os.getpid()}"[:63]
-        with guarded(f"cannot connect to {redact(url)}", _password(url)):
-            conn = psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
-        db = cls(conn, url, sleep)
+        db = cls(_connect(url), url, sleep)
         with db.transaction("cannot create schema dapctl") as cur:
             cur.execute(_SETUP)
         return db
@@ -82,11 +81,22 @@ class PostgresDatabase:
     def close(self) -> None:
         self.conn.close()
 
+    def helper(self) -> psycopg.Connection[Any]:
+        """Another connection to the same database, for staging work that may lose its commit."""
+        conn = _connect(self._url)
+        with self.guard("cannot configure a helper connection"):
+            conn.execute("SET synchronous_commit = off")
+        return conn
+
+    def guard(self, doing: str) -> AbstractContextManager[None]:
+        """Errors inside become `DatabaseError` naming the redacted URL (password scrubbed)."""
+        return guarded(f"{doing} in {redact(self._url)}", self._secret)
+
     @contextmanager
     def transaction(self, doing: str) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction whose errors become `DatabaseError` (password scrubbed)."""
         with (
-            guarded(f"{doing} in {redact(self._url)}", self._secret),
+            self.guard(doing),
             self.conn.transaction(),
             self.conn.cursor() as cur,
         ):
@@ -181,9 +191,9 @@ class PostgresDatabase:
         with self.transaction("cannot list staging tables") as cur:
             names = [n for (n,) in cur.execute(query) if n.startswith(STAGING_PREFIX)]
         swept = []
-        for name in sorted(set(names) - self.live_staging):
+        for name in sorted(n for n in names if guard_of(n) not in self.live_staging):
             with self.transaction(f"cannot drop dapctl.{name}") as cur:
-                key = f"dapctl:staging:{name}"
+                key = f"dapctl:staging:{guard_of(name)}"
                 got = cur.execute(
                     "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (key,)
                 ).fetchone()
@@ -193,6 +203,12 @@ class PostgresDatabase:
                     )
                     swept.append(name)
         return swept
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    name = f"dapctl {socket.gethostname()} pid {os.getpid()}"[:63]
+    with guarded(f"cannot connect to {redact(url)}", _password(url)):
+        return psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
 
 
 def _password(url: str) -> str | None:

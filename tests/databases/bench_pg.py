@@ -4,11 +4,16 @@ Run: ``python3 -m tests.databases.bench_pg [ADMIN_URL] [ROWS]`` (default
 postgresql://postgres@127.0.0.1:5432/postgres, 1,000,000). Makes and drops its own database.
 Records come from the emulator's generator (the ``submissions`` shape), 100k per part; the
 time counted is staging (COPY) plus the commit transaction, not generating the files.
+
+Wall time on a shared box depends on what else runs, so each line also shows the CPU seconds
+spent (this process plus every backend of the server, when the server runs on this machine
+and its processes are readable; run a server of your own for a clean figure).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -35,6 +40,35 @@ def _parts(folder: Path, name: str, records: list[dict]) -> list[Path]:
         _write(folder / f"{name}-{i // PART}.jsonl", records[i : i + PART])
         for i in range(0, len(records), PART)
     ]
+
+
+def _ticks(pid: int) -> tuple[int, ...]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return tuple(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+
+
+def _server_cpu(postmaster: int | None) -> float:
+    """CPU seconds of the postmaster's children so far: reaped ones and live ones."""
+    if postmaster is None:
+        return 0.0
+    try:
+        total = sum(_ticks(postmaster)[2:])
+        for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
+            try:
+                total += sum(_ticks(int(child))[:2])
+            except OSError:
+                continue  # it exited meanwhile, so its time is in the postmaster's cutime
+    except OSError:
+        return 0.0
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster(db) -> int | None:
+    pid = db.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None  # a remote server
 
 
 def _timed(db, spec, parts, kind: str) -> tuple[int, float]:
@@ -79,19 +113,22 @@ def main(
             snap_parts = _parts(Path(folder), "snap", snapshot)
             inc_parts = _parts(Path(folder), "inc", changes)
             db = open_database(admin.rsplit("/", 1)[0] + f"/{name}", base_dir=Path(folder))
+            postmaster = _postmaster(db)
             for label, parts, kind in (
                 ("snapshot (empty table)", snap_parts, "snapshot"),
                 ("snapshot (reload)", snap_parts, "snapshot"),
                 ("incremental", inc_parts, "incremental"),
             ):
+                cpu = time.process_time() + _server_cpu(postmaster)
                 done, seconds = _timed(db, spec, parts, kind)
+                cpu = time.process_time() + _server_cpu(postmaster) - cpu
                 staged = sum(1 for p in parts for _ in p.open("rb"))
                 rate = staged / seconds
                 print(
                     f"{label:24} {staged:>9,} records {seconds:7.2f} s {rate:>10,.0f} rows/s",
                     end="",
                 )
-                print(f" ({done:,} applied)")
+                print(f" {cpu:6.2f} cpu-s ({done:,} applied)", flush=True)
             db.close()
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from dapctl.databases import NeedsReload
+from dapctl.databases import DatabaseError, NeedsReload
 from dapctl.emulator import Emulator, EmulatorSettings
 from dapctl.errors import ConfigError, LockError
 from tests.databases.helpers import (
@@ -127,6 +127,42 @@ def test_last_record_of_a_key_wins_within_one_window(backend, tmp_path):
     assert got == [(1, "late"), (3, "z"), (4, "new")]
 
 
+def _users(ids, tag, ts="2026-01-02T00:00:00Z", action=None):
+    meta = {"ts": ts, **({"action": action} if action else {})}
+    return [
+        {"key": {"id": i}, "meta": meta}
+        if action == "D"
+        else {"key": {"id": i}, "value": {"name": f"{tag}-{i}", "locale": "x" * 60}, "meta": meta}
+        for i in ids
+    ]
+
+
+def test_parts_big_enough_for_helper_connections_keep_every_rule(backend, tmp_path):
+    schema = dap_schema("canvas", "users")
+    db = backend.open()
+    # About 4 MB a part, so PostgreSQL converts them in the background, sliced.
+    snap = [_users(range(n * 25_000, (n + 1) * 25_000), "s") for n in range(3)]
+    snap[2][:10] = _users(range(10), "again")  # a key seen twice: the later line wins
+    parts = [write_part(tmp_path / f"s{n}.jsonl", recs) for n, recs in enumerate(snap)]
+    assert load(db, "users", schema, parts) == 75_000 - 10
+    late = "2026-01-03T00:00:00Z"
+    first = _users(range(0, 30_000), "u1", late) + _users(range(30_000, 31_000), "", late, "D")
+    second = _users(range(0, 100), "old")  # older meta.ts: loses to the first part
+    second += _users(range(100, 200), "", late, "D") + _users(range(80_000, 80_005), "new")
+    parts = [write_part(tmp_path / "i1.jsonl", first), write_part(tmp_path / "i2.jsonl", second)]
+    load(db, "users", schema, parts, kind="incremental")
+    got = dict(backend.query("SELECT id, name FROM canvas.users"))
+    assert len(got) == 75_000 - 10 - 1_000 - 100 + 5
+    assert got[5] == "u1-5" and got[99] == "u1-99" and got[80_001] == "new-80001"
+    assert 150 not in got and 30_500 not in got and 50_007 not in got
+    assert got[40_000] == "s-40000" and got[50_010] == "s-50010" and got[31_000] == "s-31000"
+    loading = db.begin_load(schema="canvas", table="users", dap_schema=schema, kind="snapshot")
+    loading.add_part(parts[0])
+    loading.abort()  # while helpers may still be converting
+    assert backend.staging_tables() == []
+    assert len(backend.query("SELECT id FROM canvas.users")) == len(got)
+
+
 def _decorate(backend):
     backend.query(
         "CREATE VIEW canvas.course_names AS SELECT id, name, account_id FROM canvas.courses"
@@ -238,6 +274,57 @@ def test_a_lossy_type_change_needs_a_reload_but_a_snapshot_applies_it(emu, backe
     assert backend.query("SELECT id, course_code FROM canvas.courses") == [(9, 42)]
 
 
+def test_after_needs_reload_a_snapshot_succeeds_and_keeps_views(emu, backend, tmp_path):
+    db = backend.open()
+    _snapshot(emu, backend, db, "courses", tmp_path)
+    _decorate(backend)
+    backend.query("CREATE VIEW canvas.course_codes AS SELECT id, course_code FROM canvas.courses")
+    backend.query("CREATE VIEW canvas.coded AS SELECT id FROM canvas.course_codes")
+    changed = with_value_field(dap_schema("canvas", "courses"), "course_code", {"type": "integer"})
+    with pytest.raises(NeedsReload, match="course_code"):
+        db.begin_load(schema="canvas", table="courses", dap_schema=changed, kind="incremental")
+    records = [
+        {"key": {"id": i}, "value": {"name": f"n{i}", "course_code": i * 10},
+         "meta": {"ts": "2030-01-01T00:00:00Z"}}
+        for i in range(1, 6)
+    ]  # fmt: skip
+    load(db, "courses", changed, [write_part(tmp_path / "s.jsonl", records)], record='{"n": 1}')
+    assert backend.query("SELECT id, course_code FROM canvas.course_codes ORDER BY id") == [
+        (i, i * 10) for i in range(1, 6)
+    ]
+    assert backend.query("SELECT count(*) FROM canvas.coded") == [(5,)]
+    assert backend.query("SELECT count(*) FROM canvas.course_names") == [(5,)]
+    assert ("courses_by_name",) in _indexes(backend)
+    change = {"key": {"id": 2}, "value": {"name": "m", "course_code": 7},
+              "meta": {"ts": "2030-01-02T00:00:00Z", "action": "U"}}  # fmt: skip
+    gone = {"key": {"id": 3}, "meta": {"ts": "2030-01-02T00:00:00Z", "action": "D"}}
+    part = write_part(tmp_path / "i.jsonl", [change, gone])
+    assert load(db, "courses", changed, [part], kind="incremental", record='{"n": 2}') == 2
+    assert backend.query("SELECT id, course_code FROM canvas.course_codes ORDER BY id") == [
+        (1, 10), (2, 7), (4, 40), (5, 50)
+    ]  # fmt: skip
+    assert db.read_steps()["step"] == '{"n": 2}'
+    assert backend.staging_tables() == []
+
+
+def test_a_view_that_cannot_follow_a_type_change_stops_the_snapshot_by_name(emu, backend, tmp_path):
+    if backend.kind != "postgresql":
+        pytest.skip("DuckDB binds a view's SQL when it is queried, not when the table changes")
+    db = backend.open()
+    _snapshot(emu, backend, db, "courses", tmp_path)
+    backend.query(
+        "CREATE VIEW canvas.a_codes AS SELECT id FROM canvas.courses WHERE course_code LIKE 'A%'"
+    )
+    changed = with_value_field(dap_schema("canvas", "courses"), "course_code", {"type": "integer"})
+    record = {"key": {"id": 1}, "value": {"course_code": 1}, "meta": {"ts": "2030-01-01T00:00:00Z"}}
+    part = write_part(tmp_path / "s.jsonl", [record])
+    with pytest.raises(DatabaseError, match=r"view canvas\.a_codes.*drop or change that view"):
+        load(db, "courses", changed, [part], address="canvas.courses", record='{"n": 1}')
+    assert backend.query("SELECT count(*) FROM canvas.courses") == [(300,)]
+    assert backend.query("SELECT count(*) FROM canvas.a_codes") != []
+    assert db.read_steps() == {"canvas.courses": '{"n": 0}'}
+
+
 def test_abort_drops_staging_and_leaves_the_table_alone(emu, backend, tmp_path):
     db = backend.open()
     _snapshot(emu, backend, db, "courses", tmp_path)
@@ -250,8 +337,9 @@ def test_abort_drops_staging_and_leaves_the_table_alone(emu, backend, tmp_path):
     loading.add_part(
         write_part(tmp_path / "x.jsonl", emu.expected_snapshot("canvas", "courses")[:3])
     )
-    assert len(backend.staging_tables()) == 1
+    assert backend.staging_tables()
     assert db.sweep_staging() == []  # a live load's staging is never swept
+    assert backend.staging_tables()
     loading.abort()
     assert backend.staging_tables() == []
     assert backend.query("SELECT count(*) FROM canvas.courses") == [(300,)]
