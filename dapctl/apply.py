@@ -44,9 +44,10 @@ from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, Landed, Load, open_destination
 from dapctl.outputs.tables import Databases, overlay_steps, sweep_staging
 from dapctl.pipeline import Pipeline
-from dapctl.plan import Plan, Step, expand, plan, reload_snapshot
+from dapctl.plan import Plan, Step, expand, plan, reload_snapshot, stale_fallback
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
+from dapctl.text import format_time
 
 log = logging.getLogger("dapctl.apply")
 
@@ -272,6 +273,13 @@ class Applier:
         if watermark is None:
             field_name = "at" if work.kind == "snapshot" else "until"
             raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
+        stale = stale_fallback(work.gone_since, watermark)
+        if stale is not None:
+            self.jobs.forget(step)  # resuming it would refuse it again
+            raise ApiError(
+                f"job {job.id}: {stale}",
+                hint="the server answered with an old job; the next apply asks again",
+            )
         load = self.destinations[step.target].begin(step, job, kind=work.kind, watermark=watermark)
         completed_at = self.now()
 
@@ -307,7 +315,7 @@ class Applier:
                 files=landed.shown,
                 bytes=landed.bytes,
                 records=landed.records,
-                notes=tuple(work.notes),
+                notes=(*work.notes, *landed.notes),
             )
         )
 
@@ -320,7 +328,7 @@ class Applier:
             # would replace the previous run's file of the same name.
             log.info("%s: nothing new since %s; no file written", step.address, watermark)
             load.abort()
-            return Landed.nothing()
+            return Landed.nothing(f"nothing new since {format_time(work.since)}: no file written")
         pending = self.keeper.step(step.address).pending
         ours = pending is not None and pending.output == load.location  # a resumed job's own
         taken = not ours and self.destinations[step.target].exists(load.location)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -67,7 +69,9 @@ class PathError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a quoted number or boolean (concurrency = "4") is a mistake to point out, not
+    # to coerce silently. Times stay lax: TOML writes them bare, but a string is a time too.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Settings(_Model):
@@ -222,7 +226,10 @@ class Target(_Model):
         description="incremental: a snapshot, then chained incrementals; snapshot: every run.",
     )
     since: AwareDatetime | None = Field(
-        None, description="First run: an incremental from here instead of a snapshot."
+        None,
+        strict=False,
+        description="First run: an incremental from here instead of a snapshot; not in the "
+        'future, and not with sync = "snapshot".',
     )
     output: PathText = Field(
         DEFAULT_OUTPUT,
@@ -245,6 +252,25 @@ class Target(_Model):
             if duplicates:
                 raise ValueError(f"table listed twice: {', '.join(duplicates)}")
         return tables
+
+    @field_validator("namespace")
+    @classmethod
+    def _lowercase_namespace(cls, namespace: str) -> str:
+        if namespace != namespace.lower():
+            raise ValueError(f"namespaces are lowercase: did you mean {namespace.lower()!r}?")
+        return namespace
+
+    @field_validator("since")
+    @classmethod
+    def _since_not_in_future(cls, since: datetime | None, info: ValidationInfo) -> datetime | None:
+        # The loader's clock comes in through the validation context; tests pass their own.
+        context = info.context if isinstance(info.context, dict) else {}
+        now = context.get("now") or datetime.now(UTC)
+        if since is not None and since > now:
+            raise ValueError(
+                "since is in the future: the first incremental would start after its own end"
+            )
+        return since
 
     @field_validator("output")
     @classmethod
@@ -272,6 +298,19 @@ class Target(_Model):
 
     @model_validator(mode="after")
     def _incremental_keeps_history(self) -> Target:
+        if self.since is not None and self.sync == "snapshot":
+            raise PathError(
+                ("since",),
+                'since starts the first incremental; sync = "snapshot" takes none, so it '
+                "would be ignored: remove one of them",
+            )
+        extension = _literal_extension(self.output)
+        if self.writes_files and _FORMAT_EXTENSIONS.get(extension or "") not in (None, self.format):
+            raise PathError(
+                ("output",),
+                f"the file name ends in .{extension} but format = {self.format!r}: write "
+                f".{{format}}, or .{self.format}",
+            )
         if self.database is not None and self.format != "jsonl":
             raise PathError(
                 ("format",),
@@ -410,6 +449,27 @@ class Config(_Model):
         """The profiles a target runs for, in the order the file declares them."""
         wanted = target.profiles
         return [p for p in self.profiles if wanted is None or p in wanted]
+
+
+# Extensions that name a format; an output ending in another (.txt, .dat) contradicts none.
+_FORMAT_EXTENSIONS = {
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "json": "jsonl",
+    "csv": "csv",
+    "tsv": "tsv",
+    "parquet": "parquet",
+}
+
+
+def _literal_extension(output: str) -> str | None:
+    """The extension an output template's file name spells out literally (``csv``, before
+    any ``.gz``), or None when it has none or leaves it to ``{format}``."""
+    name = output.replace("\\", "/").rsplit("/", 1)[-1]
+    if "{format}" in name:
+        return None
+    match = re.search(r"\.([A-Za-z0-9]+)(?:\.gz)?$", name)
+    return match.group(1).lower() if match else None
 
 
 def _table_in_template(target: Target, profile: str, index: int) -> None:

@@ -6,6 +6,9 @@ file (``client_secret_file``); one that names none falls back to the official cl
 key and the variable or file, never the value. Secrets stay ``SecretStr`` from here on. An
 ``http://`` base URL is refused unless its host is loopback: credentials must not cross a
 network in clear text. The environment is a parameter, so tests pass their own.
+``validate`` and ``plan`` talk to no server: ``check_used`` lets them warn about a missing
+variable or secret file (``MissingCredentialError``) instead of failing, so a lint job
+without secrets can run them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from dapctl.errors import ConfigError
 from dapctl.loading import LoadedConfig
 
 log = logging.getLogger("dapctl")
+
+
+class MissingCredentialError(ConfigError):
+    """A credential's source is not there: a variable or a secret file not set, or empty."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,9 @@ def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: boo
                 f"{where}: the environment variable it names {state}",
                 hint="give the variable's NAME here, not the secret itself",
             )
-        raise ConfigError(f"{where}: environment variable {var} {state}{how if fallback else ''}")
+        raise MissingCredentialError(
+            f"{where}: environment variable {var} {state}{how if fallback else ''}"
+        )
     return value
 
 
@@ -196,14 +205,14 @@ def _from_file(path: Path, where: str) -> tuple[str, tuple[str, ...]]:
         mode = path.stat().st_mode
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise ConfigError(f"{where}: secret file {path} does not exist") from None
+        raise MissingCredentialError(f"{where}: secret file {path} does not exist") from None
     except IsADirectoryError:
         raise ConfigError(f"{where}: {path} is a folder, not a secret file") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise ConfigError(f"{where}: cannot read secret file {path}: {reason}") from None
     if not value:
-        raise ConfigError(f"{where}: secret file {path} is empty")
+        raise MissingCredentialError(f"{where}: secret file {path} is empty")
     warnings: tuple[str, ...] = ()
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings = (f"{where}: secret file {path} is readable by others; chmod 600 it",)
@@ -241,3 +250,26 @@ def resolve_used(
         for warning in creds.warnings if creds else ():
             log.warning(warning)
     return resolved
+
+
+def check_used(
+    loaded: LoadedConfig,
+    names: Sequence[str],
+    *,
+    environ: Mapping[str, str],
+    require: bool = False,
+) -> list[str]:
+    """Check the credentials of profiles a command would use without logging in; return
+    (and log) its warnings. A missing variable or secret file is one warning per profile,
+    unless ``require`` makes it the error it is for ``apply``; anything else is an error."""
+    if require:
+        resolve_used(loaded, names, environ=environ)
+        return []
+    warnings = []
+    for name in names:
+        try:
+            resolve_used(loaded, [name], environ=environ)
+        except MissingCredentialError as exc:
+            warnings.append(f"{exc.message} (apply needs it; --require-credentials: an error)")
+            log.warning(warnings[-1])
+    return warnings

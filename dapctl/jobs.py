@@ -5,12 +5,12 @@ any polling, so a killed apply is resumed by the next one instead of starting an
 Resuming checks the job still exists and will outlive its download; otherwise the job is
 forgotten, along with any output it published but never recorded, and the table is planned
 afresh (``plan.after_lost_job``). When an incremental window is gone the step falls back to
-the snapshot ``plan.fallback_snapshot`` gives, if the config allows one, and notes why.
+the snapshot ``plan.fallback_snapshot`` gives, if the config allows one, and notes why; the
+job remembers the window it replaces, for apply to refuse a snapshot no later than it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ class StepJob:
     since: datetime | None
     started: float
     notes: list[str] = field(default_factory=list)
+    gone_since: datetime | None = None  # a fallback snapshot: the window it replaces
 
 
 class JobStarter:
@@ -78,7 +79,11 @@ class JobStarter:
             return self._restart(step, started)
         pending = self.keeper.step(step.address).pending
         kind: Kind = pending.kind if pending else "snapshot"
-        work = StepJob(step, job, kind, step.since, started)
+        # A fallback snapshot replaces the window since the watermark, which has not moved.
+        replaced = (
+            self.keeper.step(step.address).watermark if pending and pending.fallback else None
+        )
+        work = StepJob(step, job, kind, step.since, started, gone_since=replaced)
         self.job_ids[step.address] = job.id
         work.notes.append(f"resumed job {job.id} started by an earlier apply")
         return work
@@ -122,12 +127,19 @@ class JobStarter:
         # Its objects go with it; a job about to expire would vanish mid-download.
         return job.expires_at is not None and job.expires_at <= self.now() + RESUME_MARGIN
 
-    def _start(self, step: Step, started: float) -> StepJob:
+    def _start(
+        self,
+        step: Step,
+        started: float,
+        *,
+        notes: tuple[str, ...] = (),
+        gone_since: datetime | None = None,
+    ) -> StepJob:
         client = self.clients[step.profile]
         target = self.config.target(step.target)
         since = step.since if step.action == "incremental" else None
         kind: Kind = "incremental" if since is not None else "snapshot"
-        notes: list[str] = []
+        noted = list(notes)
         query = QueryRequest(format=target.format, mode=target.mode, since=since)
         self._emit(StepEvent(step.address, "starting"))
         try:
@@ -136,12 +148,12 @@ class JobStarter:
             snapshot = self.fallback(step, since)
             if snapshot is None:
                 raise
-            notes.append(snapshot.reason)
-            since, kind = None, "snapshot"
+            noted.append(snapshot.reason)
+            gone_since, since, kind = since, None, "snapshot"
             job = client.start_query(
                 step.namespace, step.table, query.model_copy(update={"since": None})
             )
-        return self._record(step, job, kind, since, started, notes)
+        return self._record(step, job, kind, since, started, noted, gone_since)
 
     def fallback(self, step: Step, since: datetime | None) -> Step | None:
         """The snapshot to take when ``step``'s incremental window is gone (logged), if the
@@ -157,7 +169,7 @@ class JobStarter:
         """The job of ``work`` failed because its window is gone: start ``snapshot`` (from
         ``fallback``) in its place."""
         self.forget(work.step)
-        return dataclasses.replace(self._start(snapshot, work.started), notes=[snapshot.reason])
+        return self._start(snapshot, work.started, notes=(snapshot.reason,), gone_since=work.since)
 
     def _record(
         self,
@@ -167,6 +179,7 @@ class JobStarter:
         since: datetime | None,
         started: float,
         notes: list[str],
+        gone_since: datetime | None,
     ) -> StepJob:
         """Write the job into the state before anything waits on it, so it can be resumed."""
         pending = PendingJob(
@@ -181,4 +194,4 @@ class JobStarter:
             job.id,
             extra={"event": "job_started", "job_id": job.id, "status": job.status},
         )
-        return StepJob(step, job, kind, since, started, notes)
+        return StepJob(step, job, kind, since, started, notes, gone_since)

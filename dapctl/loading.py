@@ -10,10 +10,11 @@ working directory (cron starts in ``$HOME``).
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ _ASSIGN = re.compile(
 _UNION_TAG = re.compile(r"[\[\]()]")
 
 Loc = tuple[str | int, ...]
+Importer = Callable[[str], object]
+
+# Formats that need an optional extra: the module to import, and how to install it.
+EXTRAS = {"parquet": ("pyarrow.parquet", "pip install 'dapctl[parquet]'")}
 
 _FRIENDLY = {
     "timezone_aware": "give the time zone, e.g. 2026-11-01T00:00:00Z or +02:00",
@@ -114,6 +119,26 @@ def _outputs_spare_own_files(loaded: LoadedConfig) -> None:
                         f"{loaded.locate(('targets', index, 'output'))}: the output path "
                         f"could be {file}, one of dapctl's own files; choose another path"
                     )
+
+
+def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.import_module) -> None:
+    """Refuse a format whose optional dependency cannot be imported here.
+
+    Checked by ``validate``, ``plan`` and ``apply`` before any job runs: otherwise the
+    missing module is found only when the first output is merged, after every job ran.
+    """
+    for index, target in enumerate(loaded.config.targets):
+        if target.format not in EXTRAS:
+            continue
+        module, install = EXTRAS[target.format]
+        try:
+            importer(module)
+        except ImportError:
+            raise ConfigError(
+                f"{loaded.locate(('targets', index, 'format'))}: format = "
+                f'"{target.format}" needs {module.split(".")[0]}, which cannot be imported',
+                hint=install,
+            ) from None
 
 
 def _read_text(path: Path) -> str:

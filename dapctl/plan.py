@@ -8,7 +8,8 @@ collect. A target with ``tables = "all"`` stays one ``list`` step that apply exp
 ``plan_table`` once it has listed the namespace. Apply carries out the plan and never
 re-derives intent: the rules it needs mid-run are pure functions here too, called by apply
 with what it learned (``expand`` a listed namespace, ``after_lost_job`` when a recorded job
-is gone, ``fallback_snapshot`` when an incremental window is gone). A plan is a typed value
+is gone, ``fallback_snapshot`` when an incremental window is gone, ``stale_fallback`` when
+that snapshot comes back no later than the watermark it replaces). A plan is a typed value
 with a JSON form; ``dapctl.cli.render`` shows it to people.
 """
 
@@ -221,6 +222,31 @@ def fallback_snapshot(step: Step, since: datetime | None, settings: Settings) ->
         reason=f"the incremental window since {format_time(since)} is gone: took a snapshot "
         'instead (on_snapshot_required = "snapshot")',
     )
+
+
+def stale_fallback(gone_since: datetime | None, at: datetime) -> str | None:
+    """Why a fallback snapshot at ``at`` cannot replace the incremental window since
+    ``gone_since`` (``None`` when it can, or when the snapshot was no fallback).
+
+    A snapshot no later than that watermark would not move it: the next apply would find the
+    same window gone and fall back again, forever.
+    """
+    if gone_since is None or at > gone_since:
+        return None
+    return (
+        f"the snapshot taken because the window since {format_time(gone_since)} is gone is "
+        f"at {format_time(at)}, not later than that watermark; not written, the watermark stays"
+    )
+
+
+def publishes(kind: Kind, records: int) -> bool:
+    """Whether a collected job's output is published: an incremental with no records writes
+    nothing (its watermark still moves); a snapshot is the table's whole content, so even an
+    empty one is written."""
+    return kind == "snapshot" or records > 0
+
+
+NO_RECORDS = "no records in this window: no file written"
 
 
 def reload_snapshot(step: Step, table: str, changes: Sequence[str]) -> Step | None:

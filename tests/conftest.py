@@ -35,9 +35,15 @@ class Result:
 def run_cli() -> Callable[..., Result]:
     """Run ``dapctl`` in-process through ``main(argv)`` with its own streams and environment."""
 
-    def run(*argv: str, environ: Mapping[str, str] | None = None) -> Result:
+    def run(
+        *argv: str,
+        environ: Mapping[str, str] | None = None,
+        importer: Callable[[str], object] | None = None,
+    ) -> Result:
         out, err = io.StringIO(), io.StringIO()
-        code = main(list(argv), stdout=out, stderr=err, environ=dict(environ or {}))
+        code = main(
+            list(argv), stdout=out, stderr=err, environ=dict(environ or {}), importer=importer
+        )
         return Result(code, out.getvalue(), err.getvalue())
 
     return run

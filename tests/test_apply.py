@@ -458,3 +458,78 @@ def test_a_job_whose_window_is_gone_is_forgotten_when_falling_back_is_off(
     assert result.status == "failed" and result.kind == "incremental"
     step = state_of(path).step(result.address)
     assert step.pending is None and step.watermark == first.at  # not resumed forever
+
+
+def test_a_fallback_snapshot_after_the_window_is_gone_moves_the_watermark(
+    make_emulator, write_config
+):
+    # Issue "Tried as a new user would": the server's job cache answered the fallback with
+    # the first run's snapshot, so every apply rewrote it and the watermark never moved.
+    emu = make_emulator(retention=3600.0)
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    first = apply(path, emu)[0]
+    emu.advance(7200)
+    fallback = apply(path, emu)[0]
+    assert fallback.status == "ok" and fallback.kind == "snapshot"
+    assert fallback.at == emu.now and fallback.at > first.at
+    assert fallback.files != first.files
+    step = state_of(path).step(fallback.address)
+    assert step.watermark == emu.now
+    emu.change("canvas", "accounts", inserts=1)
+    after = apply(path, emu)[0]
+    assert after.status == "ok" and after.kind == "incremental", after.notes
+    assert after.since == fallback.at and not after.notes
+
+
+def test_a_fallback_snapshot_no_later_than_the_watermark_is_refused(make_emulator, write_config):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    first = apply(path, emu)[0]
+    # The data clock stands still: the cached snapshot job, at the watermark itself, is the
+    # answer to the fallback, and taking it would fall back again on every apply.
+    emu.faults.update(failed_job_type="SnapshotRequired", failing_tables=["canvas.accounts"])
+    result = apply(path, emu)[0]
+    assert result.status == "failed" and "not later than" in result.error.message
+    step = state_of(path).step(result.address)
+    assert step.watermark == first.at and step.pending is None and step.job_id == first.job_id
+
+
+@pytest.mark.parametrize(
+    ("fmt", "output"),
+    [
+        ("jsonl", "out/{table}/{kind}-{timestamp}.jsonl.gz"),
+        ("csv", "out/{table}/{kind}-{timestamp}.csv"),
+        ("parquet", "out/{table}/{kind}-{timestamp}.parquet"),
+    ],
+)
+def test_an_incremental_with_no_records_writes_no_file(make_emulator, write_config, fmt, output):
+    # Issue "Tried as a new user would": a 20-byte .jsonl.gz, a header-only CSV and a
+    # column-less Parquet file appeared whenever the data clock moved.
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]', fmt=fmt, output=output))
+    first = apply(path, emu)[0]
+    emu.advance(600)
+    result = apply(path, emu)[0]
+    assert result.status == "ok" and result.kind == "incremental", result.error
+    assert result.files == () and result.records == 0
+    assert any("no records" in note for note in result.notes), result.notes
+    assert [str(p) for p in (path.parent / "out").rglob("*-*")] == list(first.files)
+    step = state_of(path).step(result.address)
+    assert step.watermark == emu.now and step.kind == "incremental"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_snapshot_with_no_records_still_writes_its_file(make_emulator, write_config, fmt):
+    emu = make_emulator(rows={"canvas.accounts": 0})
+    output = "out/{table}/{kind}-{timestamp}.{format}"
+    path = write_config(config_text(emu, tables='["accounts"]', fmt=fmt, output=output))
+    result = apply(path, emu)[0]
+    assert result.status == "ok" and result.records == 0, result.error
+    (written,) = result.files
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(written)
+        assert table.num_rows == 0 and "key.id" in table.column_names  # the table's columns
+    elif fmt == "csv":
+        assert Path(written).read_text().startswith("meta.ts,meta.action,key.id")

@@ -95,6 +95,17 @@ def test_token_prints_only_a_valid_token(make_emulator, write_config, run_cli):
     assert result.stdout == token + "\n" and jwt_expiry(token) is not None
 
 
+def test_token_defaults_to_the_only_profile(make_emulator, write_config, run_cli):
+    emu = make_emulator()
+    path = write_config(config_text(emu))
+    result = run_cli("token", str(path), environ=environ(emu))
+    assert result.code == 0, result.stderr
+    assert jwt_expiry(result.stdout.strip()) is not None
+    two = write_config(config_text(emu) + "\n[profiles.demo]\nemulator = true\n", name="two.toml")
+    result = run_cli("token", str(two), environ=environ(emu))
+    assert result.code == 1 and "say which with --profile: univ_a, demo" in result.stderr
+
+
 def test_token_for_an_unknown_profile(make_emulator, write_config, run_cli):
     emu = make_emulator()
     path = write_config(config_text(emu))

@@ -278,3 +278,12 @@ def test_secret_is_not_in_any_repr():
 
 def test_profile_with_only_an_emulator_flag():
     assert Profile(emulator=True).emulator is True
+
+
+def test_since_is_checked_against_the_clock_the_loader_passes():
+    target = {"name": "core", "tables": ["accounts"], "since": "2026-11-01T00:00:00Z"}
+    raw = {"profiles": {"a": {"emulator": True}}, "targets": [target]}
+    before = datetime(2026, 10, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError, match="since is in the future"):
+        Config.model_validate(raw, context={"now": before})
+    Config.model_validate(raw, context={"now": before + timedelta(days=31)})

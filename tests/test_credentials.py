@@ -6,6 +6,7 @@ one. Errors must name the profile, the key and the variable or file, never the v
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -268,13 +269,57 @@ def test_missing_or_empty_credential_source(
     path = _write_missing_case(tmp_path, write_config, profile, secret_content)
     before = tree(tmp_path)
 
-    result = run_cli(command, str(path), environ=environ)
+    result = run_cli(command, str(path), "--require-credentials", environ=environ)
 
     assert result.code == 1
     assert result.stdout == ""
     assert message.format(base=tmp_path) in result.stderr
     assert SECRET not in result.stderr
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize(
+    ("profile", "environ", "secret_content", "message"),
+    [pytest.param(*case[1:], id=case[0]) for case in MISSING],
+)
+def test_a_missing_credential_source_is_a_warning_for_commands_that_log_in_nowhere(
+    command, profile, environ, secret_content, message, tmp_path, write_config, run_cli
+):
+    # Issue "Tried as a new user would": a CI lint job without secrets could not run these.
+    path = _write_missing_case(tmp_path, write_config, profile, secret_content)
+
+    result = run_cli(command, str(path), environ=environ)
+
+    assert result.code == 0, result.stderr
+    assert result.stderr.count(message.format(base=tmp_path)) == 1
+    assert result.stderr.startswith("WARNING: ")
+    assert SECRET not in result.stderr
+
+
+def test_missing_credentials_warn_once_per_profile_and_reach_validate_json(write_config, run_cli):
+    path = write_config(
+        '[profiles.univ_a]\nclient_id = "a"\nclient_secret_env = "A_SECRET"\n'
+        '[profiles.univ_b]\nclient_id = "b"\nclient_secret_env = "B_SECRET"\n' + TARGET
+    )
+
+    result = run_cli("validate", str(path), "--json")
+
+    assert result.code == 0, result.stderr
+    assert result.stderr.count("WARNING") == 2
+    assert result.stderr.count("A_SECRET is not set") == 1
+    warnings = json.loads(result.stdout)["warnings"]
+    assert [("A_SECRET" in w, "B_SECRET" in w) for w in warnings] == [(1, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("argv", [("apply",), ("token", "--profile", "univ_a")])
+def test_apply_and_token_still_need_the_credentials(argv, write_config, run_cli):
+    path = write_config(PROFILE_ENV + TARGET)
+
+    result = run_cli(argv[0], str(path), *argv[1:], environ={"UNIV_A_ID": "i"})
+
+    assert result.code == 1
+    assert "environment variable UNIV_A_SECRET is not set" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -286,7 +331,7 @@ def test_credential_errors_name_the_config_file(
 ):
     path = _write_missing_case(tmp_path, write_config, profile, secret_content)
 
-    result = run_cli("validate", str(path), environ=environ)
+    result = run_cli("validate", str(path), "--require-credentials", environ=environ)
 
     assert result.code == 1
     assert str(path) in result.stderr

@@ -124,6 +124,28 @@ def test_a_recorded_job_is_resumed_not_started_again(pairing, make_emulator, wri
     assert any("resumed job" in note for note in result.notes)
 
 
+def test_an_incremental_with_no_records_publishes_nothing_and_moves_the_watermark(
+    pairing, make_emulator, write_config
+):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+    _, before = pairing.apply(path, emu)
+    emu.advance(600)  # the data clock moves, the table does not change
+
+    results, after = pairing.apply(path, emu)
+
+    (result,) = results
+    assert result.status == "ok" and result.kind == "incremental", result.error
+    assert result.files == () and result.records == 0
+    assert any("no records" in note for note in result.notes), result.notes
+    step = after.step(result.address)
+    assert step.watermark == emu.now and step.files == ()
+    if pairing.destination_kind == "memory":
+        assert list(pairing.memory.published) == list(before.step(result.address).files)
+    else:
+        assert len(list((path.parent / "out").rglob("*.gz"))) == 1  # the snapshot alone
+
+
 def test_the_factory_gives_the_file_destination_for_a_plain_output(tmp_path, write_config):
     from dapctl.outputs.files import FileDestination
 

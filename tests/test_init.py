@@ -18,8 +18,10 @@ def test_init_writes_a_valid_commented_config(tmp_path, run_cli):
     assert result.code == 0 and f"Wrote {path}" in result.stdout
     assert path.read_text() == STARTER and STARTER.count("\n#") > 10
     assert stat.S_IMODE(path.stat().st_mode) & 0o600 == 0o600
-    missing = run_cli("validate", str(path))
+    missing = run_cli("validate", str(path), "--require-credentials")
     assert missing.code == 1 and "DAP_CLIENT_ID" in missing.stderr
+    warned = run_cli("validate", str(path))
+    assert warned.code == 0 and "WARNING" in warned.stderr and "DAP_CLIENT_ID" in warned.stderr
     valid = run_cli("validate", str(path), environ=CREDS)
     assert valid.code == 0, valid.stderr
     assert valid.stdout == f"{path}: valid (1 profile, 1 target)\n"
@@ -51,3 +53,30 @@ def test_the_commented_alternatives_are_valid_too(tmp_path, run_cli):
     path = tmp_path / "demo.toml"
     path.write_text(text)
     assert run_cli("validate", str(path), environ=CREDS).code == 0
+
+
+def test_init_creates_missing_folders_private(tmp_path, run_cli):
+    # Issue "Tried as a new user would": `init exports/dapctl.toml` failed on a new folder.
+    path = tmp_path / "exports" / "deeper" / "dapctl.toml"
+    result = run_cli("init", str(path))
+    assert result.code == 0, result.stderr
+    assert path.read_text() == STARTER
+    for folder in (tmp_path / "exports", path.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_init_of_a_path_ending_in_a_separator_writes_dapctl_toml_inside(tmp_path, run_cli):
+    # It used to write a file named `sub`.
+    result = run_cli("init", f"{tmp_path}/sub/")
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "sub" / "dapctl.toml").read_text() == STARTER
+    assert f"Wrote {tmp_path / 'sub' / 'dapctl.toml'}" in result.stdout
+
+
+def test_log_file_in_a_missing_folder_is_created(tmp_path, run_cli):
+    config = tmp_path / "dapctl.toml"
+    assert run_cli("init", str(config)).code == 0
+    log_file = tmp_path / "logs" / "x.jsonl"
+    result = run_cli("validate", str(config), "--log-file", str(log_file), environ=CREDS)
+    assert result.code == 0, result.stderr
+    assert log_file.is_file() and stat.S_IMODE(log_file.parent.stat().st_mode) == 0o700

@@ -46,6 +46,56 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 # (id, config text, key path, substrings the message must hold)
 BAD_CONFIGS = [
+    # Issue "Tried as a new user would": each of these was accepted, then failed or was
+    # ignored later.
+    (
+        "since-in-the-future",
+        GOOD + "since = 2999-01-01T00:00:00Z  # <-\n",
+        "targets[0].since",
+        ["since is in the future"],
+    ),
+    (
+        "since-with-sync-snapshot",
+        GOOD + 'sync = "snapshot"\nsince = 2026-01-01T00:00:00Z  # <-\n',
+        "targets[0].since",
+        ['sync = "snapshot"', "would be ignored"],
+    ),
+    (
+        "output-extension-contradicts-format",
+        GOOD + 'format = "csv"\noutput = "out/{table}-{timestamp}.parquet"  # <-\n',
+        "targets[0].output",
+        ["ends in .parquet but format = 'csv'", "{format}"],
+    ),
+    (
+        "output-jsonl-gz-for-tsv",
+        GOOD + 'format = "tsv"\noutput = "out/{table}-{timestamp}.jsonl.gz"  # <-\n',
+        "targets[0].output",
+        ["ends in .jsonl but format = 'tsv'"],
+    ),
+    (
+        "namespace-not-lowercase",
+        GOOD + 'namespace = "Canvas"  # <-\n',
+        "targets[0].namespace",
+        ["namespaces are lowercase", "did you mean 'canvas'?"],
+    ),
+    (
+        "quoted-number",
+        '[settings]\nconcurrency = "4"  # <-\n' + GOOD,
+        "settings.concurrency",
+        ["valid integer", "(got '4')"],
+    ),
+    (
+        "quoted-boolean",
+        '[profiles.demo]\nemulator = "true"  # <-\n' + GOOD,
+        "profiles.demo.emulator",
+        ["valid boolean", "(got 'true')"],
+    ),
+    (
+        "quoted-float",
+        '[retry]\ninitial_backoff = "1.5"  # <-\n' + GOOD,
+        "retry.initial_backoff",
+        ["valid number", "(got '1.5')"],
+    ),
     (
         "unknown-top-level-table",
         GOOD + '\n[setings]  # <-\nstate = "x.json"\n',
@@ -314,6 +364,26 @@ def test_bad_config_names_file_line_and_key_path(
         assert fragment in result.stderr
     assert "Traceback" not in result.stderr
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("fmt", "output"),
+    [
+        ("csv", "out/{table}-{timestamp}.{format}"),
+        ("csv", "out/{table}-{timestamp}.csv.gz"),
+        ("parquet", "out/{table}-{timestamp}.parquet"),
+        ("jsonl", "out/{table}-{timestamp}.ndjson"),
+        ("csv", "out/{table}-{timestamp}.txt"),  # names no format: nothing to contradict
+        ("csv", "out/{format}/{table}.d/{timestamp}"),
+    ],
+)
+def test_outputs_whose_extension_fits_the_format(fmt, output, write_config):
+    load_config(write_config(GOOD + f'format = "{fmt}"\noutput = "{output}"\n'))
+
+
+def test_since_in_the_past_and_quoted_times_are_accepted(write_config):
+    loaded = load_config(write_config(GOOD + 'since = "2026-01-01T00:00:00Z"\n'))
+    assert loaded.config.targets[0].since is not None
 
 
 def test_every_problem_is_reported_together(write_config):

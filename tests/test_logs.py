@@ -114,7 +114,8 @@ def test_an_unwritable_log_file_is_an_error(write_config, run_cli, tmp_path):
     path = write_config(
         '[profiles.demo]\nemulator = true\n\n[[targets]]\nname = "c"\ntables = ["a"]\n'
     )
-    result = run_cli("validate", str(path), "--log-file", str(tmp_path / "no" / "such" / "x.log"))
+    (tmp_path / "a-file").write_text("")  # missing folders are created; a file is in the way
+    result = run_cli("validate", str(path), "--log-file", str(tmp_path / "a-file" / "x.log"))
     assert result.code == 1 and "--log-file" in result.stderr and "cannot open" in result.stderr
 
 

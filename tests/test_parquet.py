@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
 
 import pyarrow.parquet as pq
+import pytest
 
-from tests.apply_helpers import apply, config_text
+from dapctl.errors import ConfigError
+from dapctl.loading import load_config, require_extras
+from tests.apply_helpers import apply, config_text, environ
 
 
 def _read(path: str):
@@ -40,3 +44,37 @@ def test_parquet_into_gz_is_gzip_compressed_parquet(make_emulator, write_config)
     assert result.status == "ok", result.error
     assert result.files[0].endswith(".parquet.gz")
     assert _read(result.files[0]).num_rows == len(emu.expected_snapshot("canvas", "users"))
+
+
+def _no_pyarrow(name: str) -> object:
+    if name.split(".")[0] == "pyarrow":
+        raise ModuleNotFoundError(f"No module named {name!r}")
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_parquet_without_pyarrow_is_refused_before_any_job(
+    command, make_emulator, write_config, run_cli
+):
+    # Issue "Tried as a new user would": without pyarrow every job ran, then the merge failed.
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]', fmt="parquet"))
+
+    result = run_cli(command, str(path), environ=environ(emu), importer=_no_pyarrow)
+
+    assert result.code == 1
+    assert f"{path}:" in result.stderr and "targets[0].format" in result.stderr
+    assert "needs pyarrow" in result.stderr and "pip install 'dapctl[parquet]'" in result.stderr
+    assert emu.stats.jobs_created == 0
+
+
+def test_require_extras_passes_when_the_import_works_or_no_target_needs_it(
+    make_emulator, write_config
+):
+    emu = make_emulator()
+    parquet = load_config(write_config(config_text(emu, fmt="parquet"), name="p.toml"))
+    jsonl = load_config(write_config(config_text(emu), name="j.toml"))
+    require_extras(parquet)
+    require_extras(jsonl, importer=_no_pyarrow)
+    with pytest.raises(ConfigError, match="needs pyarrow"):
+        require_extras(parquet, importer=_no_pyarrow)

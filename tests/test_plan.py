@@ -15,7 +15,7 @@ import pytest
 from dapctl.cli.render import render_plan
 from dapctl.config import Config
 from dapctl.errors import ConfigError
-from dapctl.plan import Plan, Step, matches, plan, plan_table
+from dapctl.plan import Plan, Step, matches, plan, plan_table, stale_fallback
 from dapctl.state import PendingJob, State, StepState
 from dapctl.text import format_time
 
@@ -115,6 +115,14 @@ def test_pending_job_is_resumed_whatever_else_state_says(sync, kind):
         since,
     )
     assert step.describe() == f"resume {kind} job job-7"
+
+
+def test_a_fallback_snapshot_must_be_later_than_the_watermark_it_replaces():
+    assert stale_fallback(None, T2) is None  # no fallback: nothing to compare
+    assert stale_fallback(T2, T1) is None  # T1 is later than T2
+    for at in (T2, T2 - timedelta(seconds=1)):
+        reason = stale_fallback(T2, at)
+        assert reason is not None and "not later than" in reason and format_time(T2) in reason
 
 
 def test_tables_all_is_one_list_step():
@@ -423,6 +431,7 @@ def test_cli_plan_json_equals_the_plan(write_config, run_cli):
 
     assert result.code == 0
     assert json.loads(result.stdout) == {
+        "ok": True,
         "steps": [
             {
                 "address": "univ_a/core/canvas.courses",
@@ -464,8 +473,8 @@ def test_cli_plan_checks_credentials_of_planned_profiles_only(write_config, run_
         CLI_CONFIG + '\n[[targets]]\nname = "b_only"\nprofiles = ["univ_b"]\ntables = ["users"]\n'
     )
 
-    only_a = run_cli("plan", str(path), "--profile", "univ_a")
-    every = run_cli("plan", str(path))
+    only_a = run_cli("plan", str(path), "--profile", "univ_a", "--require-credentials")
+    every = run_cli("plan", str(path), "--require-credentials")
 
     assert only_a.code == 0, only_a.stderr
     assert every.code == 1

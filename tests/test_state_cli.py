@@ -46,6 +46,26 @@ def test_list_and_show(make_emulator, write_config, run_cli):
     assert emu.credentials[1] not in everything
 
 
+def test_every_json_document_says_ok(make_emulator, write_config, run_cli):
+    # Issue "Tried as a new user would": plan, state list and state show lacked "ok".
+    emu, path = applied(make_emulator, write_config, run_cli)
+    # (the words before the config, the words after it)
+    commands = [
+        (("validate",), ()),
+        (("plan",), ()),
+        (("apply",), ()),
+        (("tables",), ()),
+        (("describe",), ("canvas.accounts",)),
+        (("state", "list"), ()),
+        (("state", "show"), (ACCOUNTS,)),
+        (("force-unlock",), ()),
+    ]
+    for before, after in commands:
+        result = run_cli(*before, str(path), *after, "--json", environ=environ(emu))
+        assert result.code == 0, (before, result.stderr)
+        assert json.loads(result.stdout)["ok"] is True, before
+
+
 def test_show_an_unknown_address_suggests(make_emulator, write_config, run_cli):
     _, path = applied(make_emulator, write_config, run_cli)
     result = run_cli("state", "show", str(path), "univ_a/core/canvas.acounts")

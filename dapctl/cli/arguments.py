@@ -161,15 +161,15 @@ def _add_init(commands: Any) -> None:
         commands,
         "init",
         "Write a commented starter config (refuses to overwrite a file).",
-        ["dapctl init", "dapctl init exports/dapctl.toml"],
+        ["dapctl init", "dapctl init exports/dapctl.toml", "dapctl init exports/"],
     )
     sub.add_argument(
         "path",
-        type=Path,
-        nargs="?",
-        default=Path("dapctl.toml"),
+        nargs="?",  # a str: Path would drop the trailing separator that marks a folder
+        default="dapctl.toml",
         metavar="PATH",
-        help="where to write it (default dapctl.toml; a folder gets dapctl.toml inside)",
+        help="where to write it (default dapctl.toml); a folder, or a path ending in /, gets "
+        "dapctl.toml inside; missing folders are created (0700)",
     )
 
 
@@ -182,6 +182,7 @@ def _add_validate(commands: Any) -> None:
     )
     _config_arg(sub)
     _json_flag(sub, "the verdict, profiles and targets")
+    _require_credentials(sub)
 
 
 def _add_plan(commands: Any) -> None:
@@ -212,6 +213,16 @@ def _add_plan(commands: Any) -> None:
         action="store_true",
         help="fetch each database table's DAP schema and show the column changes the next "
         "apply makes (needs the profiles' credentials)",
+    )
+    _require_credentials(sub)
+
+
+def _require_credentials(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--require-credentials",
+        action="store_true",
+        help="fail when a profile's credential variable or secret file is missing "
+        "(default: a warning, so a lint job without secrets can run; apply always needs them)",
     )
 
 
@@ -398,7 +409,9 @@ def _add_token(commands: Any) -> None:
         ],
     )
     _config_arg(sub)
-    sub.add_argument("--profile", required=True, metavar="P", help="the profile to log in as")
+    sub.add_argument(
+        "--profile", metavar="P", help="the profile to log in as (default: the only profile)"
+    )
 
 
 def _seconds(text: str) -> float:

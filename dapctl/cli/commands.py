@@ -30,11 +30,11 @@ from dapctl.cli.render import (
 from dapctl.cli.starter import write_starter
 from dapctl.cli.style import Style, is_terminal
 from dapctl.config import Config
-from dapctl.credentials import resolve_used
+from dapctl.credentials import check_used, resolve_used
 from dapctl.errors import ConfigError, ExitStatus
 from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
-from dapctl.loading import LoadedConfig
+from dapctl.loading import LoadedConfig, require_extras
 from dapctl.outputs.tables import Databases, database_of, overlay_steps
 from dapctl.plan import Plan, plan
 from dapctl.refresh import schema_changes
@@ -58,17 +58,19 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    resolve_used(loaded, environ=ctx.environ, names=list(loaded.config.profiles))
+    require_extras(loaded, importer=ctx.importer)
+    names = list(loaded.config.profiles)
+    warnings = check_used(loaded, names, environ=ctx.environ, require=args.require_credentials)
     config = loaded.config
     if args.json:
-        emit_json(ctx, _validated(loaded))
+        emit_json(ctx, _validated(loaded, warnings))
         return ExitStatus.SUCCESS
     counts = f"{plural(len(config.profiles), 'profile')}, {plural(len(config.targets), 'target')}"
     ctx.out(f"{loaded.path}: valid ({counts})")
     return ExitStatus.SUCCESS
 
 
-def _validated(loaded: LoadedConfig) -> dict[str, Any]:
+def _validated(loaded: LoadedConfig, warnings: Sequence[str]) -> dict[str, Any]:
     config = loaded.config
     return {
         "ok": True,
@@ -79,24 +81,26 @@ def _validated(loaded: LoadedConfig) -> dict[str, Any]:
             {"name": t.name, "namespace": t.namespace, "profiles": config.target_profiles(t)}
             for t in config.targets
         ],
-        "warnings": list(loaded.warnings),
+        "warnings": [*loaded.warnings, *warnings],
     }
 
 
 def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
+    require_extras(loaded, importer=ctx.importer)
     with _databases(loaded, ctx) as databases:
         state = overlay_steps(loaded.config, open_store(loaded).read() or State(), databases)
         result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
         used = sorted({step.profile for step in result.steps})
-        resolve_used(loaded, environ=ctx.environ, names=used)
+        require = args.require_credentials or args.refresh  # --refresh logs in
+        check_used(loaded, used, environ=ctx.environ, require=require)
         changes = (
             schema_changes(loaded, result, environ=ctx.environ, databases=databases)
             if args.refresh
             else None
         )
     if args.json:
-        document = result.to_json()
+        document = {"ok": True, **result.to_json()}
         if changes is not None:
             for step in document["steps"]:
                 step["schema_changes"] = changes.get(step["address"])
@@ -110,6 +114,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
+    require_extras(loaded, importer=ctx.importer)
     options = ApplyOptions(
         concurrency=args.concurrency or loaded.config.settings.concurrency,
         no_wait=args.no_wait,
@@ -219,7 +224,7 @@ def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
     store = open_store(loaded)
     state = _read_state(loaded, ctx, store)
     if args.json:
-        emit_json(ctx, state_json(state, store.location))
+        emit_json(ctx, {"ok": True, **state_json(state, store.location)})
     else:
         ctx.out(render_state(state, store.location))
     return ExitStatus.SUCCESS
@@ -230,7 +235,7 @@ def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
     store = open_store(loaded)
     step = find_step(_read_state(loaded, ctx, store), args.address, where=store.location)
     if args.json:
-        emit_json(ctx, {"address": args.address, **step.model_dump(mode="json")})
+        emit_json(ctx, {"ok": True, "address": args.address, **step.model_dump(mode="json")})
     else:
         ctx.out(render_step(args.address, step))
     return ExitStatus.SUCCESS
@@ -269,18 +274,14 @@ def cmd_force_unlock(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_token(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    if loaded.config.profiles.get(args.profile) is None:
+    profile = inspect.pick_profile(loaded.config, args.profile)
+    if loaded.config.profiles[profile].emulator:
         raise ConfigError(
-            f"--profile {args.profile}: no such profile; profiles are: "
-            f"{', '.join(loaded.config.profiles)}"
-        )
-    if loaded.config.profiles[args.profile].emulator:
-        raise ConfigError(
-            f"profile {args.profile} uses the embedded emulator, which stops when this "
+            f"profile {profile} uses the embedded emulator, which stops when this "
             "command does: its token would be useless",
             hint="run `dapctl emulator` and point a profile's base_url at it",
         )
-    credentials = resolve_used(loaded, environ=ctx.environ, names=[args.profile])[args.profile]
+    credentials = resolve_used(loaded, environ=ctx.environ, names=[profile])[profile]
     assert credentials is not None  # only emulator profiles resolve to None
     ctx.out(fetch_token(loaded.config, credentials))
     return ExitStatus.SUCCESS

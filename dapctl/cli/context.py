@@ -1,4 +1,5 @@
-"""What a command may touch: its output streams, the environment, the live progress.
+"""What a command may touch: its output streams, the environment, the live progress, and the
+importer that looks for optional extras.
 
 ``Context`` is built once by ``main`` and handed to every command handler; tests build it
 with their own streams and environment. ``emit_json`` writes a command's one JSON document;
@@ -8,6 +9,7 @@ with their own streams and environment. ``emit_json`` writes a command's one JSO
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 from collections.abc import Mapping
@@ -15,7 +17,7 @@ from typing import Any, TextIO
 
 from dapctl.cli.progress import Progress
 from dapctl.cli.style import Style
-from dapctl.loading import LoadedConfig, load_config
+from dapctl.loading import Importer, LoadedConfig, load_config
 
 log = logging.getLogger("dapctl")
 
@@ -23,10 +25,18 @@ log = logging.getLogger("dapctl")
 class Context:
     """What a command may touch: its streams, the environment, and the live progress."""
 
-    def __init__(self, *, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        *,
+        stdout: TextIO,
+        stderr: TextIO,
+        environ: Mapping[str, str],
+        importer: Importer = importlib.import_module,
+    ) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.environ = environ
+        self.importer = importer  # how optional extras are looked for (tests make it fail)
         self.progress: Progress | None = None
         self.style = Style()
 

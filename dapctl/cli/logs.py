@@ -2,7 +2,8 @@
 
 ``logging_to(console, level=..., fmt=..., file=...)`` attaches handlers to the ``dapctl``
 logger for one command and removes them after. Without a file, records at ``level`` go to
-the console in ``fmt``; with one, they go to the file (created 0600, appended to) in
+the console in ``fmt``; with one, they go to the file (created 0600 in folders created
+0700, appended to) in
 ``fmt`` and the console keeps only warnings and errors, as text. A text console leaves out
 each step's ``finished`` record: the command prints results itself. JSON lines carry
 ``time`` (UTC), ``level``, ``logger``, ``event``, ``address``, ``message`` and the record's
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from dapctl.errors import ConfigError
+from dapctl.files import ensure_private_dir
 from dapctl.text import format_time
 
 Format = Literal["text", "json"]
@@ -104,8 +106,10 @@ def _formatter(fmt: Format, *, stamped: bool) -> logging.Formatter:
 
 
 def open_log_file(path: Path) -> TextIO:
-    """Open ``path`` for appending, created 0600: logs name institutions, jobs and files."""
+    """Open ``path`` for appending, created 0600 (missing folders 0700): logs name
+    institutions, jobs and files."""
     try:
+        ensure_private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError as exc:
         raise ConfigError(f"--log-file {path}: cannot open it: {exc.strerror}") from None

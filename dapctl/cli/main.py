@@ -3,7 +3,8 @@
 ``main(argv)`` is the only place that prints or decides an exit status; everything else
 raises ``DapctlError`` subclasses with a message a user can act on. An unexpected exception is
 a bug: a one-line notice (the traceback with ``--debug``) and exit status 3. The environment
-and output streams are parameters so tests drive the CLI in-process. Results go to stdout
+and output streams (and the importer that looks for optional extras) are parameters so tests
+drive the CLI in-process. Results go to stdout
 (one JSON document with ``--json``, an error document too when a ``--json`` command fails);
 messages, logs and live progress go to stderr. Colour and progress appear only on a
 terminal. The grammar lives in ``arguments``; the exit statuses in ``errors.ExitStatus``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -25,6 +27,7 @@ from dapctl.cli.context import Console, Context, emit_json
 from dapctl.cli.logs import LEVELS, logging_to
 from dapctl.cli.style import Style
 from dapctl.errors import DapctlError, ExitStatus
+from dapctl.loading import Importer
 
 __all__ = ["build_parser", "main"]
 
@@ -37,11 +40,13 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    importer: Importer | None = None,
 ) -> int:
     ctx = Context(
         stdout=stdout or sys.stdout,
         stderr=stderr or sys.stderr,
         environ=os.environ if environ is None else environ,
+        importer=importer or importlib.import_module,
     )
     parser = build_parser()
     try:

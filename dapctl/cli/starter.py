@@ -3,6 +3,7 @@
 The file names its credentials through the official client's variables (``DAP_CLIENT_ID``,
 ``DAP_CLIENT_SECRET``), so it validates as soon as those are set, and holds no secret itself
 (mode 0644 is fine). ``write_starter`` never overwrites: an existing file is an error.
+Missing folders on the way are created 0700; ``sub/`` means ``sub/dapctl.toml``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 
 from dapctl.errors import ConfigError
+from dapctl.files import ensure_private_dir
 
 STARTER = """\
 # dapctl config: which DAP tables to export, for which institutions, into which files.
@@ -57,11 +59,15 @@ output = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
 """
 
 
-def write_starter(path: Path) -> Path:
-    """Write the starter config at ``path`` (a folder gets ``dapctl.toml``); never overwrite."""
-    if path.is_dir():
+def write_starter(given: str | Path) -> Path:
+    """Write the starter config at ``given``; never overwrite. A folder, or a path ending in
+    a separator (``sub/``), gets ``dapctl.toml`` inside; missing folders are created 0700."""
+    text = str(given)
+    path = Path(text)
+    if path.is_dir() or text.endswith(("/", os.sep)):
         path = path / "dapctl.toml"
     try:
+        ensure_private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         raise ConfigError(

@@ -146,9 +146,29 @@ def _parquet(records: list[dict[str, Any]], spec: TableSpec, mode: str | None) -
             value = _lookup(record, path, condensed)
             row[header] = None if value is MISSING else _parquet_value(value)
         rows.append(row)
+    # An empty part still carries the table's columns: inferred from no rows, a table has
+    # none, and an empty snapshot became a column-less file (issue "Tried as a new user").
+    if rows:
+        table = pa.Table.from_pylist(rows)
+    else:
+        table = pa.schema(_arrow_fields(pa, spec, mode)).empty_table()
     sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows), sink)
+    pq.write_table(table, sink)
     return sink.getvalue()
+
+
+def _arrow_fields(pa: Any, spec: TableSpec, mode: str | None) -> list[Any]:
+    kinds = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    by_path: dict[tuple[str, ...], Any] = {
+        ("key", "id"): pa.string() if spec.string_key else pa.int64()
+    }
+    for column in spec.columns:
+        by_path[("value", column.name)] = kinds.get(column.kind, pa.string())
+        for child in column.children:
+            by_path[("value", column.name, child.name)] = kinds.get(child.kind, pa.string())
+    return [
+        pa.field(header, by_path.get(path, pa.string())) for header, path, _ in columns(spec, mode)
+    ]
 
 
 def _parquet_value(value: Any) -> Any:

@@ -4,8 +4,10 @@
 it into parts of ``part_size`` records and returns the job. A job is ``waiting`` for the first
 half of its delay, ``running`` for the second, then ``complete`` (or ``failed`` when its table
 was marked failing at creation); timing and expiry follow the injected wall clock, not the data
-clock. With job caching on, an identical query (same table, kind, format, mode, window and
-unchanged data) gets the existing unexpired job back instead of a new one, as the service does.
+clock. With job caching on, an identical query (same table, kind, format, mode, window, with
+unchanged data and the data clock where it was) gets the existing unexpired job back instead of
+a new one, as the service does; once the data clock moves, a snapshot or an open-ended window
+would end later, so a cached job is never handed back after that.
 
 Part bytes are encoded once, on first use, and cached for the job's lifetime; a background
 thread starts encoding as soon as the job exists so big downloads are ready when asked for.
@@ -124,7 +126,10 @@ class JobStore:
 
     def create(self, table: TableData, query: Query, now: float, **job: Any) -> tuple[Job, bool]:
         """The job for ``query``, and whether it is new (False: served from the cache)."""
-        cache_key = (table.spec.dotted, query, self._data.generation)
+        # The data clock's now is part of the key: a job cached before the clock moved holds
+        # an `at` (or `until`) in the past, and a client falling back to a snapshot because
+        # its window is gone would get the old snapshot back forever.
+        cache_key = (table.spec.dotted, query, self._data.generation, self._data.now)
         with self._lock:
             self._purge(now)
             cached = self._cache.get(cache_key) if job.pop("use_cache") else None

@@ -6,8 +6,9 @@ the pending output, so a crash leaves nothing unaccounted for); the collector ha
 downloaded part, in order, with ``add_part``; ``commit`` makes the whole job visible at once
 and says what landed, ``abort`` leaves no trace. ``part_mode`` tells the collector how the
 load wants its parts: ``gzip`` (the server's compressed bytes, records counted during the
-download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job with no parts still
-commits: what that means is the destination's to say (a file destination writes no file).
+download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job with no parts, or an
+incremental with no records (``plan.publishes``), still commits: what that means is the
+destination's to say (a file destination writes no file, and notes why).
 
 ``open_destination`` is the factory, from a target's config: files under the config's folder
 files under the config's folder, a database table (``tables``), or both from one job. Apply
@@ -43,10 +44,11 @@ class Landed:
     records: int
     sha256: str | None
     shown: tuple[str, ...] = ()  # as a person or a script can open them (absolute, or URLs)
+    notes: tuple[str, ...] = ()  # for the step's result: why nothing was written, say
 
     @classmethod
-    def nothing(cls) -> Landed:
-        return cls((), 0, 0, None)
+    def nothing(cls, *notes: str) -> Landed:
+        return cls((), 0, 0, None, notes=notes)
 
 
 Settle = Callable[[Landed], StepState]

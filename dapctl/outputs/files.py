@@ -4,7 +4,8 @@ The output template, rendered for the job, gives the location: relative to the c
 folder (as the state records it) unless the template is absolute. Parts download into
 temporary files beside the output (same disk, swept if a killed apply left them), merge in
 order through ``Merger`` (or ``ParquetMerger``) into an ``AtomicFile``, and the file takes
-its final name only on ``commit``. A job with no parts writes no file.
+its final name only on ``commit``. A job with no parts writes no file, nor does an incremental
+whose parts hold no records (counted while merging, decided before publishing).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dapctl.files import AtomicFile, ensure_private_dir, sweep_stale_temp_files,
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
 from dapctl.outputs.parquet import ParquetMerger
-from dapctl.plan import Step
+from dapctl.plan import NO_RECORDS, Step, publishes
 from dapctl.state import Kind
 
 log = logging.getLogger("dapctl.outputs")
@@ -53,7 +54,7 @@ class FileDestination:
             os.path.relpath(path, self.base_dir) if not os.path.isabs(rendered) else str(path)
         )
         fmt = self.target.format
-        return FileLoad(Path(location).as_posix(), path, fmt=fmt, text_parts=text_parts)
+        return FileLoad(Path(location).as_posix(), path, fmt=fmt, text_parts=text_parts, kind=kind)
 
     def exists(self, location: str) -> bool:
         return self.path_of(location).exists()
@@ -69,10 +70,19 @@ class FileDestination:
 
 
 class FileLoad:
-    def __init__(self, location: str, path: Path, *, fmt: str, text_parts: bool = False) -> None:
+    def __init__(
+        self,
+        location: str,
+        path: Path,
+        *,
+        fmt: str,
+        text_parts: bool = False,
+        kind: Kind = "snapshot",
+    ) -> None:
         self.location = location
         self.path = path
         self._fmt = fmt
+        self._kind = kind
         self._file: AtomicFile | None = None
         self._merger: Merger | ParquetMerger | None = None
         if fmt == "parquet":
@@ -121,6 +131,10 @@ class FileLoad:
             return Landed.nothing()
         try:
             stats = self._merger.finish()
+            if not publishes(self._kind, stats.records):
+                self._file.abort()
+                log.info("%s: %s", self.location, NO_RECORDS)
+                return Landed.nothing(NO_RECORDS)
             self._file.commit()
         except OSError as exc:
             raise self._error(exc) from None

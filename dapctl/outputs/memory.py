@@ -16,7 +16,7 @@ from dapctl.api.wire import Job
 from dapctl.files import temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
-from dapctl.plan import Step
+from dapctl.plan import NO_RECORDS, Step, publishes
 from dapctl.state import Kind
 from dapctl.text import compact_time
 
@@ -30,7 +30,7 @@ class MemoryDestination:
 
     def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> MemoryLoad:
         location = f"memory://{step.address}/{kind}-{compact_time(watermark)}.{self.fmt}"
-        return MemoryLoad(self, location)
+        return MemoryLoad(self, location, kind)
 
     def exists(self, location: str) -> bool:
         with self._lock:
@@ -48,8 +48,11 @@ class MemoryDestination:
 class MemoryLoad:
     part_mode: PartMode = "text"
 
-    def __init__(self, destination: MemoryDestination, location: str) -> None:
+    def __init__(
+        self, destination: MemoryDestination, location: str, kind: Kind = "snapshot"
+    ) -> None:
         self.location = location
+        self._kind = kind
         self._destination = destination
         self._chunks: list[bytes] = []
         self._merger = Merger(fmt=destination.fmt, out=self, compress=False)
@@ -70,6 +73,8 @@ class MemoryLoad:
         if not self._parts:
             return Landed.nothing()
         records = self._merger.finish().records
+        if not publishes(self._kind, records):
+            return Landed.nothing(NO_RECORDS)
         data = b"".join(self._chunks)
         self._destination.publish(self.location, data)
         return Landed((self.location,), len(data), records, None, shown=(self.location,))

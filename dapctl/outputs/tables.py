@@ -252,6 +252,7 @@ class BothLoad:
             written.records,
             written.sha256,
             shown=(*written.shown, self.table.location),
+            notes=written.notes,
         )
         self.table.commit(lambda _: settle(both))
         return both

@@ -111,6 +111,16 @@ def test_identical_query_reuses_job_unless_data_changed(emulator: Emulator) -> N
     assert (emulator.stats.jobs_created, emulator.stats.jobs_reused) == (5, 1)
 
 
+def test_a_cached_job_is_not_reused_once_the_data_clock_moved(emulator: Emulator) -> None:
+    # A snapshot asked for later is at a later `at`, changes or not: the cached one is stale.
+    client = Client(emulator)
+    first = client.query("users")
+    emulator.advance(60)
+    again = client.query("users")
+    assert again["id"] != first["id"] and again["at"] > first["at"]
+    assert client.query("users")["id"] == again["id"]
+
+
 def test_jobs_and_objects_expire(make_emulator) -> None:
     clock = FakeClock()
     emu = make_emulator(clock=clock, job_lifetime=100.0)

@@ -58,6 +58,7 @@ VALID: dict[str, Any] = {
             "name": "core",
             "tables": ["accounts", "users"],
             "format": "jsonl",
+            "since": datetime(2026, 11, 1, tzinfo=UTC),
             "output": "data/{profile}/{table}/{kind}-{timestamp}.{format}.gz",
         },
         {
@@ -66,7 +67,6 @@ VALID: dict[str, Any] = {
             "namespace": "canvas_logs",
             "tables": "all",
             "sync": "snapshot",
-            "since": datetime(2026, 11, 1, tzinfo=UTC),
             "output": "logs/{table}.csv",
             "format": "csv",
             "mode": "expanded",
@@ -95,6 +95,7 @@ emulator = true
 [[targets]]
 name = "core"
 tables = ["accounts", "users"]
+since = 2026-11-01T00:00:00Z
 output = "data/{profile}/{table}/{kind}-{timestamp}.{format}.gz"
 
 [[targets]]
@@ -103,8 +104,8 @@ profiles = ["univ_a"]
 namespace = "canvas_logs"
 tables = "all"
 sync = "snapshot"
-since = 2026-11-01T00:00:00Z
 output = "logs/{table}.csv"
+format = "csv"
 """
 
 # Never the real service: a loopback port where nothing listens (discard, refused).
@@ -218,7 +219,7 @@ def set_at(doc: Any, path: tuple, value: Any, *, delete: bool = False) -> None:
 @st.composite
 def mutated_documents(draw: st.DrawFn) -> str:
     doc = json.loads(json.dumps(VALID, default=str))  # a deep copy; the date becomes a string
-    doc["targets"][1]["since"] = VALID["targets"][1]["since"]
+    doc["targets"][0]["since"] = VALID["targets"][0]["since"]
     for _ in range(draw(st.integers(1, 3))):
         paths = leaf_paths(doc)
         if not paths:
@@ -377,7 +378,9 @@ def file_cases(root: Path) -> dict[str, Path]:
 @pytest.mark.parametrize("command", ["validate", "plan", "apply", "token"])
 def test_config_files_that_cannot_be_read(tmp_path: Path, command: str):
     for case, path in file_cases(tmp_path).items():
-        argv = [command, str(path)] + (["--profile", "univ_a"] if command == "token" else [])
+        extra = {"token": ["--profile", "univ_a"], "validate": ["--require-credentials"]}
+        extra["plan"] = extra["validate"]
+        argv = [command, str(path), *extra.get(command, [])]
         code, stdout, stderr = run(argv)
         check(code, stdout, stderr)
         # A BOM is not TOML; the 8 MB comment is valid, and apply and token then fail on
@@ -427,7 +430,9 @@ def test_secret_files_that_are_not_files(tmp_path: Path, command: str):
     for case, secret in secret_file_cases(tmp_path).items():
         path = tmp_path / "dapctl.toml"
         path.write_text(SECRET_FILE_CONFIG.format(secret=secret))
-        argv = [command, str(path)] + (["--profile", "univ_a"] if command == "token" else [])
+        extra = {"token": ["--profile", "univ_a"], "validate": ["--require-credentials"]}
+        extra["plan"] = extra["validate"]
+        argv = [command, str(path), *extra.get(command, [])]
         code, stdout, stderr = run(argv)
         check(code, stdout, stderr)
         assert code == 1, (case, stdout, stderr)
