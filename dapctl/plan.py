@@ -50,6 +50,12 @@ class Step:
     def address(self) -> str:
         return address_of(self.profile, self.target, self.namespace, self.table)
 
+    def as_snapshot(self, reason: str) -> Step:
+        """This table's step as a fresh snapshot instead, for ``reason``."""
+        return dataclasses.replace(
+            self, action="snapshot", since=None, job_id=None, resume_kind=None, reason=reason
+        )
+
     def describe(self) -> str:
         if self.action == "incremental":
             return f"incremental since {format_time(self.since)}"
@@ -213,14 +219,9 @@ def fallback_snapshot(step: Step, since: datetime | None, settings: Settings) ->
     config says to fail instead (or the step was no incremental)."""
     if since is None or settings.on_snapshot_required != "snapshot":
         return None
-    return dataclasses.replace(
-        step,
-        action="snapshot",
-        since=None,
-        job_id=None,
-        resume_kind=None,
-        reason=f"the incremental window since {format_time(since)} is gone: took a snapshot "
-        'instead (on_snapshot_required = "snapshot")',
+    return step.as_snapshot(
+        f"the incremental window since {format_time(since)} is gone: took a snapshot "
+        'instead (on_snapshot_required = "snapshot")'
     )
 
 
@@ -254,11 +255,6 @@ def reload_snapshot(step: Step, table: str, changes: Sequence[str]) -> Step | No
     apply in place (``None`` if ``step`` was no incremental)."""
     if step.action not in ("incremental", "resume"):
         return None
-    return dataclasses.replace(
-        step,
-        action="snapshot",
-        since=None,
-        job_id=None,
-        resume_kind=None,
-        reason=f"table {table} needs a reload ({'; '.join(changes)}): took a snapshot instead",
+    return step.as_snapshot(
+        f"table {table} needs a reload ({'; '.join(changes)}): took a snapshot instead"
     )

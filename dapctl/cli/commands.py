@@ -35,7 +35,7 @@ from dapctl.errors import ConfigError, ExitStatus
 from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig, require_extras
-from dapctl.outputs.tables import Databases, database_of, overlay_steps
+from dapctl.outputs.tables import Databases, database_of, overlay_steps, used_databases
 from dapctl.plan import Plan, plan
 from dapctl.refresh import schema_changes
 from dapctl.results import StepResult, all_ok
@@ -213,7 +213,7 @@ def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
 def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> State | None:
     """The state as apply would see it: database targets' records from their databases."""
     state = store.read()
-    if not any(t.database for t in loaded.config.targets):
+    if not used_databases(loaded.config):
         return state
     with _databases(loaded, ctx) as databases:
         return overlay_steps(loaded.config, state or State(), databases)

@@ -118,17 +118,22 @@ def database_of(config: Config, address: str) -> str | None:
     return target.database if target is not None else None
 
 
+def used_databases(config: Config) -> list[str]:
+    """The names of the databases the config's targets keep tables in."""
+    return sorted({t.database for t in config.targets if t.database is not None})
+
+
 def sweep_staging(config: Config, databases: Databases) -> list[str]:
     """Drop the staging tables killed runs left in the config's databases; return them."""
-    used = sorted({t.database for t in config.targets if t.database is not None})
-    return [table for name in used for table in databases.get(name).sweep_staging()]
+    return [
+        table for name in used_databases(config) for table in databases.get(name).sweep_staging()
+    ]
 
 
 def overlay_steps(config: Config, state: State, databases: Databases) -> State:
     """``state`` with every database target's step records as its database holds them."""
-    used = sorted({t.database for t in config.targets if t.database is not None})
     steps = dict(state.steps)
-    for name in used:
+    for name in used_databases(config):
         for address, record in databases.get(name).read_steps().items():
             if database_of(config, address) == name:
                 steps[address] = StepState.model_validate_json(record)
