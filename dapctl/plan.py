@@ -172,18 +172,33 @@ def _matches(step: Step, selector: str) -> bool:
         return True
     if step.action != "list":
         return False
-    # The tables of a "list" step are known only at apply, which filters them again; here
-    # a table-level selector picks the step when its profile, target and namespace fit.
-    parts = selector.split("/")
-    if len(parts) != 3:
+    # The tables of a "list" step are known only at apply, which filters them again; here a
+    # table-level selector ("*.users", "univ_a/*/canvas_logs.web_*") picks the step when what
+    # comes before its table part fits the step's profile/target/namespace.
+    head, dot, table = selector.rpartition(".")
+    if not dot or "/" in table:
         return False
-    namespace = parts[2].split(".", 1)[0]
-    return all(
-        fnmatch.fnmatchcase(value, pattern)
-        for value, pattern in zip(
-            (step.profile, step.target, step.namespace), (*parts[:2], namespace), strict=True
-        )
-    )
+    return fnmatch.fnmatchcase(f"{step.profile}/{step.target}/{step.namespace}", head)
+
+
+def orphans(config: Config, state: State) -> list[str]:
+    """The addresses in ``state`` that no target declares any more (a renamed or removed
+    target or profile): apply neither continues nor forgets them."""
+    exact: set[str] = set()
+    listed: set[str] = set()  # profile/target/namespace of tables = "all" targets
+    for target in config.targets:
+        for profile in config.target_profiles(target):
+            if target.tables == "all":
+                listed.add(f"{profile}/{target.name}/{target.namespace}")
+            else:
+                exact.update(
+                    address_of(profile, target.name, target.namespace, t) for t in target.tables
+                )
+    return [
+        address
+        for address in state.steps
+        if address not in exact and address.rpartition(".")[0] not in listed
+    ]
 
 
 def expand(

@@ -15,7 +15,7 @@ import pytest
 from dapctl.cli.render import render_plan
 from dapctl.config import Config
 from dapctl.errors import ConfigError
-from dapctl.plan import Plan, Step, matches, plan, plan_table, stale_fallback
+from dapctl.plan import Plan, Step, matches, orphans, plan, plan_table, stale_fallback
 from dapctl.state import PendingJob, State, StepState
 from dapctl.text import format_time
 
@@ -229,6 +229,11 @@ def test_unknown_profile_is_refused_with_the_known_ones():
         (["univ_b/logs/canvas_logs.users"], ["univ_b/logs/canvas_logs.*"]),
         (["univ_b/logs/canvas_logs.*"], ["univ_b/logs/canvas_logs.*"]),
         (
+            ["*.users"],
+            ["univ_b/core/canvas.users", "univ_a/core/canvas.users", "univ_b/logs/canvas_logs.*"],
+        ),
+        (["*/canvas_logs.web_*"], ["univ_b/logs/canvas_logs.*"]),
+        (
             ["snap", "univ_a/core/canvas.users"],
             [
                 "univ_a/core/canvas.users",
@@ -247,6 +252,8 @@ def test_unknown_profile_is_refused_with_the_known_ones():
         "list-target-name",
         "list-by-table-address",
         "list-by-own-address",
+        "list-by-table-glob",
+        "list-by-namespace-and-table-glob",
         "union-in-config-order",
     ],
 )
@@ -447,6 +454,7 @@ def test_cli_plan_json_equals_the_plan(write_config, run_cli):
             }
         ],
         "summary": {"snapshot": 1},
+        "orphans": [],
     }
 
 
@@ -513,3 +521,16 @@ def test_cli_plan_writes_nothing(write_config, run_cli, tmp_path):
     run_cli("plan", str(path))
 
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_orphans_are_the_addresses_no_target_declares():
+    config = make_config(*ORDERED, profiles=PROFILES)
+    kept = ["univ_a/core/canvas.users", "univ_b/logs/canvas_logs.web_logs"]
+    lost = [
+        "univ_a/logs/canvas_logs.web_logs",
+        "univ_a/old/canvas.users",
+        "univ_c/core/canvas.users",
+    ]
+    state = state_with(**{a: StepState(watermark=T1) for a in [*kept, *lost]})
+
+    assert orphans(config, state) == lost

@@ -342,6 +342,7 @@ def _add_state(commands: Any) -> None:
             "dapctl state list dapctl.toml",
             "dapctl state show dapctl.toml univ_a/core/canvas.accounts",
             "dapctl state rm dapctl.toml univ_a/core/canvas.accounts",
+            "dapctl state mv dapctl.toml 'univ_a/core/*' 'univ_a/main/*'",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -363,20 +364,44 @@ def _add_state(commands: Any) -> None:
         command="state show",
     )
     _config_arg(show)
-    show.add_argument("address", metavar="ADDRESS", help="profile/target/namespace.table")
-    _json_flag(show, "the step")
+    show.add_argument(
+        "address", metavar="ADDRESS", help="profile/target/namespace.table, or a glob"
+    )
+    _json_flag(show, "the step (with a glob: the steps)")
     remove = _command(
         state,
         "rm",
         "Forget addresses (watermark and any pending job): the next apply takes a snapshot. "
         "Output files stay where they are.",
-        ["dapctl state rm dapctl.toml univ_a/core/canvas.accounts"],
+        [
+            "dapctl state rm dapctl.toml univ_a/core/canvas.accounts",
+            "dapctl state rm dapctl.toml 'univ_b/*'",
+        ],
         command="state rm",
     )
     _config_arg(remove)
-    remove.add_argument("addresses", nargs="+", metavar="ADDRESS", help="addresses to forget")
+    remove.add_argument(
+        "addresses", nargs="+", metavar="ADDRESS", help="addresses (or globs) to forget"
+    )
     _lock_timeout(remove)
     _json_flag(remove, "what was forgotten")
+    rename = _command(
+        state,
+        "mv",
+        "Rename addresses after a target or profile was renamed, so the next apply continues "
+        "from their watermarks instead of taking new snapshots. With globs, each * of NEW takes "
+        "what the same * of OLD matched (within one path segment).",
+        [
+            "dapctl state mv dapctl.toml univ_a/core/canvas.users univ_a/main/canvas.users",
+            "dapctl state mv dapctl.toml '*/core/*' '*/main/*'",
+        ],
+        command="state mv",
+    )
+    _config_arg(rename)
+    rename.add_argument("old", metavar="OLD", help="the address (or glob) in the state")
+    rename.add_argument("new", metavar="NEW", help="its new address")
+    _lock_timeout(rename)
+    _json_flag(rename, "what was moved")
 
 
 def _add_force_unlock(commands: Any) -> None:

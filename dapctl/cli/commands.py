@@ -36,12 +36,12 @@ from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig, require_extras
 from dapctl.outputs.tables import Databases, database_of, overlay_steps, used_databases
-from dapctl.plan import Plan, plan
+from dapctl.plan import Plan, orphans, plan
 from dapctl.refresh import schema_changes
 from dapctl.results import StepResult, all_ok
 from dapctl.state import State, StateStore, StepState, open_store
 from dapctl.state.filelock import describe_holder
-from dapctl.state.ops import find_step, forget, state_json
+from dapctl.state.ops import forget, is_glob, move, select, state_json
 from dapctl.text import plural
 
 log = logging.getLogger("dapctl")
@@ -91,6 +91,13 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     with _databases(loaded, ctx) as databases:
         state = overlay_steps(loaded.config, open_store(loaded).read() or State(), databases)
         result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
+        lost = orphans(loaded.config, state)
+        for address in lost:
+            log.warning(
+                "%s: in the state, but no target declares it any more; renamed? `dapctl "
+                "state mv`; removed? `dapctl state rm`",
+                address,
+            )
         used = sorted({step.profile for step in result.steps})
         require = args.require_credentials or args.refresh  # --refresh logs in
         check_used(loaded, used, environ=ctx.environ, require=require)
@@ -100,7 +107,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
             else None
         )
     if args.json:
-        document = {"ok": True, **result.to_json()}
+        document = {"ok": True, **result.to_json(), "orphans": lost}
         if changes is not None:
             for step in document["steps"]:
                 step["schema_changes"] = changes.get(step["address"])
@@ -233,30 +240,64 @@ def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     store = open_store(loaded)
-    step = find_step(_read_state(loaded, ctx, store), args.address, where=store.location)
-    if args.json:
+    state = _read_state(loaded, ctx, store)
+    picked = select(state, [args.address], where=store.location)
+    assert state is not None  # select raised otherwise
+    if args.json and not is_glob(args.address):
+        step = state.steps[args.address]
         emit_json(ctx, {"ok": True, "address": args.address, **step.model_dump(mode="json")})
+    elif args.json:
+        steps = [{"address": a, **state.steps[a].model_dump(mode="json")} for a in picked]
+        emit_json(ctx, {"ok": True, "steps": steps})
     else:
-        ctx.out(render_step(args.address, step))
+        ctx.out("\n\n".join(render_step(a, state.steps[a]) for a in picked))
     return ExitStatus.SUCCESS
 
 
 def cmd_state_rm(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     store = open_store(loaded)
-    forget(store, args.addresses, lock_timeout=args.lock_timeout)
-    removed = list(dict.fromkeys(args.addresses))
-    with _databases(loaded, ctx) as databases:
-        for address in removed:  # a database keeps its own record: forget it there too
-            name = database_of(loaded.config, address)
-            if name is not None:
-                databases.get(name).write_step(address, StepState().model_dump_json())
+    removed = forget(store, args.addresses, lock_timeout=args.lock_timeout)
+    _mirror_records(loaded, ctx, {address: StepState() for address in removed})
     if args.json:
         emit_json(ctx, {"ok": True, "removed": removed})
     else:
         for address in removed:
             ctx.out(f"Removed {address}: the next apply takes a new snapshot of it.")
     return ExitStatus.SUCCESS
+
+
+def cmd_state_mv(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    store = open_store(loaded)
+    pairs = move(store, args.old, args.new, lock_timeout=args.lock_timeout)
+    state = store.read() or State()
+    records = {old: StepState() for old, _ in pairs}
+    records.update({new: state.step(new) for _, new in pairs})
+    _mirror_records(loaded, ctx, records)
+    undeclared = set(orphans(loaded.config, state))
+    for _, new in pairs:
+        if new in undeclared:
+            log.warning("%s: no target declares this address; apply will not use it", new)
+    if args.json:
+        moved = [{"from": old, "to": new} for old, new in pairs]
+        emit_json(ctx, {"ok": True, "moved": moved})
+    else:
+        for old, new in pairs:
+            ctx.out(f"Moved {old} -> {new}: the next apply continues from its watermark.")
+    return ExitStatus.SUCCESS
+
+
+def _mirror_records(loaded: LoadedConfig, ctx: Context, records: dict[str, StepState]) -> None:
+    """Write step records to the databases of the targets that keep them there (a database
+    keeps its own record of each of its steps, committed with the data)."""
+    if not used_databases(loaded.config):
+        return
+    with _databases(loaded, ctx) as databases:
+        for address, step in records.items():
+            name = database_of(loaded.config, address)
+            if name is not None:
+                databases.get(name).write_step(address, step.model_dump_json())
 
 
 def cmd_force_unlock(args: argparse.Namespace, ctx: Context) -> int:
@@ -313,6 +354,7 @@ HANDLERS: dict[str, Handler] = {
     "state list": cmd_state_list,
     "state show": cmd_state_show,
     "state rm": cmd_state_rm,
+    "state mv": cmd_state_mv,
     "force-unlock": cmd_force_unlock,
     "token": cmd_token,
     "config-schema": cmd_config_schema,
