@@ -63,6 +63,7 @@ class ApplyOptions:
     no_wait: bool = False
     job_timeout: float | None = None
     targets: Sequence[str] = ()
+    replace: Sequence[str] = ()  # selectors of steps to take a fresh snapshot of
     job_workers: int = 32
 
 
@@ -214,7 +215,12 @@ class Applier:
         target = self.config.target(step.target)
         listed = self.clients[step.profile].list_tables(step.namespace)
         chosen, unsafe = expand(
-            step.profile, target, listed, self.keeper.state, self.options.targets
+            step.profile,
+            target,
+            listed,
+            self.keeper.state,
+            self.options.targets,
+            self.options.replace,
         )
         log.info(
             "%s: %d tables listed, %d selected",
@@ -402,7 +408,13 @@ def run_apply(
         state = overlay_steps(loaded.config, store.read() or State(), databases)
         for orphan in sweep_staging(loaded.config, databases):
             log.info("dropped staging table %s, left by a dapctl that was killed", orphan)
-        steps = plan(loaded.config, state, profiles=profiles, targets=options.targets)
+        steps = plan(
+            loaded.config,
+            state,
+            profiles=profiles,
+            targets=options.targets,
+            replace=options.replace,
+        )
         on_plan(steps)
         used = sorted({step.profile for step in steps.steps})
         credentials = resolve_used(loaded, used, environ=environ)

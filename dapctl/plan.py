@@ -99,29 +99,43 @@ def plan(
     *,
     profiles: Sequence[str] = (),
     targets: Sequence[str] = (),
+    replace: Sequence[str] = (),
 ) -> Plan:
-    """The steps for every selected (profile, target, table), in config order."""
+    """The steps for every selected (profile, target, table), in config order; the steps
+    ``replace`` selectors pick take a fresh snapshot whatever their state says."""
     unknown = [p for p in profiles if p not in config.profiles]
     if unknown:
         raise ConfigError(
             f"--profile {unknown[0]}: no such profile; profiles are: {', '.join(config.profiles)}"
         )
     steps = [
-        step
+        replaced(step, replace)
         for target in config.targets
         for profile in config.target_profiles(target)
         if not profiles or profile in profiles
         for step in _target_steps(profile, target, state)
         if not targets or matches(step, targets)
     ]
-    for selector in targets:
-        if not any(matches(step, [selector]) for step in steps):
-            raise ConfigError(
-                f"--target {selector}: matches no step",
-                hint="addresses look like profile/target/namespace.table; globs such as "
-                "'univ_a/*' or '*/core/canvas.*' and plain target names work too",
-            )
+    for option, selectors in (("--target", targets), ("--replace", replace)):
+        for selector in selectors:
+            if not any(matches(step, [selector]) for step in steps):
+                raise ConfigError(
+                    f"{option} {selector}: matches no step",
+                    hint="addresses look like profile/target/namespace.table; globs such as "
+                    "'univ_a/*' or '*/core/canvas.*' and plain target names work too",
+                )
     return Plan(tuple(steps))
+
+
+REPLACED = "--replace: a fresh snapshot, whatever the state holds"
+
+
+def replaced(step: Step, replace: Sequence[str]) -> Step:
+    """``step``, or a fresh snapshot of its table when a ``--replace`` selector picks it (a
+    ``list`` step's tables are replaced as apply lists them)."""
+    if step.action == "list" or not replace or not matches(step, replace):
+        return step
+    return step.as_snapshot(REPLACED)
 
 
 def _target_steps(profile: str, target: Target, state: State) -> list[Step]:
@@ -202,7 +216,12 @@ def orphans(config: Config, state: State) -> list[str]:
 
 
 def expand(
-    profile: str, target: Target, listed: Sequence[str], state: State, selectors: Sequence[str]
+    profile: str,
+    target: Target,
+    listed: Sequence[str],
+    state: State,
+    selectors: Sequence[str],
+    replace: Sequence[str] = (),
 ) -> tuple[list[Step], list[str]]:
     """A ``list`` step's tables, once the server has listed them: the steps to run (those the
     ``--target`` selectors pick, in name order) and the names refused as unsafe.
@@ -221,7 +240,8 @@ def expand(
         )
         for table in safe
     ]
-    return [s for s in steps if not selectors or matches(s, selectors)], unsafe
+    chosen = [replaced(s, replace) for s in steps if not selectors or matches(s, selectors)]
+    return chosen, unsafe
 
 
 def after_lost_job(step: Step, target: Target, state: StepState) -> Step:

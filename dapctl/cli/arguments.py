@@ -154,6 +154,14 @@ def _selection_args(sub: argparse.ArgumentParser) -> None:
         help="only steps whose address (profile/target/namespace.table), profile/target or "
         "target name matches; globs allowed (repeatable)",
     )
+    sub.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="ADDR_OR_GLOB",
+        help="take a fresh snapshot of the steps this selects (as --target does), although "
+        "they have a watermark or a pending job; the other steps run as planned (repeatable)",
+    )
 
 
 def _add_init(commands: Any) -> None:
@@ -235,6 +243,7 @@ def _add_apply(commands: Any) -> None:
         [
             "dapctl apply dapctl.toml",
             "dapctl apply dapctl.toml --profile univ_a --target 'univ_a/core/*' --json",
+            "dapctl apply dapctl.toml --replace univ_a/core/canvas.users  # re-snapshot one",
             "dapctl apply dapctl.toml --log-format json --log-file /var/log/dapctl.jsonl",
             "dapctl apply dapctl.toml --no-wait    # start jobs, record them, exit",
             "dapctl apply dapctl.toml              # ... later: collect them",

@@ -90,7 +90,13 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     require_extras(loaded, importer=ctx.importer)
     with _databases(loaded, ctx) as databases:
         state = overlay_steps(loaded.config, open_store(loaded).read() or State(), databases)
-        result: Plan = plan(loaded.config, state, profiles=args.profile, targets=args.target)
+        result: Plan = plan(
+            loaded.config,
+            state,
+            profiles=args.profile,
+            targets=args.target,
+            replace=args.replace,
+        )
         lost = orphans(loaded.config, state)
         for address in lost:
             log.warning(
@@ -127,6 +133,7 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         no_wait=args.no_wait,
         job_timeout=args.job_timeout,
         targets=args.target,
+        replace=args.replace,
     )
 
     width = 0
