@@ -19,7 +19,12 @@ class ExitStatus(IntEnum):
     ERROR = 1
     CHANGES_PENDING = 2  # ``plan --detailed-exitcode``: the plan has steps to run
     INTERNAL_ERROR = 3  # an unexpected exception: a bug in dapctl
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM: docker stop, systemd, Kubernetes' deadline
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop the way Ctrl-C stops (a ``KeyboardInterrupt`` for that reason)."""
 
 
 class DapctlError(Exception):

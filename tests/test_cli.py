@@ -167,6 +167,7 @@ def test_exit_statuses_are_stable():
         "CHANGES_PENDING": 2,
         "INTERNAL_ERROR": 3,
         "INTERRUPTED": 130,
+        "TERMINATED": 143,
     }
 
 

@@ -58,11 +58,10 @@ def test_json_log_file_carries_step_fields_and_no_secrets(
     text = log_file.read_text()
     assert emu.credentials[1] not in text
     assert token not in text and token.split(".")[2] not in text
-    # With a log file the console keeps warnings and errors, as text, without results.
-    assert (
-        "job_started" not in result.stderr
-        and "univ_a/core/canvas.users: failed" not in result.stderr
-    )
+    # With a log file the console keeps warnings and errors, as text: a failed step's record
+    # too (issue "Tried as a new user would", item 10), but no info such as a job's start.
+    assert "job_started" not in result.stderr and "canvas.accounts: ok" not in result.stderr
+    assert "ERROR: univ_a/core/canvas.users: failed: ProcessingError" in result.stderr
 
 
 def test_text_log_file_is_stamped_and_levels_filter(make_emulator, write_config, run_cli, tmp_path):

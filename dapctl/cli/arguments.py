@@ -24,7 +24,8 @@ exit statuses:
   1    an error: bad config, missing credential, locked state, a failed or skipped step
   2    plan --detailed-exitcode: steps are pending
   3    an internal error (a bug: rerun with --debug and report it)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); the next apply resumes the jobs it recorded
+  143  terminated by SIGTERM (docker stop, systemd, Kubernetes), handled as Ctrl-C
 """
 
 

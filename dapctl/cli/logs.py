@@ -4,8 +4,10 @@
 logger for one command and removes them after. Without a file, records at ``level`` go to
 the console in ``fmt``; with one, they go to the file (created 0600 in folders created
 0700, appended to) in
-``fmt`` and the console keeps only warnings and errors, as text. A text console leaves out
-each step's ``finished`` record: the command prints results itself. JSON lines carry
+``fmt`` and the console keeps only warnings and errors (a failed step's record too), as
+text. Without a file, a text console leaves out each step's ``finished`` record: the command
+prints results itself. An error that ends the command and an interruption are logged for the
+file (event ``fatal`` / ``interrupted``); the console prints those itself. JSON lines carry
 ``time`` (UTC), ``level``, ``logger``, ``event``, ``address``, ``message`` and the record's
 fields (``job_id``, ``status``, ``error_uuid``, ...). Every line passes through ``redact``,
 a last guard that masks bearer tokens, JWTs and pre-signed URL signatures should one ever
@@ -97,6 +99,12 @@ class TextFormatter(logging.Formatter):
         return redact(text)
 
 
+def _printed_anyway(record: logging.LogRecord) -> bool:
+    """Whether the command prints this record's news itself: an error that ends it, an
+    interruption (and, without a log file, each step's result line)."""
+    return getattr(record, "event", None) in ("fatal", "interrupted")
+
+
 def _not_a_result(record: logging.LogRecord) -> bool:
     return getattr(record, "event", None) != "finished"
 
@@ -134,7 +142,8 @@ def logging_to(
         console_fmt: Format = "text" if file is not None else fmt
         to_console.setFormatter(_formatter(console_fmt, stamped=False))
         to_console.setLevel(max(level, logging.WARNING) if file is not None else level)
-        if console_fmt == "text":
+        to_console.addFilter(lambda record: not _printed_anyway(record))
+        if console_fmt == "text" and file is None:
             to_console.addFilter(_not_a_result)
         handlers.append(to_console)
         saved = logger.level

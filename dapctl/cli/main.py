@@ -17,8 +17,10 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TextIO
 
 from dapctl.cli.arguments import build_parser
@@ -26,7 +28,7 @@ from dapctl.cli.commands import HANDLERS
 from dapctl.cli.context import Console, Context, emit_json
 from dapctl.cli.logs import LEVELS, logging_to
 from dapctl.cli.style import Style
-from dapctl.errors import DapctlError, ExitStatus
+from dapctl.errors import DapctlError, ExitStatus, Terminated
 from dapctl.loading import Importer
 
 __all__ = ["build_parser", "main"]
@@ -69,12 +71,12 @@ def main(
 def _run(args: argparse.Namespace, ctx: Context) -> int:
     handler = HANDLERS[args.command]
     try:
-        return handler(args, ctx)
+        with _sigterm_as_interrupt():
+            return handler(args, ctx)
     except DapctlError as exc:
         return _failed(args, ctx, exc)
-    except KeyboardInterrupt:
-        ctx.err("Interrupted.")
-        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, ctx, terminated=isinstance(exc, Terminated))
     except BrokenPipeError:
         # The reader went away (`dapctl plan ... | head`): nothing left to say to it.
         return ExitStatus.ERROR
@@ -87,7 +89,43 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitStatus.INTERNAL_ERROR
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM stops it the way Ctrl-C does (only the main thread can
+    set a signal handler; elsewhere, as in tests that call ``main``, nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(args: argparse.Namespace, ctx: Context, *, terminated: bool) -> int:
+    cause = "Terminated (SIGTERM)" if terminated else "Interrupted"
+    message = cause + (
+        ": stopped starting work; jobs already started are recorded in the state, and the "
+        "next apply resumes them."
+        if args.command == "apply"
+        else "."
+    )
+    log.warning(
+        message, extra={"event": "interrupted", "signal": "SIGTERM" if terminated else "SIGINT"}
+    )
+    ctx.err(message)
+    return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+
+
 def _failed(args: argparse.Namespace, ctx: Context, exc: DapctlError) -> int:
+    # For --log-file (the console prints the message itself): a cron job's log records why.
+    fields = {"event": "fatal", "error_type": type(exc).__name__, "hint": exc.hint}
+    log.error("%s", exc.message, extra=fields)
     error_style = Style.for_stream(ctx.stderr, ctx.environ, disabled=args.no_color)
     ctx.err(f"{error_style('Error:', 'red', 'bold')} {exc}")
     if getattr(args, "json", False):
