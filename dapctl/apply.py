@@ -44,7 +44,15 @@ from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, Landed, Load, open_destination
 from dapctl.outputs.tables import Databases, overlay_steps, sweep_staging
 from dapctl.pipeline import Pipeline
-from dapctl.plan import Plan, Step, expand, plan, reload_snapshot, stale_fallback
+from dapctl.plan import (
+    Plan,
+    Step,
+    expand,
+    follow_up,
+    plan,
+    reload_snapshot,
+    stale_fallback,
+)
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
 from dapctl.text import format_time
@@ -324,6 +332,17 @@ class Applier:
                 notes=(*work.notes, *landed.notes),
             )
         )
+        self._catch_up(step)
+
+    def _catch_up(self, step: Step) -> None:
+        """After a job an earlier apply started, the incremental that makes the table current
+        (``plan.follow_up``), in this run."""
+        began = self.clients[step.profile].began
+        target = self.config.target(step.target)
+        after = follow_up(step, target, self.keeper.step(step.address), began=began)
+        if after is not None:
+            log.info("%s: %s", step.address, after.reason, extra={"event": "follow_up"})
+            self._queue(after)
 
     def _land(
         self, work: StepJob, load: Load, watermark: datetime, settle: Callable[[Landed], StepState]

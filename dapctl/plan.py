@@ -249,6 +249,25 @@ def after_lost_job(step: Step, target: Target, state: StepState) -> Step:
     return plan_table(step.profile, target, step.table, state.forgotten())
 
 
+def follow_up(
+    step: Step, target: Target, state: StepState, *, began: datetime | None
+) -> Step | None:
+    """The incremental that brings a table current after this apply collected a job an
+    earlier apply started, when that job ends before this apply began (``began``: the
+    server's time when this apply first reached it). Without it a run that succeeds would
+    leave the table behind until the next run. ``None`` when the table is current, or its
+    target takes snapshots only."""
+    if step.action != "resume" or target.sync == "snapshot" or began is None:
+        return None
+    if state.watermark is None or state.watermark >= began:
+        return None
+    return dataclasses.replace(
+        plan_table(step.profile, target, step.table, state),
+        reason=f"the resumed job ended at {format_time(state.watermark)}, before this apply "
+        "began: continues from there",
+    )
+
+
 def fallback_snapshot(step: Step, since: datetime | None, settings: Settings) -> Step | None:
     """The snapshot that replaces an incremental whose window is gone, or ``None`` when the
     config says to fail instead (or the step was no incremental)."""

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -118,6 +121,25 @@ class DapClient:
         self._poll_max = poll_max
         self._job_expiry_margin = job_expiry_margin
         self._user_agent = f"dapctl/{__version__}"
+        self._began: datetime | None = None
+        self._began_lock = threading.Lock()
+
+    @property
+    def began(self) -> datetime | None:
+        """The server's time (its ``Date`` header) when this client first heard from it:
+        the moment an apply began, by the server's clock; ``None`` if it never said."""
+        return self._began
+
+    def _heard_from(self, response: requests.Response) -> None:
+        if self._began is not None:
+            return
+        try:
+            said = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return
+        with self._began_lock:
+            if self._began is None and said.tzinfo is not None:
+                self._began = said
 
     @property
     def limits(self) -> RateLimits:
@@ -282,6 +304,7 @@ class DapClient:
                 timeout=self._timeout,
                 stream=True,
             )
+            self._heard_from(response)
             if response.status_code == 429:
                 slot.refused()  # the server did not count it; its Retry-After is the cost
             with response:

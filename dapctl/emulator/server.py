@@ -14,6 +14,7 @@ traceback; it never kills the server.
 from __future__ import annotations
 
 import logging
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
@@ -59,6 +60,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the data clock's now, as a real server's Date is its own."""
+        return formatdate(self.server.emu.data.now, usegmt=True)
 
     def log_message(self, format: str, *args: object) -> None:
         # The request line of a download holds its pre-signed URL's signature: log the path.

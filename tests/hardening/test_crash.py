@@ -105,13 +105,16 @@ def recover_and_check(path: Path, emu, killed: State) -> list:
     created = emu.stats.jobs_created
     results = apply(path, emu, connection=RECOVER)
     assert all(r.status == "ok" for r in results), [(r.address, r.error) for r in results]
-    for result in results:
-        if result.address in pending:
-            assert result.job_id == pending[result.address], "a recorded job was not reused"
-            assert any("resumed" in note for note in result.notes), result.notes
+    for address, job_id in pending.items():
+        result = next(r for r in results if r.address == address)  # the resumed job's
+        assert result.job_id == job_id, "a recorded job was not reused"
+        assert any("resumed" in note for note in result.notes), result.notes
     # Only steps with no recorded job may have cost a new one (the server's cache may even
-    # hand back the job the killed apply started without recording it).
-    assert emu.stats.jobs_created - created <= len(TABLES) - len(pending)
+    # hand back the job the killed apply started without recording it), and the follow-up
+    # incrementals of resumed jobs that ended before this apply began.
+    follow_ups = len(results) - len({r.address for r in results})
+    assert follow_ups <= len(pending)
+    assert emu.stats.jobs_created - created <= len(TABLES) - len(pending) + follow_ups
     state = state_store(path).read()
     assert state is not None
     for table in TABLES:
@@ -160,8 +163,13 @@ def test_kill_during_polling_resumes_every_recorded_job(make_emulator, write_con
     killed = state_after_kill(path)
     assert emu.stats.jobs_created == 3
     results = recover_and_check(path, emu, killed)
-    assert emu.stats.jobs_created == 3  # all three resumed
-    assert len({r.job_id for r in results}) == 3
+    resumed = [r for r in results if r.kind == "snapshot"]
+    follow_ups = [r for r in results if r.kind == "incremental"]
+    assert len({r.job_id for r in resumed}) == 3  # all three resumed
+    # The data clock moved after the kill: each resumed snapshot is followed by an
+    # incremental from its end, the only new jobs.
+    assert {r.since for r in follow_ups} == {r.at for r in resumed}
+    assert emu.stats.jobs_created == 3 + len(follow_ups) == 6
 
 
 def test_kill_mid_download(make_emulator, write_config):
