@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import os
 import re
 import tomllib
@@ -143,7 +144,7 @@ def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.impor
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a BOM, as some Windows editors write
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
@@ -182,7 +183,8 @@ def _describe(exc: ValidationError, *, path: Path, text: str, raw: dict[str, Any
             loc = (*loc, *cause.loc)
         where = _line_of(lines, loc)
         prefix = f"{path}:{where}" if where else str(path)
-        problems.append(f"{prefix}: {format_loc(loc) or '(top level)'}: {_message(error, loc)}")
+        shown = format_loc(tuple(p for p in loc if p != "[key]")) or "(top level)"
+        problems.append(f"{prefix}: {shown}: {_message(error, loc)}")
     count = len(problems)
     head = f"{count} problem{'s' if count != 1 else ''} in the config:"
     return "\n".join([head, *(f"  {p}" for p in problems)])
@@ -197,15 +199,20 @@ def format_loc(loc: Loc) -> str:
 
 
 def _message(error: ErrorDetails, loc: Loc) -> str:
-    if error["type"] == "extra_forbidden":
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
         return _unknown_key(loc)
-    if error["type"] == "missing":
+    if kind == "missing":
         return "required key is missing"
-    if error["type"] == "string_pattern_mismatch":
-        pattern = error.get("ctx", {}).get("pattern")
-        allowed = "lowercase letters, digits, _ and -" if pattern == NAME_PATTERN else None
-        message = f"use only {allowed or 'letters, digits and _'}"
-        return message if _sensitive(loc) else f"{message} (got {error.get('input')!r})"
+    if kind == "string_pattern_mismatch":
+        return _bad_name(error, loc)
+    if kind == "list_or_literal":
+        return f'expected a list of table names or "all"; for one table, write [{_toml(value)}]'
+    if kind == "list_type" and isinstance(value, dict) and len(loc) == 1:
+        return (
+            f"expected [[{loc[0]}]] (double brackets, one block per entry); "
+            f"[{loc[0]}] makes a single table"
+        )
     message = _FRIENDLY.get(error["type"], error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     sensitive = _sensitive(loc)
@@ -216,6 +223,26 @@ def _message(error: ErrorDetails, loc: Loc) -> str:
     ):
         message += f" (got {value!r})"
     return message
+
+
+def _bad_name(error: ErrorDetails, loc: Loc) -> str:
+    pattern = error.get("ctx", {}).get("pattern")
+    allowed = "lowercase letters, digits, _ and -" if pattern == NAME_PATTERN else None
+    message = f"use only {allowed or 'letters, digits and _'}"
+    value = error.get("input")
+    if loc and loc[-1] == "[key]":  # a table name, such as the NAME of [profiles.NAME]
+        return f"the name {value!r}: {message}"
+    if _sensitive(loc):
+        return message
+    message += f" (got {value!r})"
+    if len(loc) >= 2 and loc[-2] == "tables" and isinstance(value, str) and "." in value:
+        namespace, _, table = value.partition(".")
+        message += f"; write the table as {_toml(table)} and set namespace = {_toml(namespace)}"
+    return message
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _sensitive(loc: Loc) -> bool:
@@ -264,7 +291,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _is_union_tag(part: str | int) -> bool:
-    return isinstance(part, str) and bool(_UNION_TAG.search(part))
+    return isinstance(part, str) and part != "[key]" and bool(_UNION_TAG.search(part))
 
 
 def _without_union_noise(errors: Sequence[ErrorDetails], raw: dict[str, Any]) -> list[ErrorDetails]:
@@ -284,6 +311,8 @@ def _without_union_noise(errors: Sequence[ErrorDetails], raw: dict[str, Any]) ->
                 continue
             if not isinstance(value, list | str):
                 error = {**error, "type": "union_mismatch"}
+            elif isinstance(value, str) and error["type"] == "literal_error":
+                error = {**error, "type": "list_or_literal", "input": value}
         kept.append(error)
     return kept or list(errors)
 

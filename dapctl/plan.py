@@ -119,12 +119,37 @@ def plan(
     for option, selectors in (("--target", targets), ("--replace", replace)):
         for selector in selectors:
             if not any(matches(step, [selector]) for step in steps):
-                raise ConfigError(
-                    f"{option} {selector}: matches no step",
-                    hint="addresses look like profile/target/namespace.table; globs such as "
-                    "'univ_a/*' or '*/core/canvas.*' and plain target names work too",
-                )
+                raise _matches_nothing(option, selector, config, state, profiles)
     return Plan(tuple(steps))
+
+
+def _matches_nothing(
+    option: str, selector: str, config: Config, state: State, profiles: Sequence[str]
+) -> ConfigError:
+    every = [
+        step
+        for target in config.targets
+        for profile in config.target_profiles(target)
+        for step in _target_steps(profile, target, state)
+    ]
+    elsewhere = sorted({s.profile for s in every if matches(s, [selector])})
+    if elsewhere:
+        return ConfigError(
+            f"{option} {selector}: matches no step of profile {', '.join(profiles)}; it matches "
+            f"steps of {', '.join(elsewhere)}, which --profile leaves out",
+            hint=f"add --profile {elsewhere[0]}, or drop --profile",
+        )
+    example = every[0] if every else None
+    shown = (
+        f"'{example.address}', '{example.profile}/*' or '*/{example.target}/*'"
+        if example is not None
+        else "'univ_a/core/canvas.users' or 'univ_a/*'"
+    )
+    return ConfigError(
+        f"{option} {selector}: matches no step",
+        hint=f"addresses look like profile/target/namespace.table: {shown}; a target's name "
+        "works too",
+    )
 
 
 REPLACED = "--replace: a fresh snapshot, whatever the state holds"

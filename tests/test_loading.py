@@ -154,7 +154,7 @@ BAD_CONFIGS = [
         "wrong-type-tables-string",
         PROFILE + '\n[[targets]]\nname = "core"\ntables = "some"  # <-\n',
         "targets[0].tables",
-        ["'all'", "(got 'some')"],
+        ['"all"', 'for one table, write ["some"]'],
     ),
     (
         "out-of-range",

@@ -28,7 +28,7 @@ import requests
 from pydantic import SecretStr, ValidationError
 
 from dapctl import __version__
-from dapctl.api.retry import api_error, build_retrying, unreachable_hint
+from dapctl.api.retry import api_error, build_retrying, no_answer_reason, unreachable_hint
 from dapctl.api.wire import TokenResponse
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, AuthError
@@ -145,7 +145,7 @@ class TokenProvider:
         except requests.RequestException as exc:
             raise AuthError(
                 f"profile {self.profile!r}: cannot reach the Identity Service at {self._url} "
-                f"({type(exc).__name__})",
+                f"({no_answer_reason(exc)})",
                 hint=unreachable_hint(exc),
             ) from exc
         value, now = answer.access_token.get_secret_value(), self._clock()

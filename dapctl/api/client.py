@@ -31,7 +31,13 @@ from pydantic import BaseModel, ValidationError
 from dapctl import __version__
 from dapctl.api.auth import TokenProvider
 from dapctl.api.ratelimit import RateLimiter, RateLimits
-from dapctl.api.retry import TransientDownloadError, api_error, build_retrying, unreachable_hint
+from dapctl.api.retry import (
+    TransientDownloadError,
+    api_error,
+    build_retrying,
+    no_answer_reason,
+    unreachable_hint,
+)
 from dapctl.api.wire import (
     Job,
     ObjectUrls,
@@ -198,8 +204,10 @@ class DapClient:
             elapsed = self._clock() - started
             if timeout is not None and elapsed >= timeout:
                 raise ApiError(
-                    f"job {current.id} is still {current.status} after {elapsed:.0f} s",
-                    hint="raise the job timeout, or run again later to resume",
+                    f"job {current.id} is still {current.status} after {elapsed:.0f} s "
+                    "(--timeout); it stays recorded, and the next apply resumes it without "
+                    "starting a new job",
+                    hint="raise --timeout to wait longer in one run",
                 )
             self._sleep(delay if timeout is None else min(delay, timeout - elapsed))
             delay = min(delay * 1.5, self._poll_max)
@@ -239,7 +247,7 @@ class DapClient:
             # The exception's text holds the pre-signed URL, a credential: name the type only.
             raise ApiError(
                 f"download of object {object_id} failed: no complete answer "
-                f"after {self._retry.attempts} attempts ({type(exc).__name__})"
+                f"after {self._retry.attempts} attempts ({no_answer_reason(exc)})"
             ) from None
 
     # -- calls ----------------------------------------------------------------------------
@@ -261,7 +269,7 @@ class DapClient:
         except requests.RequestException as exc:
             raise ApiError(
                 f"{what}: no answer from {self._base} after {self._retry.attempts} attempts "
-                f"({type(exc).__name__})",
+                f"({no_answer_reason(exc)})",
                 hint=unreachable_hint(exc),
             ) from exc
 

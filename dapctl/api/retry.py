@@ -13,9 +13,12 @@ type and uuid every caller needs are read in one place.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import random
-from collections.abc import Callable, Collection
+import socket
+import ssl
+from collections.abc import Callable, Collection, Iterator
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -171,3 +174,37 @@ def unreachable_hint(exc: BaseException) -> str:
             "ca_bundle in the profile to your organisation's CA certificates"
         )
     return "check the network and the profile's base_url"
+
+
+def no_answer_reason(exc: BaseException) -> str:
+    """Why no answer came, in words (refused, name not found, timed out, TLS, cut), from the
+    exception and its causes; never its text, which may hold a pre-signed URL."""
+    chain = list(_causes(exc))
+    for cause in chain:
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return "the host name does not resolve (DNS)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused: nothing listens at that address and port"
+        if isinstance(cause, requests.exceptions.SSLError | ssl.SSLError):
+            return "the TLS handshake failed"
+        if isinstance(cause, requests.exceptions.Timeout | TimeoutError | socket.timeout):
+            return "timed out"
+    if any(isinstance(c, ConnectionResetError | http.client.RemoteDisconnected) for c in chain):
+        return "the server closed the connection"
+    return type(exc).__name__
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, what caused it, what caused that... (``reason`` is urllib3's own link)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        else:
+            current = current.__cause__ or current.__context__
