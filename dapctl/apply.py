@@ -160,7 +160,10 @@ class Applier:
             error = StepError.from_exception(exc)
             if _is_profile_fatal(exc):
                 with self._lock:
-                    self._failed_profiles.setdefault(step.profile, error)
+                    first = self._failed_profiles.setdefault(step.profile, error) is error
+                if not first:  # the threads that waited on the same failed login
+                    self._skip(step, kind, started, self._failed_profiles[step.profile])
+                    return
             job_id = self.jobs.job_ids.get(step.address)
             self._finish(self._result(step, kind, "failed", started, error=error, job_id=job_id))
         except Exception as exc:
@@ -178,9 +181,13 @@ class Applier:
             error = self._failed_profiles.get(step.profile)
         if error is None:
             return False
-        reason = StepError("Skipped", f"profile {step.profile} failed: {error.message}", error.uuid)
-        self._finish(self._result(step, step.action, "skipped", self.clock(), error=reason))
+        self._skip(step, step.action, self.clock(), error)
         return True
+
+    def _skip(self, step: Step, kind: StepKind, started: float, cause: StepError) -> None:
+        """The step's result when its profile failed (one step says why it failed)."""
+        reason = StepError("Skipped", f"profile {step.profile} failed: {cause.message}", cause.uuid)
+        self._finish(self._result(step, kind, "skipped", started, error=reason))
 
     # -- the job phase ----------------------------------------------------------------------
 

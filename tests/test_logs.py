@@ -153,3 +153,20 @@ def test_json_formatter_keeps_extra_fields_and_exceptions():
         "j1",
     )
     assert "ValueError: bad" in document["exception"]
+
+
+def test_debug_shows_the_http_layer_without_secrets(make_emulator, write_config, run_cli):
+    # Issue "Tried as a new user would", item 15: the README promises the HTTP layer's details.
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]'))
+
+    result = run_cli("apply", str(path), "--debug", environ=environ(emu))
+
+    assert result.code == 0
+    lines = [line for line in result.stderr.splitlines() if " -> HTTP " in line]
+    assert any(
+        line.startswith("DEBUG: POST /dap/query/canvas/table/accounts/data") for line in lines
+    )
+    assert any("(pre-signed URL) -> HTTP 200" in line for line in lines), lines
+    assert "X-Signature" not in result.stderr and emu.credentials[1] not in result.stderr
+    assert "Bearer" not in result.stderr

@@ -52,6 +52,7 @@ from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, JobFailedError, SnapshotRequiredError
 
 log = logging.getLogger("dapctl.client")
+http_log = logging.getLogger("dapctl.http")  # one debug record per request (--debug)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -313,6 +314,7 @@ class DapClient:
                 stream=True,
             )
             self._heard_from(response)
+            _log_exchange(method, path, response)
             if response.status_code == 429:
                 slot.refused()  # the server did not count it; its Retry-After is the cost
             with response:
@@ -398,6 +400,7 @@ class DapClient:
         # No bearer token here: the URL is pre-signed, and the token must not leave DAP.
         headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
         with self._session.get(url, headers=headers, stream=True, timeout=self._timeout) as r:
+            _log_exchange("GET", f"object {object_id} (pre-signed URL)", r)
             if r.status_code == 403:
                 raise TransientDownloadError(
                     f"download of object {object_id}: the pre-signed URL was refused "
@@ -427,3 +430,18 @@ class DapClient:
             )
         except TransferError as exc:
             raise TransientDownloadError(f"download of object {object_id}: {exc}") from None
+
+
+def _log_exchange(method: str, what: str, response: requests.Response) -> None:
+    """The HTTP layer's details for ``--debug``: request, status, time to the headers and
+    size. Never a header's value or a URL's query: they hold tokens and signatures."""
+    if http_log.isEnabledFor(logging.DEBUG):
+        http_log.debug(
+            "%s %s -> HTTP %d in %.0f ms (%s bytes)",
+            method,
+            what,
+            response.status_code,
+            response.elapsed.total_seconds() * 1000,
+            response.headers.get("Content-Length", "?"),
+            extra={"event": "http", "status": response.status_code},
+        )
