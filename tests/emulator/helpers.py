@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -65,7 +66,17 @@ class Client:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def finished(self, job: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """The job once it is no longer waiting or running (its parts are encoded in the
+        background: on a busy machine a small job may still be running when it is created)."""
+        deadline = time.monotonic() + timeout
+        while job["status"] in ("waiting", "running") and time.monotonic() < deadline:
+            time.sleep(0.02)
+            job = self.get(f"/dap/job/{job['id']}").json()
+        return job
+
     def urls(self, job: dict[str, Any]) -> list[str]:
+        job = self.finished(job)
         response = self.post("/dap/object/url", job["objects"])
         assert response.status_code == 200, response.text
         urls = response.json()["urls"]
