@@ -451,6 +451,7 @@ def run_apply(
                     base_dir=loaded.base_dir,
                     databases=databases,
                     schema_of=lambda p, ns, t: clients[p].get_schema(ns, t).schema_,
+                    file_mode=loaded.config.settings.file_mode_bits,
                 )
             applier = Applier(
                 loaded.config,

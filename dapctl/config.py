@@ -56,6 +56,25 @@ def _no_nul(value: str) -> str:
 
 
 PathText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_no_nul)]
+FILE_MODE_PATTERN = r"^0?[0-7]{3}$"
+
+
+def _file_mode(value: str) -> str:
+    bits = int(value, 8)
+    if bits & 0o600 != 0o600:
+        raise ValueError(f"{value}: the owner must keep read and write (0600 at least)")
+    if bits & 0o111:
+        raise ValueError(f"{value}: output files are data, never executable: no x bits")
+    if bits & 0o002:
+        raise ValueError(f"{value}: a file anyone may write could be changed under dapctl")
+    return value
+
+
+FileMode = Annotated[
+    str,
+    StringConstraints(pattern=FILE_MODE_PATTERN),
+    AfterValidator(_file_mode),
+]
 # Namespaces and tables become path segments of output files: no separators, no dots.
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=128)]
 
@@ -89,6 +108,16 @@ class Settings(_Model):
         "snapshot",
         description="When an incremental window is gone: take a fresh snapshot, or fail.",
     )
+    file_mode: FileMode = Field(
+        "0600",
+        description='Permissions of the output files dapctl writes, in octal: "0640" lets the '
+        'group read them (folders it creates for them get the matching "0750"). Private by '
+        "default; state, lock and log files stay private whatever this says.",
+    )
+
+    @property
+    def file_mode_bits(self) -> int:
+        return int(self.file_mode, 8)
 
 
 class RetrySettings(_Model):

@@ -25,16 +25,30 @@ TEMP_SUFFIX = ".dapctl-tmp"
 
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` and missing parents as 0700; leave existing folders as they are."""
+    ensure_dir(path, 0o700)
+
+
+def ensure_dir(path: Path, mode: int) -> None:
+    """Create ``path`` and missing parents with exactly ``mode`` (whatever the umask says);
+    leave existing folders as they are."""
     if path.is_dir():
         return
     # Path.mkdir(parents=True) gives the parents the default mode, not ``mode``.
     if path.parent != path:
-        ensure_private_dir(path.parent)
+        ensure_dir(path.parent, mode)
     try:
-        path.mkdir(mode=0o700)
+        path.mkdir(mode=mode)
     except FileExistsError:
         if not path.is_dir():
             raise
+        return
+    os.chmod(path, mode)
+
+
+def folder_mode(file_mode: int) -> int:
+    """The mode of a folder holding files of ``file_mode``: search wherever read is allowed
+    (0600 -> 0700, 0640 -> 0750, 0644 -> 0755)."""
+    return 0o700 | file_mode | ((file_mode & 0o444) >> 2)
 
 
 def temp_path_for(path: Path, label: str = "") -> Path:
@@ -100,11 +114,13 @@ class AtomicFile:
     partial file. Bytes written are counted and hashed on the way, for the state's record.
     """
 
-    def __init__(self, path: Path) -> None:
-        ensure_private_dir(path.parent)
+    def __init__(self, path: Path, *, mode: int = 0o600) -> None:
+        ensure_dir(path.parent, folder_mode(mode))
         self.path = path
         self._temp = temp_path_for(path)
         fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if mode != 0o600:
+            os.fchmod(fd, mode)  # exactly: the umask would take bits off os.open's mode
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0

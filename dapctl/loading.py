@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from dapctl.config import NAME_PATTERN, Config, PathError
+from dapctl.config import FILE_MODE_PATTERN, NAME_PATTERN, Config, PathError
 from dapctl.errors import ConfigError
 from dapctl.template import output_pattern
 
@@ -227,9 +227,11 @@ def _message(error: ErrorDetails, loc: Loc) -> str:
 
 def _bad_name(error: ErrorDetails, loc: Loc) -> str:
     pattern = error.get("ctx", {}).get("pattern")
+    value = error.get("input")
+    if pattern == FILE_MODE_PATTERN:
+        return f'expected an octal mode such as "0640" (got {value!r})'
     allowed = "lowercase letters, digits, _ and -" if pattern == NAME_PATTERN else None
     message = f"use only {allowed or 'letters, digits and _'}"
-    value = error.get("input")
     if loc and loc[-1] == "[key]":  # a table name, such as the NAME of [profiles.NAME]
         return f"the name {value!r}: {message}"
     if _sensitive(loc):

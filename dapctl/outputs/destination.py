@@ -97,11 +97,12 @@ def open_destination(
     base_dir: Path,
     databases: Databases | None = None,
     schema_of: SchemaLookup | None = None,
+    file_mode: int = 0o600,
 ) -> Destination:
     """The destination a target's config declares: files, a database table, or both."""
     from dapctl.outputs.files import FileDestination
 
-    files = FileDestination(target, base_dir=base_dir)
+    files = FileDestination(target, base_dir=base_dir, file_mode=file_mode)
     if target.database is None:
         return files
     from dapctl.outputs.tables import BothDestination, TableDestination

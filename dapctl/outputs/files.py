@@ -19,7 +19,7 @@ from dapctl import template
 from dapctl.api.wire import Job
 from dapctl.config import Target
 from dapctl.errors import OutputError
-from dapctl.files import AtomicFile, ensure_private_dir, sweep_stale_temp_files, temp_path_for
+from dapctl.files import AtomicFile, ensure_dir, folder_mode, sweep_stale_temp_files, temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
 from dapctl.outputs.parquet import ParquetMerger
@@ -30,9 +30,10 @@ log = logging.getLogger("dapctl.outputs")
 
 
 class FileDestination:
-    def __init__(self, target: Target, *, base_dir: Path) -> None:
+    def __init__(self, target: Target, *, base_dir: Path, file_mode: int = 0o600) -> None:
         self.target = target
         self.base_dir = base_dir
+        self.file_mode = file_mode
 
     def path_of(self, location: str) -> Path:
         return (self.base_dir / location).resolve()
@@ -54,7 +55,14 @@ class FileDestination:
             os.path.relpath(path, self.base_dir) if not os.path.isabs(rendered) else str(path)
         )
         fmt = self.target.format
-        return FileLoad(Path(location).as_posix(), path, fmt=fmt, text_parts=text_parts, kind=kind)
+        return FileLoad(
+            Path(location).as_posix(),
+            path,
+            fmt=fmt,
+            text_parts=text_parts,
+            kind=kind,
+            file_mode=self.file_mode,
+        )
 
     def exists(self, location: str) -> bool:
         return self.path_of(location).exists()
@@ -78,9 +86,11 @@ class FileLoad:
         fmt: str,
         text_parts: bool = False,
         kind: Kind = "snapshot",
+        file_mode: int = 0o600,
     ) -> None:
         self.location = location
         self.path = path
+        self._file_mode = file_mode
         self._fmt = fmt
         self._kind = kind
         self._file: AtomicFile | None = None
@@ -105,10 +115,10 @@ class FileLoad:
             if self.path.is_dir():
                 raise OutputError(f"{self.path}: the output path is a folder, not a file")
             try:
-                ensure_private_dir(self.path.parent)
+                ensure_dir(self.path.parent, folder_mode(self._file_mode))
                 for stale in sweep_stale_temp_files(self.path.parent):
                     log.info("removed %s, left by a dapctl that was killed", stale)
-                self._file = AtomicFile(self.path)
+                self._file = AtomicFile(self.path, mode=self._file_mode)
             except OSError as exc:
                 raise self._error(exc) from None
             if self._fmt == "parquet":
