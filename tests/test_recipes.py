@@ -1,10 +1,14 @@
 """Every recipe in examples/ is checked: configs validate, and every dapctl command line in
 a cron table, systemd unit, Kubernetes manifest, CI workflow or script parses with dapctl's
-own parser (PyYAML is not a dependency: YAML files get a structural check)."""
+own parser (PyYAML is not a dependency: YAML files get a structural check). The loading
+scripts in examples/load/ run end to end: dapctl against the emulator, then the real psql and
+PostgreSQL at 127.0.0.1:5432 (tests/databases/conftest.py), or DuckDB."""
 
 from __future__ import annotations
 
 import configparser
+import glob
+import importlib.util
 import json
 import os
 import re
@@ -14,12 +18,19 @@ import stat
 import subprocess
 import sys
 import textwrap
+import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from dapctl.cli import build_parser
-from tests.apply_helpers import config_text, environ
+from dapctl.emulator import Emulator
+from tests.apply_helpers import GENEROUS, SECRET_VAR, apply, config_text, environ, expected_rows
+from tests.databases import conftest as databases
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PREFIX = re.compile(r"^\s*(?:-\s+)?(?:run:\s*|ExecStart=|(?:[\d*/,-]+\s+){5})")
@@ -72,7 +83,8 @@ def test_every_example_is_covered_here():
         "systemd/dapctl.timer",
         "kubernetes/cronjob.yaml",
         "ci/github-actions.yml",
-        "load/duckdb.sql",
+        "load/dapfiles.py",
+        "load/duckdb_load.py",
         "load/postgresql.sql",
         "load/load-postgresql.sh",
         "README.md",
@@ -80,7 +92,7 @@ def test_every_example_is_covered_here():
     present = {
         str(p.relative_to(EXAMPLES))
         for p in EXAMPLES.rglob("*")
-        if p.is_file() and "out" not in p.relative_to(EXAMPLES).parts
+        if p.is_file() and not {"out", "__pycache__"} & set(p.relative_to(EXAMPLES).parts)
     }
     assert present <= covered, present - covered
 
@@ -192,82 +204,282 @@ def test_ci_workflow():
     assert "secrets.UNIV_A_SECRET" in text
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_postgresql_loader_feeds_psql_each_file_written(make_emulator, write_config, tmp_path):
-    emu = make_emulator()
-    path = write_config(
-        config_text(emu, output="data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz")
-    )
-    script = EXAMPLES / "load" / "load-postgresql.sh"
-    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
-    for args in dapctl_commands(script.read_text()):
-        assert_parses([a.replace('"$config"', "c.toml").replace("$config", "c.toml") for a in args])
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    # A stand-in psql records what it is fed; dapctl is the real one.
-    (bin_dir / "psql").write_text('#!/bin/sh\n{ echo "ARGS $*"; cat; } >> "$PSQL_LOG"\n')
-    (bin_dir / "dapctl").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dapctl "$@"\n')
-    for name in ("psql", "dapctl"):
-        os.chmod(bin_dir / name, 0o700)
-    log = tmp_path / "psql.log"
-    env = {
-        **os.environ,
-        **environ(emu),
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "PSQL_LOG": str(log),
-    }
-
-    done = subprocess.run(
-        ["sh", str(script), str(path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-    assert done.returncode == 0, done.stderr
-    fed = log.read_text()
-    assert fed.count("ARGS --quiet -v ON_ERROR_STOP=1 -v table=dap_univ_a_canvas_") == 2
-    assert "-v snapshot=true" in fed
-    assert (
-        "COPY dap_changes (doc) FROM STDIN WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02');"
-        in fed
-    )
-    assert '{"key": {"id": ' in fed or '{"key":{"id":' in fed
-    assert "\n\\.\n" in fed and "ON CONFLICT (key) DO UPDATE" in fed and fed.count("COMMIT;") == 2
-
-
-def test_duckdb_recipe(make_emulator, write_config, tmp_path):
-    sql = (EXAMPLES / "load" / "duckdb.sql").read_text()
-    assert "read_json(" in sql and "data/univ_a/canvas/accounts/*.jsonl.gz" in sql
-    duckdb = pytest.importorskip("duckdb")
-    from tests.apply_helpers import apply, expected_rows
-
-    emu = make_emulator()
-    path = write_config(
-        config_text(emu, output="data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz")
-    )
-    assert all(r.status == "ok" for r in apply(path, emu))
-    emu.advance(60)
-    emu.change("canvas", "accounts", inserts=3, updates=4, deletes=2)
-    emu.advance(60)
-    assert all(r.status == "ok" for r in apply(path, emu))
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        con = duckdb.connect()
-        con.execute(sql).fetchall()
-        ids = {row[0] for row in con.sql("SELECT id FROM accounts").fetchall()}
-    finally:
-        os.chdir(cwd)
-    expected = expected_rows(emu.expected_snapshot("canvas", "accounts"))
-    assert ids == {json.loads(k)["id"] for k in expected}
-
-
 def test_readme_shows_the_quickstart_plan_as_dapctl_prints_it(tmp_path, run_cli):
     config = tmp_path / "quickstart.toml"
     shutil.copy(EXAMPLES / "quickstart.toml", config)
     readme = (EXAMPLES.parent / "README.md").read_text()
     plan = run_cli("plan", str(config))
     assert plan.code == 0 and plan.stdout.strip() in readme
+
+
+# --- The load recipes (examples/load/): files an apply wrote, into PostgreSQL or DuckDB. ---
+
+LOAD = EXAMPLES / "load"
+DEFAULT_LAYOUT = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
+pg_admin_url = databases.pg_admin_url  # the real PostgreSQL fixtures, shared with tests/databases
+pg_url = databases.pg_url
+
+
+def real_psql() -> str:
+    """The machine's psql; CI must have it, elsewhere the test says why it cannot run."""
+    found = shutil.which("psql") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)), None
+    )
+    if found is None:
+        reason = "load-postgresql.sh needs the psql client (apt-get install postgresql-client)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+class Loader:
+    """Runs load-postgresql.sh as cron would: real dapctl, real psql, PG* variables."""
+
+    def __init__(self, emu: Emulator, config: Path, url: str) -> None:
+        self.config, self.url = config, url
+        bin_dir = config.parent / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "psql").symlink_to(real_psql())
+        (bin_dir / "dapctl").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dapctl "$@"\n')
+        os.chmod(bin_dir / "dapctl", 0o700)
+        parts = urlsplit(url)
+        keep = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        self.env = {
+            **keep,
+            **environ(emu),
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "PGHOST": parts.hostname or "",
+            "PGPORT": str(parts.port or 5432),
+            "PGUSER": parts.username or "",
+            "PGDATABASE": parts.path.lstrip("/"),
+        }
+
+    def run(self, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(LOAD / "load-postgresql.sh"), str(self.config)],
+            cwd=self.config.parent,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    def query(self, query: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url) as conn:
+            return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+    def ledger(self) -> dict[str, Any]:
+        if self.query("SELECT to_regclass('dap_loaded_files')") == [(None,)]:
+            return {}
+        return dict(self.query("SELECT path, loaded_at FROM dap_loaded_files"))
+
+    def rows(self, table: str) -> dict[str, Any]:
+        found = self.query(f"SELECT key, value FROM dap_univ_a_canvas_{table}")  # noqa: S608
+        return {json.dumps(key, sort_keys=True): value for key, value in found}
+
+
+def written(root: Path) -> set[str]:
+    return {p.relative_to(root / "data").as_posix() for p in (root / "data").rglob("*.gz")}
+
+
+def assert_current(loader: Loader, emu: Emulator) -> None:
+    for table in ("accounts", "users"):
+        expected = expected_rows(emu.expected_snapshot("canvas", table))
+        assert loader.rows(table) == expected, table
+
+
+def test_postgresql_loader_catches_up_after_a_failed_load(make_emulator, write_config, pg_url):
+    script = LOAD / "load-postgresql.sh"
+    assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
+    for args in dapctl_commands(script.read_text()):
+        assert_parses([a.replace("$config", "c.toml") for a in args])
+    emu = make_emulator()
+    path = write_config(config_text(emu, output=DEFAULT_LAYOUT))
+    loader = Loader(emu, path, pg_url)
+
+    # The apply moves the watermarks, then psql cannot reach the database.
+    failed = loader.run(PGDATABASE=f"dapctl_missing_{uuid.uuid4().hex[:8]}")
+    assert failed.returncode != 0 and "nothing loaded" in failed.stderr
+    first = written(path.parent)
+    assert len(first) == 2 and loader.ledger() == {}
+
+    emu.advance(60)
+    emu.change("canvas", "accounts", inserts=3, updates=4, deletes=2)
+    emu.change("canvas", "users", inserts=1, updates=2, deletes=1)
+    emu.advance(60)
+    caught_up = loader.run()
+    assert caught_up.returncode == 0, caught_up.stderr
+    loaded = [line for line in caught_up.stdout.splitlines() if line.startswith("loaded ")]
+    assert len(loaded) == 4 and len(written(path.parent)) == 4
+    assert_current(loader, emu)
+    ledger = loader.ledger()
+    assert set(ledger) == written(path.parent)
+
+    emu.advance(60)
+    emu.change("canvas", "users", updates=3)
+    emu.advance(60)
+    third = loader.run()
+    assert third.returncode == 0, third.stderr
+    [new] = written(path.parent) - set(ledger)
+    assert [line for line in third.stdout.splitlines() if line.startswith("loaded ")] == [
+        f"loaded {path.parent / 'data' / new} into dap_univ_a_canvas_users"
+    ]
+    assert loader.ledger() == {**ledger, new: loader.ledger()[new]}  # the rest untouched
+    assert_current(loader, emu)
+
+
+def test_postgresql_loader_stops_a_table_at_its_first_failure(make_emulator, write_config, pg_url):
+    emu = make_emulator()
+    path = write_config(config_text(emu, output=DEFAULT_LAYOUT))
+    loader = Loader(emu, path, pg_url)
+    assert loader.run().returncode == 0
+    with psycopg.connect(pg_url) as conn:  # users refuses every write until the trigger goes
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON dap_univ_a_canvas_users "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    stuck: list[str] = []
+    for _ in range(2):
+        emu.advance(60)
+        emu.change("canvas", "accounts", inserts=1, updates=1)
+        emu.change("canvas", "users", inserts=1, updates=2, deletes=1)
+        emu.advance(60)
+        done = loader.run()
+        stuck = sorted(f for f in written(path.parent) - set(loader.ledger()))
+        assert done.returncode != 0
+        assert stuck and all("/users/incremental-" in f for f in stuck)
+        assert done.stderr.count("failed to load") == 1 and stuck[0] in done.stderr
+        assert all(f not in done.stdout + done.stderr for f in stuck[1:])  # never over a gap
+    assert len(stuck) == 2
+    assert loader.rows("accounts") == expected_rows(emu.expected_snapshot("canvas", "accounts"))
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DROP TRIGGER refuse ON dap_univ_a_canvas_users")
+    done = loader.run()
+    assert done.returncode == 0, done.stderr
+    assert set(loader.ledger()) == written(path.parent)
+    assert_current(loader, emu)
+
+
+def duckdb_load(root: Path, database: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(LOAD / "duckdb_load.py"), str(root), str(database)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def two_profiles(emu: Emulator, since: str) -> str:
+    """univ_a and univ_b (the same emulator); accounts from ``since`` in JSON Lines, users
+    from a snapshot in CSV, courses in Parquet."""
+    more = f"""since = "{since}"
+
+[[targets]]
+name = "flat"
+tables = ["users"]
+format = "csv"
+
+[[targets]]
+name = "columnar"
+tables = ["courses"]
+format = "parquet"
+output = "data/{{profile}}/{{namespace}}/{{table}}/{{kind}}-{{timestamp}}.parquet"
+"""
+    text = config_text(emu, tables='["accounts"]', output=DEFAULT_LAYOUT, extra_target=more)
+    univ_b = f"""[profiles.univ_b]
+base_url = "{emu.base_url}"
+client_id = "{emu.credentials[0]}"
+client_secret_env = "{SECRET_VAR}"
+{GENEROUS}
+
+"""
+    return text.replace("[[targets]]", univ_b + "[[targets]]", 1)
+
+
+def test_duckdb_loader_reads_since_csv_parquet_and_every_profile(
+    make_emulator, write_config, tmp_path
+):
+    duckdb = pytest.importorskip("duckdb")
+    emu = make_emulator()
+    since = emu.now - timedelta(days=7)
+    path = write_config(two_profiles(emu, since.isoformat()))
+    for changes in (0, 1, 2):
+        if changes:
+            emu.advance(60)
+            emu.change("canvas", "accounts", inserts=3, updates=4, deletes=2)
+            emu.change("canvas", "users", inserts=2, updates=3, deletes=2)
+            emu.change("canvas", "courses", inserts=1, updates=2, deletes=1)
+            emu.advance(60)
+        assert all(r.status == "ok" for r in apply(path, emu))
+    accounts = sorted((tmp_path / "data" / "univ_a" / "canvas" / "accounts").iterdir())
+    assert len(accounts) == 3 and all(p.name.startswith("incremental-") for p in accounts)
+
+    done = duckdb_load(tmp_path / "data", tmp_path / "canvas.duckdb")
+
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(tmp_path / "canvas.duckdb"), read_only=True)
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    profiles = ("univ_a", "univ_b")
+    names = ("accounts", "users", "courses")
+    assert tables == {f"{p}_canvas_{t}" for p in profiles for t in names}
+    changed = emu.expected_changes("canvas", "accounts", since)
+    assert any(r["meta"]["action"] == "D" for r in changed)
+    columns = {
+        "accounts": (["name", "workflow_state", "parent_account_id"], changed),
+        "users": (
+            ["name", "sortable_name", "email", "locale", "workflow_state"],
+            emu.expected_snapshot("canvas", "users"),
+        ),
+        "courses": (["name", "course_code"], emu.expected_snapshot("canvas", "courses")),
+    }
+    for profile in profiles:
+        for table, (names, records) in columns.items():
+            expected = {
+                r["key"]["id"]: tuple(r["value"].get(n) for n in names)
+                for r in records
+                if r["meta"]["action"] != "D"
+            }
+            query = f"SELECT id, {', '.join(names)} FROM {profile}_canvas_{table}"  # noqa: S608
+            assert {row[0]: row[1:] for row in con.execute(query).fetchall()} == expected
+
+
+def test_duckdb_loader_refuses_a_folder_of_mixed_formats(tmp_path):
+    pytest.importorskip("duckdb")
+    folder = tmp_path / "data" / "univ_a" / "canvas" / "accounts"
+    folder.mkdir(parents=True)
+    (folder / "snapshot-20261201T120000Z.jsonl").write_text('{"key":{"id":1},"meta":{}}\n')
+    (folder / "incremental-20261201T130000Z.csv").write_text("meta.ts,key.id\nx,1\n")
+    done = duckdb_load(tmp_path / "data", tmp_path / "canvas.duckdb")
+    assert done.returncode == 1 and str(folder) in done.stderr and "nothing changed" in done.stderr
+
+
+def test_load_recipes_pick_files_from_the_newest_snapshot_on(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("dapfiles", LOAD / "dapfiles.py")
+    assert spec is not None and spec.loader is not None
+    dapfiles = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "dapfiles", dapfiles)  # its dataclass looks itself up
+    spec.loader.exec_module(dapfiles)
+    folder = tmp_path / "univ-a" / "canvas" / "accounts"
+    folder.mkdir(parents=True)
+    names = [
+        "incremental-20261101T000000Z.jsonl.gz",  # a target with since: no snapshot first
+        "snapshot-20261102T000000Z.jsonl.gz",
+        "incremental-20261102T000000Z.jsonl.gz",  # same stamp: after the snapshot
+        "incremental-20261103T000000Z.jsonl.gz",
+        "notes.txt",
+    ]
+    for name in names:
+        (folder / name).write_text("")
+    [(table, files)] = dapfiles.table_folders(tmp_path).items()
+    assert table == "univ_a_canvas_accounts"
+    assert [f.path.name for f in files] == names[:4]
+    assert [f.path.name for f in dapfiles.current(files)] == names[1:4]
+    assert [f.path.name for f in dapfiles.current(files[:1])] == names[:1]
+    assert [f.path.name for f in dapfiles.pending(files, files[2].order)] == names[3:4]
+    assert dapfiles.pending(files, files[3].order) == []
