@@ -174,7 +174,14 @@ class Applier:
     def _result(
         self, step: Step, kind: StepKind, status: Status, started: float, **kw: object
     ) -> StepResult:
-        return StepResult.for_step(step, kind, status, duration=self.clock() - started, **kw)
+        return StepResult.for_step(
+            step,
+            kind,
+            status,
+            duration=self.clock() - started,
+            transient_errors=self.context.transient_errors(step.address),
+            **kw,
+        )
 
     def _skip_if_profile_failed(self, step: Step) -> bool:
         with self._lock:
@@ -377,29 +384,47 @@ class Applier:
             )
         self.keeper.update(step.address, lambda s: s.writing(load.location))
         try:
+            on_bytes, on_part = self._download_meter(step, len(job.objects))
             return collect(
                 self.clients[step.profile],
                 job,
                 load,
                 settle=settle,
-                on_bytes=self._download_meter(step),
+                on_bytes=on_bytes,
+                on_part=on_part,
             )
         except ApiError as exc:
             if exc.status == 404:  # the job's objects are gone: the next apply starts anew
                 self.jobs.forget(step)
             raise
 
-    def _download_meter(self, step: Step) -> Callable[[int], None]:
-        lock, total = threading.Lock(), [0]
-        self._emit(StepEvent(step.address, "downloading"))
+    def _download_meter(
+        self, step: Step, part_count: int
+    ) -> tuple[Callable[[int], None], Callable[[], None]]:
+        """Progress hooks for a download: bytes so far, and parts complete of ``part_count``."""
+        lock, size, parts = threading.Lock(), [0], [0]
+
+        def emit(count: int, done: int) -> None:
+            self._emit(
+                StepEvent(
+                    step.address, "downloading", bytes=count, parts=done, part_count=part_count
+                )
+            )
 
         def add(count: int) -> None:
             with lock:
-                total[0] += count
-                so_far = total[0]
-            self._emit(StepEvent(step.address, "downloading", bytes=so_far))
+                size[0] += count
+                now = size[0], parts[0]
+            emit(*now)
 
-        return add
+        def part() -> None:
+            with lock:
+                parts[0] += 1
+                now = size[0], parts[0]
+            emit(*now)
+
+        emit(0, 0)
+        return add, part
 
 
 def _is_profile_fatal(exc: DapctlError) -> bool:

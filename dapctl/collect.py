@@ -37,14 +37,16 @@ def collect(
     *,
     settle: Settle,
     on_bytes: Callable[[int], None] | None = None,
+    on_part: Callable[[], None] | None = None,
 ) -> Landed:
     """Download ``job``'s parts into ``load`` and commit it; return what landed.
 
     ``on_bytes`` hears every change in the bytes downloaded so far (negative when a retry
-    drops a cut-off part), from the download threads, for progress displays.
+    drops a cut-off part), ``on_part`` each part whose download is complete, both from the
+    download threads, for progress displays.
     """
     parts = [load.part_path(i) for i in range(len(job.objects))]
-    download = _DOWNLOADS[load.part_mode]
+    download = _counted(_DOWNLOADS[load.part_mode], on_part)
     try:
         return _collect(client, job, load, parts, download, settle, on_bytes)
     except OSError as exc:
@@ -91,6 +93,20 @@ def _collect(
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
+
+
+def _counted(
+    download: Callable[..., PartCounter | None], on_part: Callable[[], None] | None
+) -> Callable[..., PartCounter | None]:
+    if on_part is None:
+        return download
+
+    def counted(*args: object) -> PartCounter | None:
+        result = download(*args)
+        on_part()
+        return result
+
+    return counted
 
 
 # The client's gzip check decompresses every part; the text it produces is used there and

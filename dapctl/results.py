@@ -2,10 +2,11 @@
 
 A result names its step (address and parts), the kind of job that ran, its status (``ok``,
 ``failed``, ``skipped``, or ``started`` for ``apply --no-wait``), the job and its window,
-the files written with their bytes and records, and for a failure the server's error type,
-message and uuid. Results render as one line each (as steps finish), as a summary table and
-verdict (at the end), as JSON, and as a log record with the step's fields. Nothing here holds
-a secret: errors carry only their user-facing text.
+the files written with their bytes and records, for a failure the server's error type,
+message and uuid, and how many transient errors (retried 5xx, 429s, cut downloads) the
+step rode out. Results render as one line each (as steps finish), as a summary table and
+verdict (at the end), as JSON, and as a log record with the step's fields. Nothing here
+holds a secret: errors carry only their user-facing text.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class StepResult:
     duration: float = 0.0
     error: StepError | None = None
     notes: tuple[str, ...] = ()
+    transient_errors: int = 0  # failed attempts that a retry got past
 
     @classmethod
     def for_step(cls, step: Step, kind: StepKind, status: Status, **fields: Any) -> StepResult:
@@ -99,6 +101,7 @@ class StepResult:
             "records": self.records,
             "duration": round(self.duration, 3),
             "notes": list(self.notes),
+            "transient_errors": self.transient_errors,
             "error": self.error.to_json() if self.error else None,
         }
 
@@ -117,6 +120,7 @@ def log_result(result: StepResult) -> None:
         "duration": round(result.duration, 3),
         "error_type": error.type if error else None,
         "error_uuid": error.uuid if error else None,
+        "transient_errors": result.transient_errors,
     }
     level = {"failed": logging.ERROR, "skipped": logging.WARNING}.get(result.status, logging.INFO)
     detail = f": {error.type}: {error.message}" if error else ""

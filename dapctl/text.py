@@ -1,5 +1,8 @@
 """Plain-text helpers every layer shares: times, counts, sizes and aligned tables.
 
+Counts are written one way everywhere (``format_count``, ``plural``): with thousands
+separators, ``2,000 records``, in result lines, summaries, tables and progress alike.
+
 Times are written one way everywhere a person or the API reads them: RFC 3339 in UTC with a
 ``Z`` (``format_time``), or the compact ``20261128T204000Z`` that sorts and is safe in a file
 name (``compact_time``). Nothing here knows about terminals beyond ignoring colour codes when
@@ -30,8 +33,14 @@ def compact_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def format_count(count: int) -> str:
+    """A count as people read it, with thousands separators: ``412,000``."""
+    return f"{count:,}"
+
+
 def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    """``1 record``, ``2,000 records``: every count of things dapctl prints goes through here."""
+    return f"{format_count(count)} {noun}{'' if count == 1 else 's'}"
 
 
 def human_bytes(count: int) -> str:

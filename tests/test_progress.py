@@ -41,17 +41,109 @@ def test_rows_and_bar_show_each_phase():
         shown.handle(StepEvent(f"a/core/canvas.{table}", "queued"))
     shown.handle(StepEvent("a/core/canvas.accounts", "waiting", seconds=12.0))
     shown.handle(StepEvent("a/core/canvas.users", "running", status="running", job_id="j1"))
-    shown.handle(StepEvent("a/core/canvas.courses", "downloading", bytes=0))
+    shown.handle(StepEvent("a/core/canvas.courses", "downloading", bytes=0, part_count=4))
     clock.now += 2
-    shown.handle(StepEvent("a/core/canvas.courses", "downloading", bytes=2_000_000))
+    shown.handle(
+        StepEvent("a/core/canvas.courses", "downloading", bytes=2_000_000, parts=1, part_count=4)
+    )
     shown.handle(StepEvent("a/core/canvas.terms", "finished", status="ok"))
 
     lines = [ANSI.sub("", line) for line in shown.render()]
 
-    assert lines[0].startswith("  a/core/canvas.accounts  waiting for a rate-limit slot  00:02")
-    assert lines[1] == "  a/core/canvas.users     job running  00:02"
-    assert lines[2] == "  a/core/canvas.courses   downloading  2.0 MB  1.0 MB/s"
-    assert lines[3].startswith("[=====>--------------] 1/4 done, 3 active, 0 queued, 2.0 MB")
+    assert lines == [
+        "  a/core/canvas.accounts  00:02  waiting for a client-side rate-limit slot, 10 s left",
+        "  a/core/canvas.users     00:02  job running",
+        "  a/core/canvas.courses   00:02  downloading 1 of 4 parts  2.0 MB  1.0 MB/s",
+        "[=====>--------------] 1/4 done, 3 active, 0 queued, 2.0 MB, 1.0 MB/s, 00:02",
+    ]
+
+
+def screen(shown: Progress) -> list[str]:
+    return [ANSI.sub("", line) for line in shown.render()]
+
+
+def test_a_steps_timer_runs_from_its_start_through_every_phase():
+    # Issue 14 #18: the timer restarted at every phase, so no row said how long a step took.
+    clock = FakeClock(100.0)
+    shown, _ = progress(clock)
+    step = "a/core/canvas.users"
+    shown.handle(StepEvent(step, "queued"))
+    clock.now += 30  # queued time is not the step's
+    shown.handle(StepEvent(step, "starting"))
+    clock.now += 5
+    shown.handle(StepEvent(step, "running", status="waiting"))
+    clock.now += 20
+    shown.handle(StepEvent(step, "running", status="running"))
+    clock.now += 40
+
+    assert screen(shown)[0] == f"  {step}  01:05  job running"
+
+
+def test_a_rate_limit_wait_counts_down_then_the_row_shows_its_phase_again():
+    # Issue 14 #18: a person waited 60 s for a slot not knowing why or for how long.
+    clock = FakeClock(100.0)
+    shown, _ = progress(clock)
+    step = "a/core/canvas.users"
+    shown.handle(StepEvent(step, "starting"))
+    shown.handle(StepEvent(step, "waiting", seconds=60.0))
+
+    slot = "waiting for a client-side rate-limit slot"
+    assert screen(shown)[0] == f"  {step}  00:00  {slot}, 1:00 left"
+    clock.now += 59.5
+    assert screen(shown)[0] == f"  {step}  00:59  {slot}, 1 s left"
+    clock.now += 1
+    assert screen(shown)[0] == f"  {step}  01:00  starting the query job"
+    shown.handle(StepEvent(step, "waiting", seconds=125.0))
+    assert screen(shown)[0].endswith("slot, 2:05 left")
+
+
+def test_a_backoff_after_a_429_is_shown_as_a_retry_not_as_starting_the_job():
+    clock = FakeClock(100.0)
+    shown, _ = progress(clock)
+    step = "a/core/canvas.users"
+    shown.handle(StepEvent(step, "starting"))
+    clock.now += 1
+    reason = "HTTP 429: the server asked to slow down"
+    shown.handle(StepEvent(step, "retrying", seconds=30.0, detail=reason))
+    clock.now += 10
+
+    assert screen(shown)[0] == f"  {step}  00:11  {reason}; retrying in 20 s"
+    shown.handle(StepEvent(step, "running", status="running"))  # the retry got its answer
+    assert screen(shown)[0] == f"  {step}  00:11  job running"
+
+
+def test_a_download_shows_its_parts_and_a_part_retried_meanwhile():
+    clock = FakeClock(100.0)
+    shown, _ = progress(clock)
+    step = "a/core/canvas.users"
+    shown.handle(StepEvent(step, "downloading", part_count=12))
+    clock.now += 4
+    shown.handle(StepEvent(step, "downloading", bytes=8_000_000, parts=3, part_count=12))
+    cut = "the answer was cut off (ChunkedEncodingError)"
+    shown.handle(StepEvent(step, "retrying", seconds=2.0, detail=cut))
+    shown.handle(StepEvent(step, "downloading", bytes=8_100_000, parts=3, part_count=12))
+
+    assert screen(shown)[0] == (
+        f"  {step}  00:04  downloading 3 of 12 parts  8.1 MB  2.0 MB/s; a part retries in 2 s: "
+        "the answer was cut of"  # cut at the terminal's width
+    )
+    shown.handle(StepEvent(step, "downloading", bytes=30_000_000, parts=12, part_count=12))
+    assert screen(shown)[0] == f"  {step}  00:04  all 12 parts in (30.0 MB), writing"
+
+
+def test_the_overall_rate_leaves_out_time_spent_waiting():
+    clock = FakeClock(100.0)
+    shown, _ = progress(clock)
+    shown.handle(StepEvent("a/t/ns.x", "starting"))
+    shown.handle(StepEvent("a/t/ns.x", "waiting", seconds=60.0))
+    clock.now += 60  # a minute waiting for a slot, then the job
+    shown.handle(StepEvent("a/t/ns.x", "downloading", part_count=1))
+    clock.now += 2
+    shown.handle(StepEvent("a/t/ns.x", "downloading", bytes=4_000_000, parts=1, part_count=1))
+    shown.handle(StepEvent("a/t/ns.x", "finished", status="ok"))
+    clock.now += 30  # finished: no more download time
+
+    assert screen(shown)[-1].endswith("4.0 MB, 2.0 MB/s, 01:32")
 
 
 def test_complete_jobs_wait_for_a_download_slot_and_listed_steps_leave():
@@ -116,7 +208,7 @@ def test_nothing_drawn_means_nothing_written():
 
 def test_colour_follows_the_style():
     shown, _ = progress(FakeClock(100.0), style=Style(True))
-    shown.handle(StepEvent("a/t/ns.x", "waiting"))
+    shown.handle(StepEvent("a/t/ns.x", "waiting", seconds=5.0))
     assert "\x1b[33m" in shown.render()[0]
 
 

@@ -19,6 +19,7 @@ from dapctl.api.retry import (
     RETRY_AFTER_CEILING,
     ThrottledError,
     TransientDownloadError,
+    api_error,
     backoff,
     build_retrying,
     is_retryable,
@@ -26,6 +27,7 @@ from dapctl.api.retry import (
 )
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, AuthError
+from dapctl.events import StepContext, StepEvent
 
 SETTINGS = RetrySettings(attempts=5, initial_backoff=1.0, max_backoff=6.0)
 
@@ -154,16 +156,88 @@ def test_parse_retry_after():
     assert parse_retry_after(None, now=now) is None
 
 
-def test_each_retry_is_logged_with_the_call_and_the_reason(caplog):
+def test_each_retry_is_logged_at_info_with_the_call_and_the_reason(caplog):
+    # Issue 14 #17: a retry that succeeds is routine, not a warning.
     caplog.set_level(logging.INFO, logger="dapctl")
     fn = Flaky(ApiError("GET /dap/x failed with HTTP 502: bad gateway", status=502))
 
     run(fn, describe="GET /dap/x")
 
     (record,) = [r for r in caplog.records if r.name == "dapctl.retry"]
-    assert record.levelno == logging.WARNING
-    assert "GET /dap/x: attempt 1 of 5 failed" in record.getMessage()
-    assert "HTTP 502" in record.getMessage()
+    assert record.levelno == logging.INFO and record.event == "retry"
+    assert record.getMessage().startswith("GET /dap/x: HTTP 502: bad gateway; retrying in ")
+    assert record.getMessage().endswith("(attempt 2 of 5)")
+
+
+def test_running_out_of_retries_warns_once_and_raises_the_last_error(caplog):
+    caplog.set_level(logging.INFO, logger="dapctl")
+    fn = Flaky(*[ApiError("GET /dap/x failed with HTTP 503: down", status=503)] * 5)
+
+    with pytest.raises(ApiError, match="HTTP 503"):
+        run(fn, describe="GET /dap/x")
+
+    records = [r for r in caplog.records if r.name == "dapctl.retry"]
+    assert [r.levelno for r in records] == [logging.INFO] * 4 + [logging.WARNING]
+    assert records[-1].getMessage() == "GET /dap/x: giving up after 5 attempts (HTTP 503: down)"
+    assert records[-1].event == "retry_exhausted"
+
+
+def test_an_html_error_page_is_summarised_by_its_title_never_quoted_whole():
+    page = (
+        b"<!DOCTYPE html>\n<html><head><title>503 Service\n Temporarily Unavailable</title>"
+        b"<style>body { font-family: sans-serif; }</style></head><body>"
+        + b"<p>nginx</p>" * 200
+        + b"</body></html>"
+    )
+    response = requests.Response()
+    response.status_code, response._content = 503, page
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+
+    error = api_error(response, what="GET /dap/x", now=0.0)
+
+    assert error.message == (
+        "GET /dap/x failed with HTTP 503: an HTML error page: '503 Service Temporarily Unavailable'"
+    )
+    untitled = b"<html><style>p {}</style><body><p>upstream\n down</p></body></html>"
+    assert api_error(_html_response(untitled), what="x", now=0.0).message == (
+        "x failed with HTTP 502: an HTML error page: 'upstream down'"
+    )
+    empty = api_error(_html_response(b"<html><body></body></html>"), what="x", now=0.0)
+    assert empty.message == "x failed with HTTP 502: an HTML page of 26 bytes"
+
+
+def _html_response(body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = 502, body  # no content type: sniffed
+    return response
+
+
+def test_a_step_hears_of_each_backoff_and_counts_what_it_rode_out():
+    events: list[StepEvent] = []
+    context = StepContext(events.append)
+    fn = Flaky(ThrottledError("POST /dap/q failed with HTTP 429: slow", retry_after=12.0))
+    fn.errors.append(TransientDownloadError("download of object o1: cut off after 5 of 9 bytes"))
+
+    with context.serving("a/t/ns.x"):
+        assert run(fn, describe="download of object o1")[0] == "ok"
+        run(Flaky(), describe="GET /dap/y")  # no failure: nothing to count
+
+    assert events == [
+        StepEvent("a/t/ns.x", "retrying", seconds=12.0, detail=HTTP_429),
+        StepEvent("a/t/ns.x", "retrying", seconds=events[1].seconds, detail=CUT),
+    ]
+    assert context.transient_errors("a/t/ns.x") == 2
+
+
+def test_a_failure_that_is_not_ridden_out_is_not_counted():
+    context = StepContext(lambda event: None)
+    with context.serving("a/t/ns.x"), pytest.raises(ApiError):
+        run(Flaky(*[ApiError("x", status=500)] * 5))
+    assert context.transient_errors("a/t/ns.x") == 0
+
+
+HTTP_429 = "HTTP 429: the server asked to slow down"
+CUT = "cut off after 5 of 9 bytes"
 
 
 def test_transport_errors_are_logged_by_type_only(caplog):

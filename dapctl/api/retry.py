@@ -8,7 +8,14 @@ corrupt). Everything else, other 4xx above all, fails at once. Waits grow expone
 ``initial_backoff`` to ``max_backoff`` with jitter, so threads that failed together do not
 retry together. When the attempts run out the last real error is raised, never tenacity's
 ``RetryError``. ``api_error`` builds the ``ApiError`` for a failed response, so the status,
-type and uuid every caller needs are read in one place.
+type and uuid every caller needs are read in one place; an HTML error page is summarised by
+its title, never quoted whole.
+
+A failure that is retried is routine: it is logged at info (event ``retry``) with a short
+reason, and the step being served hears of the wait (``events.retrying``) so progress shows
+it. A call that then succeeds reports how many transient errors it rode out
+(``events.rode_out``), which the end of an apply counts once; only a call whose attempts run
+out is a warning (event ``retry_exhausted``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import re
 import socket
 import ssl
 from collections.abc import Callable, Collection, Iterator
@@ -24,6 +32,7 @@ from email.utils import parsedate_to_datetime
 import requests
 import tenacity
 
+from dapctl import events
 from dapctl.api.wire import server_error
 from dapctl.config import RetrySettings
 from dapctl.errors import ApiError, AuthError
@@ -32,6 +41,20 @@ log = logging.getLogger("dapctl.retry")
 
 #: a Retry-After beyond this is a misconfigured gateway, not a reason to stall a run for hours
 RETRY_AFTER_CEILING = 300.0
+#: the longest reason a retry's log line and progress row quote
+REASON_CHARS = 120
+
+_TITLE = re.compile(rb"<(title|h1)[^>]*>(.*?)</\1", re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(rb"<(script|style)[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+_HTML = re.compile(rb"\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
+# What a person should read for the errors requests names by type (its messages hold URLs).
+_TRANSPORT_REASONS = {
+    "ChunkedEncodingError": "the answer was cut off",
+    "ConnectTimeout": "the connection timed out",
+    "ReadTimeout": "no answer in time",
+    "ConnectionError": "the connection failed",
+}
 
 _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     requests.ConnectionError,  # refused, reset, DNS, and connect timeouts (ConnectTimeout)
@@ -74,7 +97,10 @@ def api_error(
     ``body`` is the answer when it was read already (a streamed response has no content).
     """
     content = response.content if body is None else body
-    error, text = server_error(content, response.headers.get("Content-Type"))
+    content_type = response.headers.get("Content-Type")
+    error, text = server_error(content, content_type)
+    if error is None and _is_html(content, content_type):
+        text = html_summary(content)
     message = f"{what} failed with HTTP {response.status_code}: {text}"
     details = {
         "error_type": error.type if error else None,
@@ -84,6 +110,23 @@ def api_error(
         wait = parse_retry_after(response.headers.get("Retry-After"), now=now)
         return ThrottledError(message, retry_after=wait, **details)
     return ApiError(message, status=response.status_code, **details)
+
+
+def _is_html(body: bytes, content_type: str | None) -> bool:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml") or bool(_HTML.match(body[:512]))
+
+
+def html_summary(body: bytes) -> str:
+    """A gateway's HTML error page in a few words: its title (or first heading, or first
+    words), never the markup."""
+    head = body[:65536]
+    found = _TITLE.search(head)
+    text = found.group(2) if found else _HIDDEN.sub(b" ", head)
+    words = " ".join(_TAG.sub(b" ", text).decode("utf-8", "replace").split())
+    if not words:
+        return f"an HTML page of {len(body)} bytes"
+    return f"an HTML error page: {words[:80]!r}"
 
 
 def is_retryable(exc: BaseException, extra_statuses: Collection[int] = ()) -> bool:
@@ -124,21 +167,73 @@ def _waiter(
     return wait
 
 
-def _logger(describe: str, attempts: int) -> Callable[[tenacity.RetryCallState], None]:
+def reason(exc: BaseException | None, describe: str) -> str:
+    """Why an attempt failed, in a few words, without repeating the call's name.
+
+    Transport errors are named by type only: requests puts the URL in its messages, and a
+    pre-signed URL is a credential.
+    """
+    if isinstance(exc, ThrottledError):
+        return "HTTP 429: the server asked to slow down"
+    if not isinstance(exc, ApiError):
+        name = type(exc).__name__
+        for kind in type(exc).__mro__:
+            if kind.__name__ in _TRANSPORT_REASONS:
+                return f"{_TRANSPORT_REASONS[kind.__name__]} ({name})"
+        return name
+    text = exc.message
+    for prefix in (f"{describe} failed with ", f"{describe}: "):
+        text = text.removeprefix(prefix)
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
+def _before_sleep(describe: str, attempts: int) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        reason = str(exc) if isinstance(exc, ApiError) else type(exc).__name__
-        log.warning(
-            "%s: attempt %d of %d failed (%s); retrying in %.1f s",
+        why = reason(exc, describe)
+        log.info(
+            "%s: %s; retrying in %.1f s (attempt %d of %d)",
             describe,
-            state.attempt_number,
-            attempts,
-            reason,
+            why,
             wait,
+            state.attempt_number + 1,
+            attempts,
+            extra={"event": "retry", "attempt": state.attempt_number},
         )
+        events.retrying(wait, why)
 
     return before_sleep
+
+
+def _gave_up(describe: str) -> Callable[[tenacity.RetryCallState], object]:
+    def gave_up(state: tenacity.RetryCallState) -> object:
+        assert state.outcome is not None  # tenacity stops only after an attempt
+        log.warning(
+            "%s: giving up after %d attempts (%s)",
+            describe,
+            state.attempt_number,
+            reason(state.outcome.exception(), describe),
+            extra={"event": "retry_exhausted", "attempt": state.attempt_number},
+        )
+        return state.outcome.result()  # raises the last real error
+
+    return gave_up
+
+
+def _should_retry(statuses: Collection[int]) -> Callable[[tenacity.RetryCallState], bool]:
+    def should(state: tenacity.RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is None:
+            return False
+        if outcome.failed:
+            exc = outcome.exception()
+            return exc is not None and is_retryable(exc, statuses)
+        if state.attempt_number > 1:
+            events.rode_out(state.attempt_number - 1)
+        return False
+
+    return should
 
 
 def build_retrying(
@@ -155,12 +250,12 @@ def build_retrying(
     and 403, which gateways hand out spuriously). ``describe`` names the call in log lines,
     so it must not hold a secret.
     """
-    statuses = frozenset(extra_statuses)
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(settings.attempts),
         wait=_waiter(settings, rng or random.Random()),
-        retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, statuses)),
-        before_sleep=_logger(describe, settings.attempts),
+        retry=_should_retry(frozenset(extra_statuses)),
+        before_sleep=_before_sleep(describe, settings.attempts),
+        retry_error_callback=_gave_up(describe),
         sleep=sleep,
         reraise=True,
     )

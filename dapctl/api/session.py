@@ -86,7 +86,7 @@ def connect(
     conn = connection or Connection()
     with contextlib.ExitStack() as stack:
         if any(creds is None for creds in credentials.values()):
-            demo = stack.enter_context(_embedded_emulator())
+            demo = stack.enter_context(_embedded_emulator(conn.clock))
         clients = {}
         for name, given in credentials.items():
             creds = given if given is not None else demo(name)
@@ -101,10 +101,11 @@ def connect(
 
 
 @contextlib.contextmanager
-def _embedded_emulator() -> Iterator[Callable[[str], Credentials]]:
+def _embedded_emulator(clock: Callable[[], float]) -> Iterator[Callable[[str], Credentials]]:
     from dapctl.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorSettings
 
-    with Emulator(EmulatorSettings.embedded()) as emulator:
+    # The demo's data moves with this clock: a later run sees what changed since (live).
+    with Emulator(EmulatorSettings.embedded(), clock=clock) as emulator:
 
         def demo(profile: str) -> Credentials:
             return Credentials(

@@ -14,7 +14,7 @@ from dapctl.cli.style import PLAIN, Style
 from dapctl.plan import Action, Plan
 from dapctl.results import StepResult, all_ok
 from dapctl.state import State, StepState
-from dapctl.text import format_table, format_time, human_bytes, plural
+from dapctl.text import format_count, format_table, format_time, human_bytes, plural
 
 LEGEND = "Legend: + snapshot  ~ incremental  > resume a started job  ? list tables, then plan each"
 SYMBOLS: dict[Action, str] = {"snapshot": "+", "incremental": "~", "resume": ">", "list": "?"}
@@ -74,14 +74,18 @@ def render_result(result: StepResult, style: Style = PLAIN, *, width: int = 0) -
 
 
 def summary(results: Sequence[StepResult]) -> str:
-    """The verdict of an apply, one sentence."""
+    """The verdict of an apply, one sentence; a second counts the transient errors that
+    retries rode out (each is logged at info, and only running out of retries warns)."""
     counts = Counter(result.status for result in results)
     records = sum(result.records for result in results)
     size = sum(result.bytes for result in results)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     verdict = "Apply complete" if all_ok(results) else "Apply finished with failures"
+    transient = sum(result.transient_errors for result in results)
+    rode_out = f" Rode out {plural(transient, 'transient error')} by retrying." if transient else ""
     return (
-        f"{verdict}: {parts or 'nothing to do'}; {plural(records, 'record')}, {human_bytes(size)}."
+        f"{verdict}: {parts or 'nothing to do'}; {plural(records, 'record')}, "
+        f"{human_bytes(size)}.{rode_out}"
     )
 
 
@@ -91,7 +95,7 @@ def summary_table(results: Sequence[StepResult], style: Style = PLAIN) -> str:
         (
             r.address,
             r.kind,
-            f"{r.records:,}" if r.status == "ok" else "-",
+            format_count(r.records) if r.status == "ok" else "-",
             human_bytes(r.bytes) if r.status == "ok" else "-",
             f"{r.duration:.1f}s",
             style.status(r.status, r.status),
@@ -116,7 +120,7 @@ def render_state(state: State | None, where: str) -> str:
             address,
             step.kind or "-",
             format_time(step.watermark),
-            f"{step.records:,}",
+            format_count(step.records),
             human_bytes(step.bytes),
             f"{step.pending.kind} job {step.pending.job_id}" if step.pending else "-",
         )
@@ -138,8 +142,8 @@ def render_step(address: str, step: StepState) -> str:
         ("schema version", str(step.schema_version or "-")),
         ("job", step.job_id or "-"),
         ("completed at", format_time(step.completed_at)),
-        ("records", f"{step.records:,}"),
-        ("bytes", f"{step.bytes:,} ({human_bytes(step.bytes)})"),
+        ("records", format_count(step.records)),
+        ("bytes", f"{format_count(step.bytes)} ({human_bytes(step.bytes)})"),
         ("sha256", step.sha256 or "-"),
         ("files", "\n".join(step.files) or "-"),
         ("pending", f"{pending.kind} job {pending.job_id}" if pending else "-"),

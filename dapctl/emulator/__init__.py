@@ -19,10 +19,11 @@ Public API::
         emu.stats.jobs_created
 
 Module map: `settings` (fixed configuration), `faults` (live knobs), `catalog` (tables,
-schemas, value synthesis), `data` (data clock and versioned records), `formats` (encoders and
-parts), `jobs` (jobs, objects, URL signing), `jwt`, `ratelimit`, `stats`, `responses` (error
-shape), `api` (DAP endpoints), `control` (``/_emulator/`` test endpoints), `server` (HTTP),
-`emulator` (lifecycle and helpers), `cli` (the ``dapctl emulator`` subcommand).
+schemas, value synthesis), `data` (data clock and versioned records), `live` (data that moves
+with the wall clock, for the demo), `formats` (encoders and parts), `jobs` (jobs, objects,
+URL signing), `jwt`, `ratelimit`, `stats`, `responses` (error shape), `api` (DAP endpoints),
+`control` (``/_emulator/`` test endpoints), `server` (HTTP), `emulator` (lifecycle and
+helpers), `cli` (the ``dapctl emulator`` subcommand).
 """
 
 from __future__ import annotations

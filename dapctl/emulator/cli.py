@@ -23,6 +23,9 @@ from dapctl.emulator.faults import (
     Faults,
 )
 from dapctl.emulator.settings import DAY, DEMO_CLIENT_SECRET, EmulatorSettings, RateLimits
+from dapctl.errors import DapctlError
+
+MAX_PORT = 65535
 
 EPILOG = """\
 examples:
@@ -60,6 +63,18 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: use 1-{MAX_PORT}, or 0 for a free one"
+        )
+    return port
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add every emulator flag to ``parser`` (help text and examples included)."""
     parser.description = "Run a local DAP API emulator (Identity Service + Query API)."
@@ -75,7 +90,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def _identity_flags(group: Any) -> None:
     add = group.add_argument
-    add("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free port)")
+    add("--port", type=_port, default=0, help="port on 127.0.0.1 (default 0: a free port)")
     add("--client-id", default=None, help="accepted client id (default: the demo id)")
     add("--client-secret", default=None, help="its secret (default: the public demo secret)")
     add(
@@ -106,6 +121,12 @@ def _data_flags(group: Any) -> None:
         type=_timestamp,
         default=None,
         help="data clock start, RFC 3339 (default: now, truncated to the second)",
+    )
+    add(
+        "--live",
+        action="store_true",
+        help="the data changes by itself as the wall clock moves (inserts, updates, deletes),"
+        " as the embedded demo's does; --start is then when the changes begin",
     )
     add(
         "--retention-days",
@@ -237,6 +258,7 @@ def _settings(args: argparse.Namespace) -> EmulatorSettings:
         rows_per_table=args.rows,
         rows={name: int(n) for name, n in args.table_rows},
         part_size=args.part_size,
+        live=args.live,
     )
     if args.client_id or args.client_secret:
         settings = settings.with_(
@@ -266,11 +288,14 @@ def _faults(args: argparse.Namespace) -> Faults:
 def run(
     args: argparse.Namespace, out: TextIO | None = None, stop: threading.Event | None = None
 ) -> int:
-    """Serve in the foreground until Ctrl-C (or ``stop`` is set); returns 0."""
+    """Serve in the foreground until Ctrl-C (or ``stop`` is set); returns 0.
+
+    A port that cannot be had (in use, privileged) raises ``DapctlError``: a message, exit 1.
+    """
     out = out or sys.stdout
     stop = stop or threading.Event()
     settings, faults = settings_from_args(args)
-    with Emulator(settings, faults=faults) as emu:
+    with _started(Emulator(settings, faults=faults)) as emu:
         shown = (
             settings.client_secret if settings.client_secret == DEMO_CLIENT_SECRET else "(as given)"
         )
@@ -285,3 +310,15 @@ def run(
         except KeyboardInterrupt:
             print("stopping", file=out)
     return 0
+
+
+def _started(emu: Emulator) -> Emulator:
+    try:
+        return emu.start()
+    except OSError as exc:
+        emu.stop()
+        where = f"{emu.settings.host}:{emu.settings.port}"
+        raise DapctlError(
+            f"the emulator cannot listen on {where}: {exc.strerror or exc}",
+            hint="pick another port with --port, or --port 0 for a free one",
+        ) from None

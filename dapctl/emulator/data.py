@@ -6,6 +6,11 @@ updates and deletes at the data clock's *now* and then moves the clock on by one
 commit takes time, so a query made after it (``at`` / ``until`` = now) always includes it and a
 query made before it never does. Time is whole seconds since the epoch throughout.
 
+With ``settings.live`` (the embedded demo) nothing is committed: the data clock is the wall
+clock (plus whatever `DataStore.advance` added) and each table's changes follow from time
+alone (`live.Life`), so emulators in two processes agree on the past; ``settings.start``, if
+given, is the moment those changes begin, and `DataStore.change` is refused.
+
 Query semantics, as the service documents them: a snapshot at ``at`` holds the latest version
 of every record committed before ``at`` that is not deleted; an incremental over
 ``[since, until)`` holds, for every record whose latest version before ``until`` was committed
@@ -17,9 +22,10 @@ JSON Lines shaped dict that every format encodes.
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +38,7 @@ from dapctl.emulator.catalog import (
     table_hash,
     values,
 )
+from dapctl.emulator.live import LIVE_EPOCH, Life, Schedule
 from dapctl.emulator.settings import EmulatorSettings
 
 
@@ -67,6 +74,7 @@ class TableData:
     history: dict[int, list[Row]] = field(default_factory=dict)
     next_id: int = 0
     changes: int = 0
+    life: Life | None = None  # a live table's schedule: its history follows from time
 
     def base(self, record_id: int) -> Row:
         offset = 1 + mix(self.seed, table_hash(self.spec), record_id) % self.history_span
@@ -74,6 +82,8 @@ class TableData:
 
     def as_of(self, record_id: int, until: int) -> Row | None:
         """The latest version committed before ``until``, or None if there is none."""
+        if self.life is not None:
+            return self._live(self.life, record_id, until)
         versions = self.history.get(record_id)
         if versions:
             index = bisect.bisect_left([v.ts for v in versions], until)
@@ -84,16 +94,37 @@ class TableData:
             return row if row.ts < until else None
         return None
 
-    def ids(self) -> range:
-        return range(1, self.next_id)
+    def _live(self, life: Life, record_id: int, until: int) -> Row | None:
+        born = self.base(record_id).ts if record_id <= self.base_rows else life.born(record_id)
+        found = life.as_of(record_id, born, until)
+        return None if found is None else Row(record_id, found.version, found.ts, found.deleted)
+
+    def ids(self, since: int | None = None, until: int | None = None) -> Iterable[int]:
+        """The ids a query must look at: a snapshot's (no ``since``; ``until`` is its ``at``),
+        or an incremental's over ``[since, until)``."""
+        if self.life is not None:
+            assert until is not None, "a live table is queried as of a moment"
+            window = self.life.candidates(until if since is None else since, until)
+            return itertools.chain(range(1, self.base_rows + 1), window)
+        if since is None or since < self.start:
+            return range(1, self.next_id)
+        # Base records were all committed before the clock's start, so a window that starts
+        # later only needs the records with a history.
+        return sorted(self.history)
 
 
 class DataStore:
     """All tables of one emulator, the data clock, and the change log. Thread-safe."""
 
-    def __init__(self, settings: EmulatorSettings, start: int) -> None:
+    def __init__(
+        self, settings: EmulatorSettings, start: int, clock: Callable[[], float] | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._now = start
+        self._offset = 0  # a live clock's advances
+        self._clock = clock if settings.live else None
+        if settings.live:
+            start = int((settings.start or LIVE_EPOCH).timestamp())
         self.seed = settings.seed
         self.generation = 0  # bumped on every commit; keys the job cache
         specs = {spec.dotted: spec for spec in TABLES}
@@ -104,20 +135,32 @@ class DataStore:
     def _table(self, spec: TableSpec, settings: EmulatorSettings, start: int) -> TableData:
         rows = settings.rows.get(spec.dotted, settings.rows_per_table)
         span = max(1, int(settings.history))
-        return TableData(spec, rows, start, span, settings.seed, next_id=rows + 1)
+        key = mix(settings.seed, table_hash(spec))
+        life = Life(key, rows, start, Schedule()) if settings.live else None
+        return TableData(spec, rows, start, span, settings.seed, next_id=rows + 1, life=life)
+
+    @property
+    def live(self) -> bool:
+        """True when the data moves with the wall clock and nobody commits changes."""
+        return self._clock is not None
 
     @property
     def now(self) -> int:
         with self._lock:
-            return self._now
+            return self._current()
+
+    def _current(self) -> int:
+        return self._now if self._clock is None else int(self._clock()) + self._offset
 
     def advance(self, seconds: float) -> int:
         """Move the data clock forward (whole seconds, rounded up); returns the new now."""
         if seconds < 0:
             raise ValueError("the data clock only moves forward")
         with self._lock:
-            self._now += -int(-seconds // 1)
-            return self._now
+            step = -int(-seconds // 1)
+            self._now += step
+            self._offset += step
+            return self._current()
 
     def namespaces(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -130,15 +173,12 @@ class DataStore:
 
     def snapshot(self, table: TableData, at: int) -> list[Row]:
         with self._lock:
-            rows = (table.as_of(i, at) for i in table.ids())
+            rows = (table.as_of(i, at) for i in table.ids(until=at))
             return [row for row in rows if row is not None and not row.deleted]
 
     def changes(self, table: TableData, since: int, until: int) -> list[Row]:
         with self._lock:
-            # Base records were all committed before the clock's start, so a window that
-            # starts later only needs the records with a history.
-            ids: Sequence[int] = table.ids() if since < table.start else sorted(table.history)
-            rows = (table.as_of(i, until) for i in ids)
+            rows = (table.as_of(i, until) for i in table.ids(since, until))
             return [row for row in rows if row is not None and row.ts >= since]
 
     def record(self, table: TableData, row: Row) -> dict[str, Any]:
@@ -157,6 +197,8 @@ class DataStore:
         deletes: int | Sequence[int] = 0,
     ) -> ChangeResult:
         """Commit changes at the data clock's now, then move the clock one second on."""
+        if self.live:
+            raise ValueError("a live emulator's data changes with the clock; nothing is committed")
         with self._lock:
             now = self._now
             gone = {i for i, versions in table.history.items() if versions[-1].deleted}

@@ -4,7 +4,9 @@ Construct with `EmulatorSettings` (fixed), an injectable wall ``clock`` (token e
 timing, URL expiry, rate limits) and optional `Faults` (live knobs). `start` binds a loopback
 port (0 picks a free one) and serves from a daemon thread; `stop` shuts it down; the object
 is also a context manager. The data clock is separate: it starts at ``settings.start`` (or
-the clock's now truncated to the second) and moves only through `advance` and `change`.
+the clock's now truncated to the second) and moves only through `advance` and `change`;
+with ``settings.live`` it is the wall ``clock`` itself (plus what `advance` added) and the
+data changes with it (`live`).
 `expected_snapshot` and `expected_changes` return the records, JSON Lines shaped and sorted by
 key, that a snapshot now or an incremental over ``[since, until)`` would serve.
 """
@@ -46,7 +48,7 @@ class Emulator:
         self.key = secrets.token_bytes(32)
         start = self.settings.start
         data_start = int(start.timestamp()) if start else int(clock())
-        self.data = DataStore(self.settings, data_start)
+        self.data = DataStore(self.settings, data_start, clock=clock)
         self.jobs = JobStore(self.data, self.settings.part_size, self.settings.gzip_level, self.key)
         self.limiter = RateLimiter(self.settings.limits, clock)
         self._server: EmulatorServer | None = None

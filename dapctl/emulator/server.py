@@ -8,12 +8,14 @@ missing or expired object, XML bodies). Part bytes come from the job's cache and
 single write, which is what keeps downloads far above 50 MB/s. A download chosen by the
 ``cut_every`` knob sends the full Content-Length, half the body, then closes the connection.
 An unexpected exception in a handler is a 500 in the documented shape, logged with its
-traceback; it never kills the server.
+traceback; it never kills the server. A client that hangs up mid-request (a cut download, a
+timeout, Ctrl-C) is routine: one debug line, never socketserver's traceback on stderr.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -41,6 +43,14 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emu: Emulator) -> None:
         self.emu = emu
         super().__init__(address, Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Called by socketserver inside an ``except``: log, instead of printing a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):  # reset, broken pipe, aborted
+            logger.debug("a client hung up mid-request (%s)", type(exc).__name__)
+            return
+        logger.error("emulator connection failed", exc_info=exc)
 
 
 class Handler(BaseHTTPRequestHandler):

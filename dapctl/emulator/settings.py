@@ -3,10 +3,11 @@
 `EmulatorSettings` is a frozen value fixed when the emulator starts; the knobs that may change
 while it runs live in `faults.Faults` instead. Presets: `EmulatorSettings.embedded()` (the
 in-process emulator behind a profile with ``emulator = true``: demo credentials, no waiting,
-small tables) and `EmulatorSettings.for_tests()` (the pytest fixtures' defaults). Durations are
-seconds; table sizes are rows; part sizes are records per part. ``rows`` overrides the size of
-one table by its dotted name, and a dotted name the catalog does not know adds a generic table
-of that size (``rows={"canvas.big": 1_000_000}`` for benchmarks).
+small tables whose data moves with the wall clock) and `EmulatorSettings.for_tests()` (the
+pytest fixtures' defaults). Durations are seconds; table sizes are rows; part sizes are
+records per part. ``rows`` overrides the size of one table by its dotted name, and a dotted
+name the catalog does not know adds a generic table of that size
+(``rows={"canvas.big": 1_000_000}`` for benchmarks).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class EmulatorSettings:
     part_size: int = 50_000
     gzip_level: int = 1
     schema_version: int = 1
+    # The data moves with the wall clock (see `live`); ``start`` is then when changes begin.
+    live: bool = False
 
     def __post_init__(self) -> None:
         # Frozen, so callers cannot mutate the mappings behind the running server's back.
@@ -105,8 +108,9 @@ class EmulatorSettings:
 
     @classmethod
     def embedded(cls, **overrides: Any) -> EmulatorSettings:
-        """For ``emulator = true`` profiles: a few tables apply in a couple of seconds."""
-        base = cls(rate_limits=GENEROUS_LIMITS, job_delay=0.0, rows_per_table=100)
+        """For ``emulator = true`` profiles: a few tables apply in a couple of seconds, and
+        their data moves with the wall clock, so a later run sees inserts, updates, deletes."""
+        base = cls(rate_limits=GENEROUS_LIMITS, job_delay=0.0, rows_per_table=100, live=True)
         return base.with_(**overrides)
 
     @classmethod

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
+import socket
+import struct
 import threading
 import time
 
@@ -57,7 +60,9 @@ def test_flags_become_settings_and_faults() -> None:
     assert faults.account_states == {"b": "AccountDisabled"} and not faults.cache_jobs
     assert faults.login_failures == 2
     no_limits, _ = cli.settings_from_args(parser().parse_args(["--no-rate-limits"]))
-    assert no_limits.limits is None
+    assert no_limits.limits is None and not no_limits.live
+    live, _ = cli.settings_from_args(parser().parse_args(["--live"]))
+    assert live.live
 
 
 def test_run_serves_until_stopped_and_prints_credentials() -> None:
@@ -86,3 +91,45 @@ def test_own_secret_is_not_echoed() -> None:
     args = parser().parse_args(["--client-id", "me", "--client-secret", "hunter2"])
     assert cli.run(args, out, stop) == 0
     assert "hunter2" not in out.getvalue() and "DAP_CLIENT_ID=me" in out.getvalue()
+
+
+# ---- bad ports and cut connections (issue 14 #19) ----------------------------------------
+
+
+def test_a_port_in_use_is_a_clear_error_and_exit_1(run_cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = run_cli("emulator", "--port", str(port))
+
+    assert result.code == 1, result.stderr
+    assert result.stderr.startswith(f"Error: the emulator cannot listen on 127.0.0.1:{port}: ")
+    assert "in use" in result.stderr and "--port 0 for a free one" in result.stderr
+    assert "Internal error" not in result.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error(run_cli) -> None:
+    for port in ("70000", "-1", "http"):
+        result = run_cli("emulator", "--port", port)
+
+        assert result.code == 1, result.stderr
+        assert f"argument --port: '{port}' is not a port: use 1-65535" in result.stderr
+        assert "Internal error" not in result.stderr
+
+
+def test_a_client_that_hangs_up_leaves_no_traceback(emulator, capfd, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="dapctl.emulator")
+    with socket.create_connection(("127.0.0.1", emulator.port)) as conn:
+        conn.sendall(b"GET /dap/query HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # ... closed with a reset: the server's read fails mid-request.
+    deadline = time.monotonic() + 5
+    err = ""
+    while time.monotonic() < deadline and "hung up" not in caplog.text and not err:
+        time.sleep(0.02)
+        err = capfd.readouterr().err
+
+    assert "Traceback" not in err and "Exception occurred" not in err
+    assert "a client hung up mid-request (ConnectionResetError)" in caplog.text
