@@ -76,7 +76,10 @@ FileMode = Annotated[
     AfterValidator(_file_mode),
 ]
 # Namespaces and tables become path segments of output files: no separators, no dots.
-Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=128)]
+IDENTIFIER_MAX_LENGTH = 128  # well under a file name's 255 bytes, prefixes and all
+Identifier = Annotated[
+    str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=IDENTIFIER_MAX_LENGTH)
+]
 
 
 class PathError(ValueError):

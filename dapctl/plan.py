@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from dapctl.config import IDENTIFIER_PATTERN, Config, Settings, Target, address_of
+from dapctl.config import (
+    IDENTIFIER_MAX_LENGTH,
+    IDENTIFIER_PATTERN,
+    Config,
+    Settings,
+    Target,
+    address_of,
+)
 from dapctl.errors import ConfigError
 from dapctl.state import Kind, State, StepState
 from dapctl.text import format_time
@@ -254,8 +261,8 @@ def expand(
     A name becomes a path segment: one that is not a plain identifier is never used, but it
     does not hold up the tables listed beside it.
     """
-    safe = sorted(t for t in listed if re.fullmatch(IDENTIFIER_PATTERN, t))
-    unsafe = [t for t in listed if not re.fullmatch(IDENTIFIER_PATTERN, t)]
+    safe = sorted(t for t in listed if _is_identifier(t))
+    unsafe = [t for t in listed if not _is_identifier(t)]
     steps = [
         plan_table(
             profile,
@@ -267,6 +274,11 @@ def expand(
     ]
     chosen = [replaced(s, replace) for s in steps if not selectors or matches(s, selectors)]
     return chosen, unsafe
+
+
+def _is_identifier(name: str) -> bool:
+    """A name fit for a path segment: the characters, and the length, a config allows."""
+    return len(name) <= IDENTIFIER_MAX_LENGTH and bool(re.fullmatch(IDENTIFIER_PATTERN, name))
 
 
 def after_lost_job(step: Step, target: Target, state: StepState) -> Step:

@@ -15,7 +15,7 @@ import pytest
 from dapctl.cli.render import render_plan
 from dapctl.config import Config
 from dapctl.errors import ConfigError
-from dapctl.plan import Plan, Step, matches, orphans, plan, plan_table, stale_fallback
+from dapctl.plan import Plan, Step, expand, matches, orphans, plan, plan_table, stale_fallback
 from dapctl.state import PendingJob, State, StepState
 from dapctl.text import format_time
 
@@ -534,3 +534,17 @@ def test_orphans_are_the_addresses_no_target_declares():
     state = state_with(**{a: StepState(watermark=T1) for a in [*kept, *lost]})
 
     assert orphans(config, state) == lost
+
+
+def test_expand_refuses_names_unfit_for_a_path_segment():
+    # A fuzzed server listed a 10,000-character table name: its file name was too long for
+    # the file system, and the step failed as a bug (OSError) instead of a refusal.
+    config = make_config({"name": "logs", "namespace": "canvas_logs", "tables": "all"})
+    target = config.targets[0]
+    longest, too_long = "t" * 128, "t" * 129
+    listed = ["web_logs", longest, too_long, "a/b", "..", "ok"]
+
+    steps, unsafe = expand("univ_a", target, listed, State(), [])
+
+    assert [s.table for s in steps] == ["ok", longest, "web_logs"]
+    assert unsafe == [too_long, "a/b", ".."]
