@@ -10,6 +10,8 @@ job, so a failed table keeps its old watermark and nothing is skipped or counted
 Apply talks only to the ``StateStore``, ``Destination`` and ``DapClient`` seams, and every
 decision it needs mid-run comes from ``plan``. A profile
 whose login fails or whose account is refused skips its remaining steps; others go on.
+With a state many workers share (``workers``), each step is claimed before it runs and
+re-planned from the record its lease reads; a step another worker has ends ``held``.
 """
 
 from __future__ import annotations
@@ -50,12 +52,16 @@ from dapctl.plan import (
     expand,
     follow_up,
     plan,
+    plan_table,
     reload_snapshot,
+    replaced,
     stale_fallback,
 )
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
+from dapctl.state.leases import FencedError
 from dapctl.text import format_time
+from dapctl.workers import Sharing, Solo, sharing_for, stored_with_databases
 
 log = logging.getLogger("dapctl.apply")
 
@@ -90,8 +96,10 @@ class Applier:
         on_event: EventSink = ignore,
         context: StepContext | None = None,
         stop: threading.Event | None = None,
+        sharing: Sharing | None = None,
     ) -> None:
         self.config = config
+        self.sharing = sharing or Solo()  # a Worker: steps claimed from others sharing the state
         self.clients = clients
         self.keeper = keeper
         self.destinations = {target.name: destinations(target) for target in config.targets}
@@ -124,6 +132,10 @@ class Applier:
                 for step in steps:
                     self._queue(step)
                 self._pipeline.wait()
+                while waited := self.sharing.waiting(self.stop):  # steps other workers held
+                    for step in waited:
+                        self._queue(step)
+                    self._pipeline.wait()
             except KeyboardInterrupt:
                 self._pipeline.interrupt()
                 raise
@@ -131,6 +143,7 @@ class Applier:
 
     def _queue(self, step: Step) -> None:
         self._emit(StepEvent(step.address, "queued"))
+        self.sharing.hold(step.address)  # a step this worker holds keeps its lease for it
         self._pipeline.spawn("job", self._job_phase, step)
 
     def _emit(self, event: StepEvent) -> None:
@@ -156,6 +169,8 @@ class Applier:
         """Turn a step's failure into a failed result; never let it stop the other steps."""
         try:
             yield
+        except FencedError as exc:  # another worker took the step over: its result is theirs
+            self._finish(self._result(step, kind, "held", started, error=_lease_lost(exc)))
         except DapctlError as exc:
             error = StepError.from_exception(exc)
             if _is_profile_fatal(exc):
@@ -199,8 +214,36 @@ class Applier:
     # -- the job phase ----------------------------------------------------------------------
 
     def _job_phase(self, step: Step) -> None:
-        if self._skip_if_profile_failed(step):
-            return
+        with self.sharing.unit(step.address):
+            if self._skip_if_profile_failed(step):
+                return
+            claimed = self._claim(step)
+            if claimed is not None:
+                self._job(claimed)
+
+    def _claim(self, step: Step) -> Step | None:
+        """The step, once this worker may run it: re-planned from the state its new lease
+        read (a job a dead worker recorded is resumed, not started again); None when another
+        worker has it (reported, or tried again once the others are done)."""
+        if step.action == "list":
+            return step
+        started, kind = self.clock(), step.resume_kind or step.action
+        with self.context.serving(step.address), self._step_errors(step, started, kind):
+            claim = self.sharing.claim(step.address)
+            if claim.held_by is not None and claim.wait:
+                self.sharing.wait_for(step)
+            elif claim.held_by is not None:
+                held = StepError("ClaimedElsewhere", claim.held_by, None)
+                self._finish(self._result(step, kind, "held", started, error=held))
+            elif claim.stored is None:
+                return step
+            else:
+                target = self.config.target(step.target)
+                again = plan_table(step.profile, target, step.table, claim.stored)
+                return replaced(again, self.options.replace)
+        return None
+
+    def _job(self, step: Step) -> None:
         started = self.clock()
         kind = step.resume_kind or step.action
         with self.context.serving(step.address), self._step_errors(step, started, kind):
@@ -225,6 +268,7 @@ class Applier:
             except JobFailedError:
                 self.jobs.forget(step)  # a failed job never completes: start anew next time
                 raise
+            self.sharing.hold(step.address)  # the collection keeps the step's lease
             self._pipeline.spawn("collect", self._collect_phase, work)
 
     def _wait(self, work: StepJob) -> Job:
@@ -280,6 +324,7 @@ class Applier:
     def _collect_phase(self, work: StepJob) -> None:
         step = work.step
         with (
+            self.sharing.unit(step.address),
             self.context.serving(step.address),
             self._step_errors(step, work.started, work.kind),
         ):
@@ -427,6 +472,10 @@ class Applier:
         return add, part
 
 
+def _lease_lost(exc: FencedError) -> StepError:
+    return StepError("LeaseLost", exc.message, None, exc.hint)
+
+
 def _is_profile_fatal(exc: DapctlError) -> bool:
     return isinstance(exc, AuthError) or (
         isinstance(exc, ApiError) and exc.error_type in ACCOUNT_ERRORS
@@ -447,7 +496,8 @@ def run_apply(
     on_result: Callable[[StepResult], None] = lambda result: None,
     on_event: EventSink = ignore,
 ) -> list[StepResult]:
-    """Lock the state, plan from it, and carry the plan out; return every step's result."""
+    """Lock the state (or, with a store that leases steps, join the workers sharing it),
+    plan from it, and carry the plan out; return every step's result."""
     options = options or ApplyOptions()
     store = store or open_store(loaded)
     stop = threading.Event()
@@ -455,7 +505,10 @@ def run_apply(
     context = StepContext(on_event)
     conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop), on_wait=context.waited)
     databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=environ)
-    with store.lock(timeout=lock_timeout, command="dapctl apply"), databases:
+    reread = stored_with_databases(loaded.config, databases)
+    round_name = environ.get("DAPCTL_ROUND", "").strip() or None  # an orchestrator's run
+    sharing = sharing_for(store, loaded.config.settings, reread=reread, stop=stop, round=round_name)
+    with sharing.session(store, timeout=lock_timeout), databases:
         state = overlay_steps(loaded.config, store.read() or State(), databases)
         for orphan in sweep_staging(loaded.config, databases):
             log.info("dropped staging table %s, left by a dapctl that was killed", orphan)
@@ -481,8 +534,8 @@ def run_apply(
             applier = Applier(
                 loaded.config,
                 clients=clients,
-                keeper=StateKeeper(store, state, mirror=databases.mirror),
-                destinations=destinations,
+                keeper=sharing.keeper(store, state, mirror=databases.mirror),
+                destinations=sharing.fenced(destinations),
                 options=options,
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
                 clock=conn.monotonic,
@@ -490,5 +543,6 @@ def run_apply(
                 on_event=on_event,
                 context=context,
                 stop=stop,
+                sharing=sharing,
             )
             return applier.run(steps.steps)

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from dapctl.buckets import is_url, parse_url
 from dapctl.template import (
     ANY_TABLE,
     DEFAULT_OUTPUT,
@@ -56,6 +57,8 @@ def _no_nul(value: str) -> str:
 
 
 PathText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_no_nul)]
+
+
 FILE_MODE_PATTERN = r"^0?[0-7]{3}$"
 
 
@@ -75,6 +78,7 @@ FileMode = Annotated[
     StringConstraints(pattern=FILE_MODE_PATTERN),
     AfterValidator(_file_mode),
 ]
+StateNamespace = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
 # Namespaces and tables become path segments of output files: no separators, no dots.
 IDENTIFIER_MAX_LENGTH = 128  # well under a file name's 255 bytes, prefixes and all
 Identifier = Annotated[
@@ -101,7 +105,8 @@ class Settings(_Model):
 
     state: PathText = Field(
         "dapctl.state.json",
-        description="State file; a relative path resolves against the config file's folder.",
+        description="State file (a relative path resolves against the config file's folder), "
+        "or postgresql://host/db; no password in it.",
     )
     concurrency: int = Field(4, ge=1, le=64, description="Tables collected at once.")
     refresh_margin: float = Field(
@@ -110,6 +115,22 @@ class Settings(_Model):
     on_snapshot_required: Literal["snapshot", "fail"] = Field(
         "snapshot",
         description="When an incremental window is gone: take a fresh snapshot, or fail.",
+    )
+    state_env: EnvName | None = Field(
+        None, description="Variable holding the state's whole URL (instead of state)."
+    )
+    state_namespace: StateNamespace | None = Field(
+        None,
+        description="This config's name among the states a shared backend (a database, a "
+        "bucket) holds; default: the config file's name without its extension.",
+    )
+    lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="Workers sharing a PostgreSQL state: how long a claimed step stays one "
+        "worker's without a heartbeat (sent every third of it); a worker frozen longer "
+        "loses its steps to others.",
     )
     file_mode: FileMode = Field(
         "0600",
@@ -121,6 +142,18 @@ class Settings(_Model):
     @property
     def file_mode_bits(self) -> int:
         return int(self.file_mode, 8)
+
+    @model_validator(mode="after")
+    def _one_state(self) -> Settings:
+        if self.state_env is not None and "state" in self.model_fields_set:
+            raise PathError(("state_env",), "set only one of state and state_env")
+        if "://" in self.state and urlsplit(self.state).password is not None:
+            raise PathError(
+                ("state",),
+                "the URL holds a password, which must not sit in a config file; take it "
+                "out and use PGPASSWORD, ~/.pgpass or state_env",
+            )
+        return self
 
 
 class RetrySettings(_Model):
@@ -265,8 +298,8 @@ class Target(_Model):
     )
     output: PathText = Field(
         DEFAULT_OUTPUT,
-        description="Output path template. A target with a database writes files only when "
-        "it sets output too.",
+        description="Output path template, or an s3://, gs:// or az:// URL template (objects "
+        "written once). A target with a database writes files only when it sets output too.",
     )
     database: Name | None = Field(None, description="Keep the tables in this [databases] entry.")
     db_schema: DbTemplate = Field(
@@ -307,6 +340,8 @@ class Target(_Model):
     @field_validator("output")
     @classmethod
     def _known_placeholders(cls, output: str) -> str:
+        if is_url(output):
+            parse_url(output)  # says what is wrong with a bucket URL, never echoing it
         known = " ".join("{" + p + "}" for p in PLACEHOLDERS)
         for name in template_fields(output):
             if name not in PLACEHOLDERS:
@@ -327,6 +362,20 @@ class Target(_Model):
     def writes_files(self) -> bool:
         """Whether the target writes output files (a database target only if it says so)."""
         return self.database is None or "output" in self.model_fields_set
+
+    @model_validator(mode="after")
+    def _objects_written_once(self) -> Target:
+        if (
+            self.writes_files
+            and is_url(self.output)
+            and "timestamp" not in template_fields(self.output)
+        ):
+            raise PathError(
+                ("output",),
+                "an object in a bucket is written once and never replaced: put {timestamp} "
+                "in output, so that each run writes objects of its own",
+            )
+        return self
 
     @model_validator(mode="after")
     def _incremental_keeps_history(self) -> Target:

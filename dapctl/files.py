@@ -82,6 +82,11 @@ _OWNER = re.compile(
 )
 
 
+def left_by_dead_process(name: str) -> bool:
+    """Whether a name from ``temp_path_for`` names a process that is gone (on this host)."""
+    return name.endswith(TEMP_SUFFIX) and _stale(name)
+
+
 def _stale(name: str) -> bool:
     match = _OWNER.search(name)
     if match is None:

@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from dapctl.buckets import SCHEMES, install_hint, is_url, parse_url, require_module
 from dapctl.config import FILE_MODE_PATTERN, NAME_PATTERN, Config, PathError
 from dapctl.errors import ConfigError
 from dapctl.template import output_pattern
@@ -71,7 +73,22 @@ class LoadedConfig:
 
     @property
     def state_path(self) -> Path:
+        """The local state file (meaningful when ``state_is_local``)."""
         return self.resolve_path(self.config.settings.state)
+
+    @property
+    def state_is_local(self) -> bool:
+        settings = self.config.settings
+        return settings.state_env is None and len(urlsplit(settings.state).scheme) <= 1
+
+    @property
+    def state_location(self) -> str:
+        """Where the state is, for people: the file, the URL (which holds no password), or
+        the variable that holds the URL."""
+        settings = self.config.settings
+        if settings.state_env is not None:
+            return f"${settings.state_env}"
+        return str(self.state_path) if self.state_is_local else settings.state
 
 
 def load_config(path: str | Path) -> LoadedConfig:
@@ -105,9 +122,11 @@ def _outputs_spare_own_files(loaded: LoadedConfig) -> None:
     Data written there would replace the config, be overwritten by the next state write, or
     vanish with the lock.
     """
-    state = loaded.state_path
-    own = [loaded.path, state, state.with_name(state.name + ".backup")]
-    own.append(state.with_name(state.name + ".lock"))
+    own = [loaded.path]
+    if loaded.state_is_local:
+        state = loaded.state_path
+        own += [state, state.with_name(state.name + ".backup")]
+        own.append(state.with_name(state.name + ".lock"))
     for index, target in enumerate(loaded.config.targets):
         if not target.writes_files:
             continue
@@ -123,12 +142,17 @@ def _outputs_spare_own_files(loaded: LoadedConfig) -> None:
 
 
 def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.import_module) -> None:
-    """Refuse a format whose optional dependency cannot be imported here.
+    """Refuse a format, or a bucket URL output, whose optional dependency cannot be imported.
 
     Checked by ``validate``, ``plan`` and ``apply`` before any job runs: otherwise the
     missing module is found only when the first output is merged, after every job ran.
     """
+    if loaded.config.settings.state.lower().startswith("s3://"):
+        _require_bucket_module(loaded, ("settings", "state"), "s3", importer)
     for index, target in enumerate(loaded.config.targets):
+        if target.writes_files and is_url(target.output):
+            where = ("targets", index, "output")
+            _require_bucket_module(loaded, where, parse_url(target.output).scheme, importer)
         if target.format not in EXTRAS:
             continue
         module, install = EXTRAS[target.format]
@@ -140,6 +164,17 @@ def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.impor
                 f'"{target.format}" needs {module.split(".")[0]}, which cannot be imported',
                 hint=install,
             ) from None
+
+
+def _require_bucket_module(loaded: LoadedConfig, loc: Loc, scheme: str, importer: Importer) -> None:
+    try:
+        require_module(scheme, importer)
+    except ImportError:
+        module = SCHEMES[scheme][0]
+        raise ConfigError(
+            f"{loaded.locate(loc)}: {scheme}:// needs {module}, which cannot be imported",
+            hint=install_hint(scheme),
+        ) from None
 
 
 def _read_text(path: Path) -> str:

@@ -1,12 +1,13 @@
 """What an apply reports: one ``StepResult`` per step, as text lines and as JSON.
 
 A result names its step (address and parts), the kind of job that ran, its status (``ok``,
-``failed``, ``skipped``, or ``started`` for ``apply --no-wait``), the job and its window,
-the files written with their bytes and records, for a failure the server's error type,
-message and uuid, and how many transient errors (retried 5xx, 429s, cut downloads) the
-step rode out. Results render as one line each (as steps finish), as a summary table and
-verdict (at the end), as JSON, and as a log record with the step's fields. Nothing here
-holds a secret: errors carry only their user-facing text.
+``failed``, ``skipped``, ``started`` for ``apply --no-wait``, or ``held`` by another worker
+sharing the state), the job and its window, the files written with their bytes and
+records, and for a failure the server's error type, message and uuid, and how many
+transient errors (retried 5xx, 429s, cut downloads) the step rode out. Results render as
+one line each (as steps finish), as a summary table and verdict (at the end), as JSON, and
+as a log record with the step's fields. Nothing here holds a secret: errors carry only
+their user-facing text.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from dapctl.text import format_time
 
 log = logging.getLogger("dapctl.apply")
 
-#: ``started``: ``apply --no-wait`` recorded the job for a later apply to collect
-Status = Literal["ok", "failed", "skipped", "started"]
+#: ``started``: ``apply --no-wait`` recorded the job for a later apply to collect;
+#: ``held``: another worker sharing the state has (or took over) the step: not a failure
+Status = Literal["ok", "failed", "skipped", "started", "held"]
 #: what ran: a job of that kind, or the listing of a ``tables = "all"`` namespace
 StepKind = Literal["snapshot", "incremental", "resume", "list"]
 
@@ -128,7 +130,7 @@ def log_result(result: StepResult) -> None:
 
 
 def all_ok(results: Sequence[StepResult]) -> bool:
-    return all(result.status in ("ok", "started") for result in results)
+    return all(result.status in ("ok", "started", "held") for result in results)
 
 
 def _time(value: datetime | None) -> str | None:

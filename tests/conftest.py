@@ -12,7 +12,7 @@ import pytest
 
 from dapctl.cli import main
 
-pytest_plugins = ["tests.clock", "tests.emulator_fixtures", "tests.stubs"]
+pytest_plugins = ["tests.clock", "tests.emulator_fixtures", "tests.stubs", "tests.s3_fixtures"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """Apply's core cases through every pairing of ``StateStore`` and ``Destination``.
 
 The same cases run with the local state file and the in-memory store, and with the file
-destination and the in-memory one: a snapshot and chained incrementals equal the emulator's
+destination, objects in S3 (moto's server) and the in-memory one: a snapshot and chained
+incrementals equal the emulator's
 data; a failed download keeps the old watermark and publishes nothing; a job started by a
 killed apply is resumed, not started again. A new backend joins by adding one fixture
 parameter here.
@@ -19,6 +20,7 @@ from dapctl.apply import ApplyOptions, run_apply
 from dapctl.loading import load_config
 from dapctl.outputs.destination import open_destination
 from dapctl.outputs.memory import MemoryDestination
+from dapctl.outputs.objects import ObjectDestination
 from dapctl.state import LocalStateStore, MemoryBackend, MemoryStateStore
 from tests.apply_helpers import FAST, config_text, environ, expected_rows, replay
 
@@ -26,11 +28,12 @@ TABLES = ("accounts", "users")
 
 
 class Pairing:
-    def __init__(self, store: str, destination: str, tmp_path: Path) -> None:
+    def __init__(self, store: str, destination: str, tmp_path: Path, s3=None) -> None:
         self.store_kind, self.destination_kind = store, destination
         self.backend = MemoryBackend()
         self.memory = MemoryDestination(scratch=tmp_path / "scratch")
         self.tmp_path = tmp_path
+        self.s3 = s3
 
     def apply(self, path: Path, emu, **options):
         loaded = load_config(path)
@@ -40,7 +43,11 @@ class Pairing:
             else MemoryStateStore(self.backend)
         )
         memory = self.memory
-        destinations = None if self.destination_kind == "files" else (lambda target: memory)
+        destinations = {
+            "files": None,
+            "memory": lambda target: memory,
+            "objects": self._objects,
+        }[self.destination_kind]
         results = run_apply(
             loaded,
             environ=environ(emu),
@@ -51,18 +58,36 @@ class Pairing:
         )
         return results, store.read()
 
+    def _objects(self, target):
+        output = self.s3.url("{profile}/{table}/{kind}-{timestamp}.{format}.gz")
+        return ObjectDestination(target.model_copy(update={"output": output}))
+
     def records(self, location: str) -> list[dict]:
         if self.destination_kind == "memory":
             data = self.memory.published[location]
+        elif self.destination_kind == "objects":
+            data = gzip.decompress(self.s3.read(location))
         else:
             data = gzip.decompress(Path(location).read_bytes())
         return [json.loads(line) for line in data.decode().splitlines() if line]
 
+    def published(self) -> list[str] | None:
+        """Every location published so far, where the destination can list them."""
+        if self.destination_kind == "memory":
+            return list(self.memory.published)
+        if self.destination_kind == "objects":
+            return [self.s3.url(key) for key in self.s3.objects()]
+        return None
 
-@pytest.fixture(params=["local+files", "local+memory", "memory+files", "memory+memory"])
+
+PAIRINGS = ["local+files", "local+memory", "memory+files", "memory+memory"]
+
+
+@pytest.fixture(params=[*PAIRINGS, "local+objects", "memory+objects"])
 def pairing(request, tmp_path) -> Pairing:
     store, destination = request.param.split("+")
-    return Pairing(store, destination, tmp_path)
+    s3 = request.getfixturevalue("s3") if destination == "objects" else None
+    return Pairing(store, destination, tmp_path, s3)
 
 
 def test_snapshot_then_incrementals_equal_the_emulators_data(pairing, make_emulator, write_config):
@@ -104,8 +129,8 @@ def test_a_failed_download_publishes_nothing_and_keeps_the_watermark(
     address = result.address
     assert after.step(address).watermark == before.step(address).watermark
     assert after.step(address).files == before.step(address).files
-    if pairing.destination_kind == "memory":
-        assert list(pairing.memory.published) == list(before.step(address).files)
+    if pairing.published() is not None:
+        assert pairing.published() == list(before.step(address).files)
 
 
 def test_a_recorded_job_is_resumed_not_started_again(pairing, make_emulator, write_config):
@@ -140,8 +165,8 @@ def test_an_incremental_with_no_records_publishes_nothing_and_moves_the_watermar
     assert any("no records" in note for note in result.notes), result.notes
     step = after.step(result.address)
     assert step.watermark == emu.now and step.files == ()
-    if pairing.destination_kind == "memory":
-        assert list(pairing.memory.published) == list(before.step(result.address).files)
+    if pairing.published() is not None:
+        assert pairing.published() == list(before.step(result.address).files)
     else:
         assert len(list((path.parent / "out").rglob("*.gz"))) == 1  # the snapshot alone
 
@@ -154,3 +179,15 @@ def test_the_factory_gives_the_file_destination_for_a_plain_output(tmp_path, wri
     )
     destination = open_destination(loaded.config.targets[0], base_dir=loaded.base_dir)
     assert isinstance(destination, FileDestination)
+
+
+def test_the_factory_gives_the_object_destination_for_a_bucket_url(tmp_path, write_config):
+    loaded = load_config(
+        write_config(
+            '[profiles.p]\nemulator = true\n[[targets]]\nname = "t"\ntables = ["a"]\n'
+            'output = "s3://bucket/{table}-{timestamp}.jsonl.gz"\n'
+        )
+    )
+    destination = open_destination(loaded.config.targets[0], base_dir=loaded.base_dir)
+    assert isinstance(destination, ObjectDestination)
+    assert destination.bucket.root == "s3://bucket"

@@ -1,5 +1,6 @@
-"""One contract for every ``StateStore``: the local file and the in-memory store pass the same
-tests, so the next backend is one module plus one fixture here.
+"""One contract for every ``StateStore``: the local file, the in-memory store, PostgreSQL
+(a database made for the test) and S3 (moto's server) pass the same tests, so the next
+backend is one module plus one fixture here.
 
 The contract: ``read`` gives ``None`` before the first write and what was written after;
 every write compares and swaps (a writer that read serial N loses to one that wrote N+1
@@ -10,7 +11,7 @@ holder; ``force_unlock`` refuses a live holder unless forced.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +26,34 @@ from dapctl.state import (
     StateStore,
     StepState,
 )
+from dapctl.state.objects import ObjectStateStore
+from dapctl.state.postgres import PostgresStateStore
+from tests.databases import conftest as databases
+
+# The PostgreSQL fixtures of tests/databases: a server, and a database made per test.
+pg_admin_url = databases.pg_admin_url
+pg_url = databases.pg_url
 
 ADDRESS = "univ_a/core/canvas.accounts"
 Opener = Callable[[], StateStore]
 
 
-@pytest.fixture(params=["local", "memory"])
-def opener(request, tmp_path: Path) -> Opener:
+@pytest.fixture(params=["local", "memory", "postgresql", "s3"])
+def opener(request, tmp_path: Path) -> Iterator[Opener]:
     """Opens a new store on one shared backend, as a second process would."""
     if request.param == "local":
-        return lambda: LocalStateStore(tmp_path / "state" / "dapctl.state.json")
-    backend = MemoryBackend()
-    return lambda: MemoryStateStore(backend)
+        yield lambda: LocalStateStore(tmp_path / "state" / "dapctl.state.json")
+    elif request.param == "memory":
+        backend = MemoryBackend()
+        yield lambda: MemoryStateStore(backend)
+    elif request.param == "s3":  # moto's server: its conditional writes, not their atomicity
+        url = request.getfixturevalue("s3").url("states/")
+        yield lambda: ObjectStateStore(url, namespace="dapctl")
+    else:
+        url, opened = request.getfixturevalue("pg_url"), []
+        yield lambda: opened.append(PostgresStateStore(url, namespace="dapctl")) or opened[-1]
+        for store in opened:
+            store.close()
 
 
 def test_nothing_is_there_before_the_first_write(opener):
@@ -109,9 +126,42 @@ def test_the_lock_is_exclusive_and_names_its_holder(opener):
     assert other.force_unlock(force=False) is None  # nothing to remove
 
 
-def _race(path: str, barrier, results) -> None:
-    store = LocalStateStore(Path(path))
-    state = store.read()
+def test_discard_removes_the_state_so_another_may_take_its_place(opener):
+    store = opener()
+    store.read()
+    store.write(State().with_step(ADDRESS, StepState(records=1)))
+
+    store.discard()
+
+    assert opener().read() is None
+    store.write(State(serial=9))  # another lineage, any serial: as a migration writes
+    assert opener().read().serial == 9
+
+
+def test_discard_refuses_a_state_that_changed_since_it_was_read(opener):
+    first, second = opener(), opener()
+    first.read()
+    first.write(State())
+    second.read()
+    first.write(first.read().with_step(ADDRESS, StepState()))
+
+    with pytest.raises(StateConflictError, match="the state changed since it was read"):
+        second.discard()
+    assert opener().read().serial == 1
+
+
+@pytest.fixture(params=["local", "postgresql"])
+def process_opener(request, tmp_path: Path) -> Opener:
+    """Opens a store on a backend that separate processes share (memory is one process's)."""
+    if request.param == "local":
+        return lambda: LocalStateStore(tmp_path / "dapctl.state.json")
+    url = request.getfixturevalue("pg_url")
+    return lambda: PostgresStateStore(url, namespace="dapctl")
+
+
+def _race(open_store: Opener, barrier, results) -> None:
+    store = open_store()  # after the fork: a connection is no thing to share with a parent
+    state = store.read() or State()
     barrier.wait()
     try:
         store.write(state.with_step(ADDRESS, StepState(records=1)))
@@ -120,21 +170,34 @@ def _race(path: str, barrier, results) -> None:
         results.put(exc.message)
 
 
-def test_two_processes_that_read_serial_n_get_one_success_and_one_clear_error(tmp_path):
-    path = tmp_path / "dapctl.state.json"
-    seed = LocalStateStore(path)
-    seed.read()
-    seed.write(State())
+def _outcomes(open_store: Opener) -> tuple[list[str], list[str]]:
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_race, args=(str(path), barrier, results)) for _ in "ab"]
+    workers = [context.Process(target=_race, args=(open_store, barrier, results)) for _ in "ab"]
     for worker in workers:
         worker.start()
     outcomes = [results.get(timeout=30) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
+    return outcomes, [o for o in outcomes if o != "ok"]
 
-    refused = [o for o in outcomes if o != "ok"]
+
+def test_two_processes_that_read_serial_n_get_one_success_and_one_clear_error(process_opener):
+    seed = process_opener()
+    seed.read()
+    seed.write(State())
+
+    outcomes, refused = _outcomes(process_opener)
+
     assert outcomes.count("ok") == 1 and len(refused) == 1, outcomes
-    assert "the state changed since it was read" in refused[0], outcomes
-    assert LocalStateStore(path).read().serial == 1
+    assert "the state changed since it was read (serial 0 was read, serial 1" in refused[0]
+    assert process_opener().read().serial == 1
+
+
+def test_two_processes_writing_the_first_state_get_one_success(process_opener):
+    outcomes, refused = _outcomes(process_opener)
+
+    assert outcomes.count("ok") == 1 and len(refused) == 1, outcomes
+    assert "no state was read, serial 1 is there now" in refused[0], outcomes
+    final = process_opener().read()
+    assert final.serial == 1 and final.step(ADDRESS).records == 1

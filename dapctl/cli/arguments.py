@@ -412,6 +412,36 @@ def _add_state(commands: Any) -> None:
     rename.add_argument("new", metavar="NEW", help="its new address")
     _lock_timeout(rename)
     _json_flag(rename, "what was moved")
+    _add_state_migrate(state)
+
+
+def _add_state_migrate(state: Any) -> None:
+    sub = _command(
+        state,
+        "migrate",
+        "Copy the state to another backend (a PostgreSQL URL or a local path), keeping its "
+        "lineage and serial, with both locks held; then point [settings] state at it. The "
+        "source stays as it was. A destination that holds steps already is refused unless "
+        "--force.",
+        [
+            "dapctl state migrate dapctl.toml --to postgresql://db.example.edu/dapctl",
+            "dapctl state migrate dapctl.toml --to state/dapctl.state.json --json",
+        ],
+        command="state migrate",
+    )
+    _config_arg(sub)
+    sub.add_argument(
+        "--to",
+        required=True,
+        metavar="URL_OR_PATH",
+        help="postgresql://host/db (no password: PGPASSWORD, ~/.pgpass or a service file) "
+        "or a path (relative to the working directory)",
+    )
+    sub.add_argument(
+        "--force", action="store_true", help="replace a state the destination holds already"
+    )
+    _lock_timeout(sub)
+    _json_flag(sub, "what was copied")
 
 
 def _add_force_unlock(commands: Any) -> None:

@@ -39,8 +39,9 @@ from dapctl.outputs.tables import Databases, database_of, overlay_steps, used_da
 from dapctl.plan import Plan, orphans, plan
 from dapctl.refresh import schema_changes
 from dapctl.results import StepResult, all_ok
-from dapctl.state import State, StateStore, StepState, open_store
+from dapctl.state import State, StateStore, StepState, open_store, store_at
 from dapctl.state.filelock import describe_holder
+from dapctl.state.migrate import describe, destination, migrate
 from dapctl.state.ops import forget, is_glob, move, select, state_json
 from dapctl.text import plural
 
@@ -75,7 +76,7 @@ def _validated(loaded: LoadedConfig, warnings: Sequence[str]) -> dict[str, Any]:
     return {
         "ok": True,
         "config": str(loaded.path),
-        "state": str(loaded.state_path),
+        "state": loaded.state_location,
         "profiles": list(config.profiles),
         "targets": [
             {"name": t.name, "namespace": t.namespace, "profiles": config.target_profiles(t)}
@@ -89,7 +90,8 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     require_extras(loaded, importer=ctx.importer)
     with _databases(loaded, ctx) as databases:
-        state = overlay_steps(loaded.config, open_store(loaded).read() or State(), databases)
+        store = _store(loaded, ctx)
+        state = overlay_steps(loaded.config, store.read() or State(), databases)
         result: Plan = plan(
             loaded.config,
             state,
@@ -155,6 +157,7 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
             profiles=args.profile,
             options=options,
             lock_timeout=args.lock_timeout,
+            store=_store(loaded, ctx),
             on_plan=show_plan,
             on_result=show,
             on_event=on_event,
@@ -235,7 +238,7 @@ def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> State 
 
 def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    store = open_store(loaded)
+    store = _store(loaded, ctx)
     state = _read_state(loaded, ctx, store)
     if args.json:
         emit_json(ctx, {"ok": True, **state_json(state, store.location)})
@@ -246,7 +249,7 @@ def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    store = open_store(loaded)
+    store = _store(loaded, ctx)
     state = _read_state(loaded, ctx, store)
     picked = select(state, [args.address], where=store.location)
     assert state is not None  # select raised otherwise
@@ -263,7 +266,7 @@ def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_state_rm(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    store = open_store(loaded)
+    store = _store(loaded, ctx)
     removed = forget(store, args.addresses, lock_timeout=args.lock_timeout)
     _mirror_records(loaded, ctx, {address: StepState() for address in removed})
     if args.json:
@@ -276,7 +279,7 @@ def cmd_state_rm(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_state_mv(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    store = open_store(loaded)
+    store = _store(loaded, ctx)
     pairs = move(store, args.old, args.new, lock_timeout=args.lock_timeout)
     state = store.read() or State()
     records = {old: StepState() for old, _ in pairs}
@@ -307,8 +310,28 @@ def _mirror_records(loaded: LoadedConfig, ctx: Context, records: dict[str, StepS
                 databases.get(name).write_step(address, step.model_dump_json())
 
 
+def cmd_state_migrate(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    source = open_store(loaded, environ=ctx.environ, importer=ctx.importer)
+    to = destination(args.to)
+    target = store_at(to, loaded=loaded, where="--to", importer=ctx.importer)
+    done = migrate(source, target, force=args.force, lock_timeout=args.lock_timeout)
+    if args.json:
+        emit_json(ctx, {"ok": True, **done.to_json()})
+        return ExitStatus.SUCCESS
+    if done.unchanged:
+        ctx.out(f"{done.destination} holds this state already ({describe(done.state)}).")
+    else:
+        if done.replaced is not None:
+            ctx.out(f"Replaced the state {done.destination} held ({describe(done.replaced)}).")
+        ctx.out(f"Copied {done.source} ({describe(done.state)}) to {done.destination}.")
+    setting = loaded.config.settings.state_env or "[settings] state"
+    ctx.out(f'Now set {setting} to "{to}" for {loaded.path}; the old state stays as it was.')
+    return ExitStatus.SUCCESS
+
+
 def cmd_force_unlock(args: argparse.Namespace, ctx: Context) -> int:
-    store = open_store(load(args))
+    store = _store(load(args), ctx)
     holder = store.force_unlock(force=args.force)
     if args.json:
         removed = holder is not None
@@ -362,11 +385,16 @@ HANDLERS: dict[str, Handler] = {
     "state show": cmd_state_show,
     "state rm": cmd_state_rm,
     "state mv": cmd_state_mv,
+    "state migrate": cmd_state_migrate,
     "force-unlock": cmd_force_unlock,
     "token": cmd_token,
     "config-schema": cmd_config_schema,
     "emulator": cmd_emulator,
 }
+
+
+def _store(loaded: LoadedConfig, ctx: Context) -> StateStore:
+    return open_store(loaded, environ=ctx.environ, importer=ctx.importer)
 
 
 def _databases(loaded: LoadedConfig, ctx: Context) -> Databases:

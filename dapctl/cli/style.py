@@ -28,6 +28,7 @@ STATUS_COLOURS = {
     "failed": "red",
     "skipped": "yellow",
     "started": "cyan",
+    "held": "blue",
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -64,7 +65,7 @@ class Style:
         return f"\x1b[{codes}m{text}\x1b[0m"
 
     def status(self, text: str, status: str) -> str:
-        """``text`` in the colour of a step status (ok, failed, skipped, started)."""
+        """``text`` in the colour of a step status (ok, failed, skipped, started, held)."""
         colour = STATUS_COLOURS.get(status)
         return self(text, colour) if colour else text
 

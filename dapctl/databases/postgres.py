@@ -62,7 +62,7 @@ class PostgresDatabase:
     ) -> None:
         self.conn = conn
         self._url = url
-        self._secret = _password(url)
+        self._secret = url_password(url)
         self._sleep = sleep
         self._held: set[str] = set()
         self.live_staging: set[str] = set()
@@ -70,7 +70,7 @@ class PostgresDatabase:
     @classmethod
     def connect(cls, url: str, *, sleep: Callable[[float], None]) -> PostgresDatabase:
         """Connect and make sure ``dapctl.steps`` exists."""
-        db = cls(_connect(url), url, sleep)
+        db = cls(connect_url(url), url, sleep)
         with db.transaction("cannot create schema dapctl") as cur:
             cur.execute(_SETUP)
         return db
@@ -83,7 +83,7 @@ class PostgresDatabase:
 
     def helper(self) -> psycopg.Connection[Any]:
         """Another connection to the same database, for staging work that may lose its commit."""
-        conn = _connect(self._url)
+        conn = connect_url(self._url)
         with self.guard("cannot configure a helper connection"):
             conn.execute("SET synchronous_commit = off")
         return conn
@@ -205,13 +205,15 @@ class PostgresDatabase:
         return swept
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
+def connect_url(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection named for this process; errors scrubbed of the password."""
     name = f"dapctl {socket.gethostname()} pid {os.getpid()}"[:63]
-    with guarded(f"cannot connect to {redact(url)}", _password(url)):
+    with guarded(f"cannot connect to {redact(url)}", url_password(url)):
         return psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
 
 
-def _password(url: str) -> str | None:
+def url_password(url: str) -> str | None:
+    """The password to scrub from messages: the URL's own, or libpq's ``PGPASSWORD``."""
     try:
         raw = urlsplit(url).password
     except ValueError:

@@ -6,13 +6,14 @@ the pending output, so a crash leaves nothing unaccounted for); the collector ha
 downloaded part, in order, with ``add_part``; ``commit`` makes the whole job visible at once
 and says what landed, ``abort`` leaves no trace. ``part_mode`` tells the collector how the
 load wants its parts: ``gzip`` (the server's compressed bytes, records counted during the
-download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job with no parts, or an
-incremental with no records (``plan.publishes``), still commits: what that means is the
-destination's to say (a file destination writes no file, and notes why).
+download), ``body-csv`` / ``body-tsv`` (the text without its header row, counted and deflated
+again during the download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job
+with no parts, or an incremental with no records (``plan.publishes``), still commits: what
+that means is the destination's to say (a file destination writes no file, and notes why).
 
 ``open_destination`` is the factory, from a target's config: files under the config's folder
-files under the config's folder, a database table (``tables``), or both from one job. Apply
-never asks which kind it holds.
+(``files``) or objects in a bucket when ``output`` is a URL (``objects``), a database table
+(``tables``), or both from one job. Apply never asks which kind it holds.
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from dapctl.api.wire import Job
+from dapctl.buckets import is_url
 from dapctl.config import Target
 from dapctl.outputs.merge import PartCounter
 from dapctl.plan import Step
 from dapctl.state import Kind, StepState
 
 if TYPE_CHECKING:
+    from dapctl.outputs.files import FileDestination
+    from dapctl.outputs.objects import ObjectDestination
     from dapctl.outputs.tables import Databases, SchemaLookup
 
-PartMode = Literal["gzip", "text", "raw"]
+PartMode = Literal["gzip", "body-csv", "body-tsv", "text", "raw"]
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,7 @@ def open_destination(
     file_mode: int = 0o600,
 ) -> Destination:
     """The destination a target's config declares: files, a database table, or both."""
-    from dapctl.outputs.files import FileDestination
-
-    files = FileDestination(target, base_dir=base_dir, file_mode=file_mode)
+    files = _files(target, base_dir, file_mode)
     if target.database is None:
         return files
     from dapctl.outputs.tables import BothDestination, TableDestination
@@ -110,3 +112,14 @@ def open_destination(
     assert databases is not None and schema_of is not None, "a database target needs both"
     table = TableDestination(target, databases=databases, schema_of=schema_of)
     return BothDestination(files, table) if target.writes_files else table
+
+
+def _files(target: Target, base_dir: Path, file_mode: int) -> FileDestination | ObjectDestination:
+    """Where a target's files go: objects in a bucket for a URL output, else local files."""
+    if is_url(target.output):
+        from dapctl.outputs.objects import ObjectDestination
+
+        return ObjectDestination(target)
+    from dapctl.outputs.files import FileDestination
+
+    return FileDestination(target, base_dir=base_dir, file_mode=file_mode)

@@ -3,7 +3,11 @@
 Module map: ``model`` (the versioned ``State``, ``StepState`` and its lifecycle, parsing and
 migration), ``store`` (the ``StateStore`` protocol, compare-and-swap, ``StateKeeper``, the
 ``open_store`` factory), ``local`` (a JSON file with an ``flock``), ``memory`` (in-process,
-for tests), ``filelock`` (the local lock file), ``ops`` (find, forget, describe).
+for tests), ``postgres`` (rows in a PostgreSQL database, its layout in ``pg_schema``, its
+per-step leases for many workers in ``pg_leases``), ``leases`` (the protocol those leases
+keep; ``memory_leases`` in memory), ``filelock`` (the local lock file), ``ops`` (find,
+forget, describe), ``migrate`` (copy a state to another backend), ``objects`` (one object
+in S3, its lock object in ``object_lock``, its conditional requests in ``s3``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from dapctl.state.model import (
     StepState,
     parse_state,
 )
-from dapctl.state.store import LockHolder, SerialGuard, StateKeeper, StateStore, open_store
+from dapctl.state.store import (
+    LockHolder,
+    SerialGuard,
+    StateKeeper,
+    StateStore,
+    open_store,
+    store_at,
+)
 
 __all__ = [
     "STATE_VERSION",
@@ -37,4 +48,5 @@ __all__ = [
     "StepState",
     "open_store",
     "parse_state",
+    "store_at",
 ]

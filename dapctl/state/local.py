@@ -7,7 +7,8 @@ write). Files are created 0600 in folders created 0700. The apply lock is an ``f
 the folder, that the file is the very one this store last read or wrote (same inode, size
 and modification time), so two processes that read serial N cannot both write N+1.
 Reading has no side effect; stale temporary files of killed writers are swept when the
-lock is taken.
+lock is taken. ``discard`` (``state migrate --force``) removes the file, keeping it as the
+backup.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from dapctl.errors import StateError
+from dapctl.errors import StateConflictError, StateError
 from dapctl.files import atomic_write_bytes, ensure_private_dir, keep_copy, sweep_stale_temp_files
 from dapctl.state.filelock import FileLock, read_holder, unlock
 from dapctl.state.model import State, parse_state
@@ -71,6 +72,20 @@ class LocalStateStore:
                 self._guard.saw(state, self._file_id())
         except OSError as exc:
             raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}") from None
+
+    def discard(self) -> None:
+        """Remove the state file (kept as the backup), if it is still what was last read."""
+        try:
+            with self._folder_locked():
+                if self._file_id() != self._guard.token:
+                    raise StateConflictError(
+                        f"{self.path}: the state changed since it was read; nothing was removed"
+                    )
+                keep_copy(self.path, self.backup_path)
+                self.path.unlink(missing_ok=True)
+                self._guard.saw(None, None)
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot remove the state file: {exc.strerror}") from None
 
     def _file_id(self) -> FileId:
         try:

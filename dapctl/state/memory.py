@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from dapctl.errors import LockError
+from dapctl.errors import LockError, StateConflictError
 from dapctl.state.filelock import describe_holder
 from dapctl.state.model import State, parse_state
 from dapctl.state.store import LockHolder, SerialGuard
@@ -58,6 +58,14 @@ class MemoryStateStore:
             self.backend.data = state.to_bytes()
             self.backend.version += 1
             self._guard.saw(state, self.backend.version)
+
+    def discard(self) -> None:
+        with self.backend.mutex:
+            if self.backend.version != self._guard.token:
+                raise StateConflictError(f"{self.location}: the state changed since it was read")
+            self.backend.data = None
+            self.backend.version += 1
+            self._guard.saw(None, self.backend.version)
 
     def lock(self, *, timeout: float, command: str) -> AbstractContextManager[None]:
         return self._locked(timeout, command)

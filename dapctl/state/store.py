@@ -8,15 +8,20 @@ Every write compares and swaps, as Terraform's state managers do: a store rememb
 changed since (``StateConflictError``: "the state changed since it was read") or to write a
 state of another lineage. ``SerialGuard`` holds that rule once for every backend.
 
-``open_store`` is the factory: ``[settings] state`` names a local path today; a URL scheme
-dapctl has no backend for is refused with the list of those it has. ``StateKeeper`` is one
-apply's view: many threads change steps, and every change is written at once.
+``open_store`` is the factory: ``[settings] state`` (or the variable ``state_env`` names)
+is a local path, a ``postgresql://`` URL (``postgres``, in a namespace of the database) or
+an ``s3://bucket/prefix/`` (``objects``, likewise); a URL scheme dapctl has no backend for
+is refused with the list of those it has, and a backend whose package is missing names the
+extra that installs it. ``StateKeeper`` is one apply's view: many threads change steps,
+and every change is written at once.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -136,19 +141,72 @@ class StateKeeper:
             return step
 
 
-BACKENDS = ("a local path",)
+BACKENDS = ("a local path", "postgresql://host/db", "s3://bucket/prefix/")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def open_store(loaded: LoadedConfig) -> StateStore:
-    """The state store ``[settings] state`` names."""
-    from dapctl.state.local import LocalStateStore
+def open_store(
+    loaded: LoadedConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    importer: Callable[[str], object] = importlib.import_module,
+) -> StateStore:
+    """The state store ``[settings] state`` names (or the variable ``state_env`` names)."""
+    settings = loaded.config.settings
+    if settings.state_env is None:
+        where = loaded.locate(("settings", "state"))
+        return store_at(settings.state, loaded=loaded, where=where, importer=importer)
+    value = (os.environ if environ is None else environ).get(settings.state_env, "").strip()
+    if not value:
+        raise ConfigError(
+            f"{loaded.locate(('settings', 'state_env'))}: the variable {settings.state_env} "
+            "is not set",
+            hint="set it to the state's URL, such as postgresql://host/db",
+        )
+    where = loaded.locate(("settings", "state_env"))
+    return store_at(value, loaded=loaded, where=where, importer=importer)
 
-    value = loaded.config.settings.state
-    scheme = urlsplit(value).scheme
+
+def store_at(
+    value: str,
+    *,
+    loaded: LoadedConfig,
+    where: str,
+    importer: Callable[[str], object] = importlib.import_module,
+) -> StateStore:
+    """The store at ``value``, a backend's URL or a path relative to the config's folder;
+    ``where`` names the setting (or flag) it came from, for messages."""
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in POSTGRES_SCHEMES:
+        _require(importer, "psycopg", "postgresql", f"{where}: a PostgreSQL state")
+        from dapctl.state.postgres import PostgresStateStore
+
+        return PostgresStateStore(value, namespace=state_namespace(loaded))
+    if scheme == "s3":
+        _require(importer, "s3fs", "s3", f"{where}: an S3 state")
+        from dapctl.state.objects import ObjectStateStore
+
+        return ObjectStateStore(value, namespace=state_namespace(loaded), where=where)
     if len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
         raise ConfigError(
-            f"{loaded.locate(('settings', 'state'))}: dapctl has no state backend for "
-            f"{scheme}:// URLs",
+            f"{where}: dapctl has no state backend for {scheme}:// URLs",
             hint=f"state may be {', '.join(BACKENDS)}",
         )
-    return LocalStateStore(loaded.state_path, base_dir=loaded.base_dir)
+    from dapctl.state.local import LocalStateStore
+
+    return LocalStateStore(loaded.resolve_path(value), base_dir=loaded.base_dir)
+
+
+def state_namespace(loaded: LoadedConfig) -> str:
+    """This config's name in a backend shared by several: ``state_namespace``, or the file's."""
+    return loaded.config.settings.state_namespace or loaded.path.stem
+
+
+def _require(importer: Callable[[str], object], module: str, extra: str, what: str) -> None:
+    try:
+        importer(module)
+    except ImportError:
+        raise ConfigError(
+            f"{what} needs the {module} package, which is not installed",
+            hint=f"pip install 'dapctl[{extra}]'",
+        ) from None
