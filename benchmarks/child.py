@@ -4,7 +4,8 @@
 the scaled rate-limit window and poll intervals the CLI does not expose). ``child.py raw
 BASE_URL NS.TABLE FORMAT``: the physical limit, the same job's parts fetched from the same
 pre-signed URLs in parallel with requests, bytes discarded. Either prints one JSON line:
-seconds inside the measured window, bytes, records, and the process's peak RSS.
+seconds inside the measured window (wall, and CPU of all the process's threads), bytes,
+records, and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -46,18 +47,19 @@ def run_apply_once(args: argparse.Namespace) -> dict[str, Any]:
     connection = Connection(
         window=args.window, poll_initial=args.poll_initial, poll_max=args.poll_max
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     results = run_apply(
         loaded,
         environ=os.environ,
         options=ApplyOptions(concurrency=args.concurrency),
         connection=connection,
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     failed = [f"{r.address}: {r.error.message if r.error else r.status}" for r in results
               if r.status != "ok"]  # fmt: skip
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "bytes": sum(r.bytes for r in results),
         "records": sum(r.records for r in results),
         "ok": len(results) - len(failed),
@@ -72,7 +74,7 @@ def run_raw_once(args: argparse.Namespace) -> dict[str, Any]:
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=args.workers)
     session.mount("http://", adapter)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     login = session.post(
         f"{base}/ids/auth/login",
         auth=(os.environ[ID_VAR], os.environ[SECRET_VAR]),
@@ -100,8 +102,14 @@ def run_raw_once(args: argparse.Namespace) -> dict[str, Any]:
 
     with ThreadPoolExecutor(args.workers) as pool:
         total = sum(pool.map(fetch, urls))
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "bytes": total, "parts": len(urls), "peak_rss_mb": _peak_rss_mb()}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "bytes": total,
+        "parts": len(urls),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

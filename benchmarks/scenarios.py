@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import shutil
 import time
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from common import (
     prepare_job,
 )
 
+from dapctl import deflate
 from dapctl.config import address_of
 from dapctl.emulator.settings import RateLimits
 from dapctl.state import LocalStateStore, State, StepState
@@ -107,10 +107,20 @@ class LargeTable:
     workers: int = 4  # the raw downloader's threads: dapctl's parts in flight per table
 
 
+# Issue 13's targets: the 1 GB jsonl table at >= 0.35 of the raw rate, CSV into .gz >= 60 MB/s.
+RATIO_TARGET, CSV_TARGET = 0.35, 60.0
+# The emulator enforces no quota here, and neither may dapctl's own budget, which outlives
+# the process: five runs a minute would wait for job-creation slots (a run of 50 s), and a
+# table of many parts for URL calls (one per part, 200 a minute). Throughput is measured here.
+NO_QUOTA = "[profiles.bench.rate_limits]\n" + "\n".join(
+    f"{name}_per_minute = 1000000" for name in ("jobs", "job_status", "tables", "schema", "urls")
+)
+
+
 def one_large_table(size: LargeTable, runs: int, work: Path) -> list[Row]:
     out: list[Row] = []
     for rows in size.rows:
-        out += _large(rows, "jsonl", size, runs, work, target=True)
+        out += _large(rows, "jsonl", size, runs, work, target=rows == max(size.rows))
     if size.csv_rows:
         out += _large(size.csv_rows, "csv", size, runs, work, target=False)
     return out
@@ -120,7 +130,8 @@ def _large(
     rows: int, fmt: str, size: LargeTable, runs: int, work: Path, *, target: bool
 ) -> list[Row]:
     dapctl_rate, raw_rate, ratio, rss, raw_rss = Figure(), Figure(), Figure(), Figure(), Figure()
-    uncompressed = 0
+    cpu, cores = Figure(), Figure()
+    uncompressed, inflate_cpu = 0, 0.0
     with emulator(rate_limits=None, job_delay=0.0, rows={"canvas.big": rows},
                   part_size=size.part_size) as emu:  # fmt: skip
         prepare_job(emu, "canvas.big", fmt)
@@ -129,11 +140,15 @@ def _large(
             _, raw = child("raw", emu.base_url, "canvas.big", fmt,
                            "--workers", str(size.workers), env=env, cwd=work)  # fmt: skip
             folder = _fresh(work / f"large-{fmt}-{rows}")
-            (folder / "dapctl.toml").write_text(config_text(emu, ["big"], fmt=fmt))
+            (folder / "dapctl.toml").write_text(
+                config_text(emu, ["big"], fmt=fmt, rate_limits=NO_QUOTA)
+            )
             measured, report = child("apply", str(folder / "dapctl.toml"), env=env, cwd=folder)
             if run == 0:
-                uncompressed = _gunzipped_size(folder / "out" / f"big.{fmt}.gz")
+                uncompressed, inflate_cpu = _inflated(folder / "out" / f"big.{fmt}.gz")
             dapctl_rate.add(report["bytes"] / MB / report["seconds"])
+            cpu.add(report["cpu_seconds"])
+            cores.add(report["cpu_seconds"] / report["seconds"])
             raw_rate.add(raw["bytes"] / MB / raw["seconds"])
             ratio.add(dapctl_rate.values[-1] / raw_rate.values[-1])
             rss.add(measured.peak_rss_mb)
@@ -145,25 +160,40 @@ def _large(
         f"{rows:,} rows, {parts} parts, {report['bytes'] / MB:.0f} MB gzip; "
         f"raw downloader peak RSS {raw_rss.median:.0f} MB"
     )
-    met = ratio.median >= 0.8 if target else None
+    met = ratio.median >= RATIO_TARGET if target else None
+    csv_met = dapctl_rate.median >= CSV_TARGET if fmt == "csv" else None
+    bound = Figure([report["bytes"] / MB / max(inflate_cpu / 2, 1e-6)])
+    of_bound = Figure([rate / bound.median for rate in dapctl_rate.values])
+    bound_note = (
+        f"the gzip bytes over half the CPU to inflate them once ({inflate_cpu:.2f} s, "
+        f"{deflate.IMPLEMENTATION}, one core): both cores doing nothing else"
+    )
     return [
-        Row(label, "dapctl MB/s written (gzip)", dapctl_rate, "MB/s", 0),
+        Row(label, "dapctl MB/s written (gzip)", dapctl_rate, "MB/s", 0,
+            f">= {CSV_TARGET:.0f}" if fmt == "csv" else "", csv_met),
         Row(label, "raw download MB/s (gzip)", raw_rate, "MB/s", 0),
-        Row(label, "dapctl / raw", ratio, "x", 2, ">= 0.80" if target else "", met, note),
+        Row(label, "dapctl / raw", ratio, "x", 2, f">= {RATIO_TARGET}" if target else "", met,
+            note),
+        Row(label, "bound: 2 cores inflating, MB/s", bound, "MB/s", 0, "", None, bound_note),
+        Row(label, "dapctl / bound", of_bound, "x", 2),
+        Row(label, "dapctl CPU (all threads)", cpu, "s", 2),
+        Row(label, "dapctl cores busy (CPU / wall)", cores, "x", 2),
         Row(label, "dapctl peak RSS", rss, "MB", 0, "flat in size" if target else ""),
-    ]
+    ]  # fmt: skip
 
 
-def _gunzipped_size(path: Path) -> int:
-    total, inflater = 0, zlib.decompressobj(wbits=31)
+def _inflated(path: Path) -> tuple[int, float]:
+    """The text a gzip file holds, in bytes, and the CPU seconds one thread took to inflate it."""
+    total, started = 0, time.thread_time()
+    inflater = deflate.decompressobj()
     with path.open("rb") as handle:
         while data := handle.read(1 << 20):
             while data:
                 total += len(inflater.decompress(data))
                 data = inflater.unused_data
                 if inflater.eof:
-                    inflater = zlib.decompressobj(wbits=31)
-    return total
+                    inflater = deflate.decompressobj()
+    return total, time.thread_time() - started
 
 
 # -- 3. against the official client -------------------------------------------------------

@@ -28,6 +28,8 @@ from dapctl.state import Kind
 
 log = logging.getLogger("dapctl.outputs")
 
+_GZIP_PARTS: dict[str, PartMode] = {"jsonl": "gzip", "csv": "body-csv", "tsv": "body-tsv"}
+
 
 class FileDestination:
     def __init__(self, target: Target, *, base_dir: Path, file_mode: int = 0o600) -> None:
@@ -97,8 +99,10 @@ class FileLoad:
         self._merger: Merger | ParquetMerger | None = None
         if fmt == "parquet":
             self.part_mode: PartMode = "raw"
-        elif fmt == "jsonl" and self._compress and not text_parts:
-            self.part_mode = "gzip"
+        elif self._compress and not text_parts:
+            # Into .gz every part comes as gzip made during its download: JSON Lines as
+            # served, CSV/TSV deflated again without the header (issue 13).
+            self.part_mode = _GZIP_PARTS[fmt]
         else:
             self.part_mode = "text"
 
@@ -128,7 +132,7 @@ class FileLoad:
                     fmt=self._fmt,
                     out=self._file,
                     compress=self._compress,
-                    passthrough=self.part_mode == "gzip",
+                    passthrough=self.part_mode != "text",
                 )
         return self._merger
 

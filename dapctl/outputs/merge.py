@@ -1,12 +1,14 @@
-"""Merging the server's parts into one file: ``Merger``, the record counters, gzip.
+"""Merging the server's parts into one file: ``Merger`` and gzip.
 
 ``Merger`` joins the parts, in order, into one output as they arrive: a CSV/TSV header
 written once (every part must carry the same one), gzip-compressed when the file name ends
-in ``.gz``, records counted on the way. The parts come already decompressed by the
-download's own gzip check, except JSON Lines into a ``.gz`` file, whose gzip members pass
-through untouched (a multi-member gzip file is one valid stream), counted during the
-download: the common case costs a copy. Memory stays flat whatever the size. The merger
-writes to any ``Sink`` (a file about to be published, an object upload).
+in ``.gz``, records counted on the way. Into a ``.gz`` file the parts come as gzip members
+made during the download (``parts``): JSON Lines as the server's own bytes, CSV/TSV as
+their text without the header row, deflated again in the download thread; the merge is a
+copy (a multi-member gzip file is one valid stream), the header a member of its own.
+Otherwise the parts come as text, already decompressed by the download's own gzip check.
+Memory stays flat whatever the size. The merger writes to any ``Sink`` (a file about to be
+published, an object upload).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from typing import Protocol
 
 from dapctl import deflate
 from dapctl.errors import DapctlError
+from dapctl.outputs.parts import GZIP_LEVEL, PartBody, PartCounter, RecordCounter, member
+
+__all__ = ["GzipWriter", "MergeError", "MergeStats", "Merger", "PartCounter", "Sink"]
 
 CHUNK = 1 << 20
-# CSV/TSV into .gz is decompressed and compressed again (the header goes once). Level 1:
-# with ISA-L it deflates ~1 GB/s into a file smaller than zlib's level 1 (see deflate.py).
-# JSON Lines keeps the server's own compression.
-GZIP_LEVEL = 1
 _NEWLINE_MEMBER = gzip.compress(b"\n", mtime=0)
 
 
@@ -46,9 +47,9 @@ class MergeError(DapctlError):
 class Merger:
     """Joins parts one at a time, so merging can start while later parts download.
 
-    Parts come as text decompressed while it downloaded (``add_text``) or, for JSON Lines
-    into ``.gz``, as gzip files passed through untouched whose records were counted while
-    they downloaded (``add_counted``), so the merge is a copy.
+    Parts come as text decompressed while it downloaded (``add_text``) or, into ``.gz``,
+    as gzip files whose records were counted while they downloaded: JSON Lines as the
+    server sent them (``add_counted``), CSV/TSV without their header row (``add_body``).
     """
 
     def __init__(
@@ -58,9 +59,9 @@ class Merger:
             raise MergeError("Parquet parts merge whole: use parquet.ParquetMerger")
         self._fmt = fmt
         self._out = out
-        self._counter = _RecordCounter(fmt)
-        # JSON Lines into .gz passes the server's gzip members through, unless the parts
-        # come as text (a load that also feeds a table reads them decompressed).
+        self._counter = RecordCounter(fmt)
+        # Into .gz the parts come as gzip members, unless they come as text (a load that
+        # also feeds a table reads them decompressed).
         self.passthrough = fmt == "jsonl" and compress if passthrough is None else passthrough
         self._sink: Sink | GzipWriter = (
             GzipWriter(out) if compress and not self.passthrough else out
@@ -74,6 +75,8 @@ class Merger:
         """Append the next part (counted: passed through as gzip), then remove its file."""
         if counted is None:
             self.add_text(part)
+        elif isinstance(counted, PartBody):
+            self.add_body(part, counted)
         else:
             self.add_counted(part, records=counted.records, ends_open=counted.ends_open)
         part.unlink()
@@ -91,6 +94,17 @@ class Merger:
         self._counted += records
         self._open_line = ends_open
         self._parts += 1
+
+    def add_body(self, part: Path, body: PartBody) -> None:
+        """Pass the next CSV/TSV part's body through (a gzip member); its header goes once."""
+        if body.header is None:
+            raise MergeError(f"part {part.name} is empty: a CSV/TSV part starts with a header row")
+        if self._parts == 0:
+            self._header = body.header
+            self._out.write(member(body.header))
+        elif body.header != self._header:
+            raise MergeError(f"part {part.name} has a different header from the first part")
+        self.add_counted(part, records=body.records, ends_open=body.ends_open)
 
     def _append_text(self, chunks: Iterator[bytes], part: Path) -> None:
         counter = self._counter
@@ -114,28 +128,6 @@ class Merger:
         if isinstance(self._sink, GzipWriter):
             self._sink.close()
         return MergeStats(self._counted + self._counter.finish())
-
-
-class PartCounter:
-    """Counts one part's records from its text as it downloads (a client ``TextSink``)."""
-
-    def __init__(self, fmt: str) -> None:
-        self._fmt = fmt
-        self._counter = _RecordCounter(fmt)
-
-    def restart(self) -> None:
-        self._counter = _RecordCounter(self._fmt)
-
-    def feed(self, text: bytes) -> None:
-        self._counter.feed(text)
-
-    @property
-    def records(self) -> int:
-        return self._counter.finish()
-
-    @property
-    def ends_open(self) -> bool:
-        return self._counter.pending
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -175,41 +167,3 @@ class GzipWriter:
 
     def close(self) -> None:
         self._out.write(self._deflater.flush())
-
-
-class _RecordCounter:
-    """Counts records in a stream of text chunks, without holding more than one chunk.
-
-    JSON Lines and TSV (PostgreSQL COPY escapes newlines) have one record per line. CSV
-    quotes fields holding newlines; quotes inside are doubled, so a line ends a record
-    exactly when the quotes seen so far are even.
-    """
-
-    def __init__(self, fmt: str) -> None:
-        self._csv = fmt == "csv"
-        self._records = 0
-        self._odd = 0  # 1 inside a quoted field
-        self._pending = False  # bytes seen since the last record's end
-
-    def feed(self, text: bytes) -> None:
-        if not text:
-            return
-        if not self._csv:
-            self._records += text.count(b"\n")
-            self._pending = not text.endswith(b"\n")
-            return
-        # Split at the quotes: the pieces alternate outside and inside a quoted field, so the
-        # records end at the newlines of the outside pieces. C-speed, where a loop over lines
-        # held the merge to a few MB/s.
-        pieces = text.split(b'"')
-        self._records += b"".join(pieces[self._odd :: 2]).count(b"\n")
-        self._odd ^= len(pieces) % 2 == 0  # an odd number of quotes in this chunk
-        self._pending = self._odd == 1 or not text.endswith(b"\n")
-
-    @property
-    def pending(self) -> bool:
-        """Whether the text so far ends inside a record (no final newline yet)."""
-        return self._pending
-
-    def finish(self) -> int:
-        return self._records + (1 if self._pending else 0)
