@@ -1,11 +1,13 @@
 """Every recipe in examples/ is checked: configs validate, and every dapctl command line in
 a cron table, systemd unit, Kubernetes manifest, CI workflow or script parses with dapctl's
-own parser (PyYAML is not a dependency: YAML files get a structural check). The loading
-scripts in examples/load/ run end to end: dapctl against the emulator, then the real psql and
-PostgreSQL at 127.0.0.1:5432 (tests/databases/conftest.py), or DuckDB."""
+own parser (PyYAML is not a dependency: YAML files get a structural check; nor is Airflow:
+the DAG is parsed with ast, not run). The loading scripts in examples/load/ run end to end:
+dapctl against the emulator, then the real psql and PostgreSQL at 127.0.0.1:5432
+(tests/databases/conftest.py), or DuckDB."""
 
 from __future__ import annotations
 
+import ast
 import configparser
 import glob
 import importlib.util
@@ -82,6 +84,8 @@ def test_every_example_is_covered_here():
         "systemd/dapctl.service",
         "systemd/dapctl.timer",
         "kubernetes/cronjob.yaml",
+        "kubernetes/workers.yaml",
+        "airflow/dapctl_dag.py",
         "ci/github-actions.yml",
         "load/dapfiles.py",
         "load/duckdb_load.py",
@@ -190,6 +194,122 @@ def test_kubernetes_cronjob_mounts_secrets_as_files(run_cli, tmp_path):
     validate(run_cli, path, {"UNIV_A_CLIENT_ID": "us-east-1#x"})
     assert "/etc/dapctl/dapctl.toml" in args and "mountPath: /etc/dapctl" in text
     assert "mountPath: /var/run/secrets/dapctl" in text
+
+
+def embedded_config(text: str, tmp_path: Path) -> Path:
+    """The manifest's ConfigMap ``dapctl.toml``, its secret files made where it reads them."""
+    block = re.search(r"dapctl\.toml: \|\n((?:    .*\n|\n)+)", text).group(1)  # type: ignore[union-attr]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in re.findall(r"/var/run/secrets/dapctl/([\w-]+)", block):
+        (secrets / name).write_text("s3cret\n")
+        os.chmod(secrets / name, stat.S_IRUSR)
+    path = tmp_path / "dapctl.toml"
+    path.write_text(textwrap.dedent(block).replace("/var/run/secrets/dapctl", str(secrets)))
+    return path
+
+
+def env_from(text: str, name: str) -> str:
+    """The ``valueFrom`` source of the container variable ``name``, as text."""
+    found = re.search(rf"- name: {name}\b.*\n\s+valueFrom:\n((?:\s+\w+:.*\n){{2,3}})", text)
+    assert found, f"{name} is not set from a secret or field"
+    return found.group(1)
+
+
+def test_kubernetes_workers_share_a_postgresql_state(run_cli, tmp_path, pg_url):
+    text = (EXAMPLES / "kubernetes" / "workers.yaml").read_text()
+    assert "\t" not in text
+    documents = [d for d in text.split("\n---\n")[1:] if d.strip()]
+    kinds = [re.search(r"^kind: (\w+)$", d, re.M).group(1) for d in documents]  # type: ignore[union-attr]
+    assert kinds == ["ConfigMap", "CronJob"]
+    assert all(re.search(r"^apiVersion: \S+$", d, re.M) for d in documents)
+    # A work queue of N pods, one Job at a time, stopped by a deadline.
+    assert re.search(r"^  concurrencyPolicy: Forbid\b", text, re.M)
+    assert re.search(r"^      parallelism: [2-9]\d*\b", text, re.M)
+    assert not re.search(r"^\s*completions:", text, re.M)
+    assert re.search(r"^      activeDeadlineSeconds: \d+", text, re.M)
+    assert re.search(r"^          restartPolicy: Never\b", text, re.M)
+    # One round per Job, from its name; the state URL and its password from a Secret.
+    assert re.search(
+        r"fieldPath: metadata\.labels\['(?:batch\.kubernetes\.io/)?job-name'\]",
+        env_from(text, "DAPCTL_ROUND"),
+    )
+    config = embedded_config(text, tmp_path)
+    state_var = re.search(r'^state_env = "(\w+)"', config.read_text(), re.M).group(1)  # type: ignore[union-attr]
+    assert re.search(r"^lease_seconds = \d+", config.read_text(), re.M)
+    assert not re.search(r"^state = ", config.read_text(), re.M)
+    assert "secretKeyRef:" in env_from(text, state_var)
+    assert "secretKeyRef:" in env_from(text, "PGPASSWORD")
+    ids = re.findall(r'client_id_env = "(\w+)"', config.read_text())
+    assert ids and all("secretKeyRef:" in env_from(text, var) for var in ids)
+    assert "mountPath: /var/run/secrets/dapctl" in text and "mountPath: /etc/dapctl" in text
+    command = json.loads(re.search(r"command: (\[.*\])", text).group(1))  # type: ignore[union-attr]
+    args = json.loads(re.search(r"args: (\[.*\])", text).group(1))  # type: ignore[union-attr]
+    assert command == ["dapctl"] and args[:2] == ["apply", "/etc/dapctl/dapctl.toml"]
+    assert_parses(args)
+    assert args[args.index("--log-format") + 1] == "json"
+    # The config works as the pods run it: its state in PostgreSQL, through state_env.
+    env = {var: "us-east-1#x" for var in ids}
+    validate(run_cli, config, env)
+    planned = run_cli("plan", str(config), "--json", environ={**env, state_var: pg_url})
+    assert planned.code == 0, planned.stderr
+    steps = json.loads(planned.stdout)["steps"]
+    assert {s["profile"] for s in steps} == {"univ_a", "univ_b"} and len(steps) == 10
+    unset = run_cli("plan", str(config), environ=env)
+    assert unset.code == 1 and state_var in unset.stderr
+
+
+def airflow_commands(tree: ast.AST) -> list[list[str]]:
+    """Every ``["dapctl", ...]`` list in the DAG, its names filled in with sample values."""
+    sample = {"CONFIG": ["dapctl.toml"], "profile": ["univ_a"]}
+    starred = {"targets": ["--target", "univ_a/core/canvas.users"]}
+    commands = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.List) and len(node.elts) > 1):  # not tags=["dapctl"]
+            continue
+        first = node.elts[0]
+        if not (isinstance(first, ast.Constant) and first.value == "dapctl"):
+            continue
+        args: list[str] = []
+        for elt in node.elts[1:]:
+            if isinstance(elt, ast.Constant):
+                args.append(elt.value)
+            elif isinstance(elt, ast.Starred):
+                args.extend(starred[elt.value.id])  # type: ignore[attr-defined]
+            else:
+                args.extend(sample[elt.id])  # type: ignore[attr-defined]
+        commands.append(args)
+    return commands
+
+
+def test_airflow_dag_plans_then_maps_one_pooled_task_per_profile(tmp_path, run_cli):
+    path = EXAMPLES / "airflow" / "dapctl_dag.py"
+    tree = ast.parse(path.read_text(), str(path))
+    compile(tree, str(path), "exec")
+    imports = [n for n in tree.body if isinstance(n, ast.ImportFrom | ast.Import)]
+    assert any(getattr(n, "module", "").startswith("airflow") for n in imports)
+    commands = airflow_commands(tree)
+    for args in commands:
+        assert_parses(args)
+    [plan] = [c for c in commands if c[0] == "plan"]
+    [apply] = [c for c in commands if c[0] == "apply"]
+    assert len(commands) == 2
+    assert "--json" in plan and {"--json", "--profile", "--target"} <= set(apply)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert any(isinstance(c.func, ast.Attribute) and c.func.attr == "expand" for c in calls)
+    [pool] = [k.value for c in calls for k in c.keywords if k.arg == "pool"]
+    assert isinstance(pool, ast.JoinedStr)
+    assert ast.unparse(pool) == "f'dap_{profile}'"
+    source = path.read_text()
+    assert '"DAPCTL_ROUND": get_current_context()["run_id"]' in source
+    assert "airflow pools set dap_" in source  # how to create the pools
+    # The plan document has what the DAG reads of it.
+    config = tmp_path / "quickstart.toml"
+    shutil.copy(EXAMPLES / "quickstart.toml", config)
+    steps = json.loads(run_cli("plan", str(config), "--json").stdout)["steps"]
+    assert steps and all({"address", "profile"} <= set(s) for s in steps)
+    for key in ('"steps"', '"address"', '"profile"'):
+        assert f"[{key}]" in source
 
 
 def test_ci_workflow():
