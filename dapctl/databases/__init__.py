@@ -3,13 +3,16 @@
 Module map:
 
 - `engine`: the `Database` / `TableLoad` protocols, `open_database` (picks a backend from the
-  URL), `DatabaseError`, URL redaction.
+  URL), `wire_format` (the query format it loads fastest), `DatabaseError`, URL redaction.
 - `columns`: DAP table schema -> `Column` list (names and types as ``dap initdb`` has them).
 - `evolve`: the pure schema diff (`Change`), which type changes are in place, `NeedsReload`.
 - `postgres`: the PostgreSQL backend (connection, advisory locks, steps, staging sweep);
-  `pg_load` (a load: typed staging, the one commit transaction), `pg_stage` (parts COPYed raw
-  and converted to typed rows by helper connections while later parts arrive), `pg_sql` (SQL
-  builders), `pg_views` (dependent views re-created around a type change).
+  `pg_load` (a load: typed staging, the one commit transaction), `pg_tsv` (TSV parts COPYed
+  straight into typed staging by helper connections), `pg_stage` (the helpers; JSON Lines
+  parts COPYed raw and converted to typed rows while later parts arrive), `pg_sql` (SQL
+  builders), `pg_views`
+  (dependent views re-created around a type change), `pg_indexes` (indexes set aside while a
+  snapshot refills its table, rebuilt after).
 - `duck`: the DuckDB backend and its loads; `duck_sql` (SQL builders).
 """
 
@@ -23,6 +26,7 @@ from dapctl.databases.engine import (
     TableLoad,
     open_database,
     redact,
+    wire_format,
 )
 from dapctl.databases.evolve import Change, NeedsReload
 
@@ -38,4 +42,5 @@ __all__ = [
     "open_database",
     "redact",
     "table_columns",
+    "wire_format",
 ]

@@ -1,7 +1,7 @@
 """The table engine's contract, and `open_database`, which picks a backend from a URL.
 
-A `Database` keeps DAP tables in sync inside one database: it locks a table for one apply at a
-time, keeps step records in ``dapctl.steps`` and starts a `TableLoad` per snapshot or
+A `Database` keeps DAP tables in sync inside one database: it locks a table for one apply at
+a time, keeps step records in ``dapctl.steps`` and starts a `TableLoad` per snapshot or
 incremental. A load streams parts into a staging table as they arrive (`TableLoad.add_part`)
 and makes them visible in ONE transaction together with the step row (`TableLoad.commit`), so
 after a crash at any instant the table and its step row are either both updated or neither.
@@ -9,6 +9,8 @@ after a crash at any instant the table and its step row are either both updated 
 later (never a live run's). Schema changes are applied on every load (`evolve`); an
 incremental refuses a lossy one with `NeedsReload`, and the snapshot the caller then takes
 applies any change (it empties the table first) while views, indexes and grants stay.
+`wire_format` says which query format a backend loads fastest (PostgreSQL: condensed TSV,
+COPYed as is; DuckDB: JSON Lines); a PostgreSQL load takes either.
 Errors are `DapctlError` subclasses whose messages never hold a password.
 """
 
@@ -38,7 +40,8 @@ class TableLoad(Protocol):
     """One snapshot or incremental of one table, staged until `commit`."""
 
     def add_part(self, path: Path) -> int:
-        """Stage one part (decompressed JSON Lines); return the number of records in it."""
+        """Stage one decompressed part (JSON Lines; PostgreSQL also takes condensed TSV with its
+        header row); return the number of records in it."""
         ...
 
     def commit(self, *, address: str, record: str) -> int:
@@ -99,9 +102,7 @@ def open_database(
     ``importer`` is how the driver gets imported (tests pass one that fails); ``sleep`` is
     used while waiting for a lock.
     """
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("postgres", "postgresql+psycopg"):
-        scheme = "postgresql"
+    scheme = scheme_of(url)
     if scheme not in SCHEMES:
         raise ConfigError(
             f"unsupported database URL {redact(url)!r}: the scheme must be one of "
@@ -115,6 +116,21 @@ def open_database(
     from dapctl.databases.duck import DuckDatabase
 
     return DuckDatabase.connect(duck_path(url, base_dir), sleep=sleep)
+
+
+def scheme_of(url: str) -> str:
+    """The backend a URL names (``postgresql`` for its aliases too), lowercased."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
+    return "postgresql" if scheme in ("postgres", "postgresql+psycopg") else scheme
+
+
+def wire_format(url: str) -> tuple[Literal["jsonl", "tsv"], Literal["condensed"] | None]:
+    """The query format the database at ``url`` loads fastest: PostgreSQL COPYs condensed TSV
+    (its own text format) with nothing to parse; DuckDB reads JSON Lines."""
+    return ("tsv", "condensed") if scheme_of(url) == "postgresql" else ("jsonl", None)
 
 
 def _require_driver(scheme: str, importer: Importer) -> None:

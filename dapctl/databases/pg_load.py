@@ -2,10 +2,12 @@
 
 `PostgresLoad` creates an UNLOGGED typed staging table in schema ``dapctl`` and holds a
 session advisory lock on its name while alive (what `PostgresDatabase.sweep_staging` checks).
-Each part streams from disk in 1 MiB chunks through ``COPY`` and is converted to typed rows in
-the background (`dapctl.databases.pg_stage`), so memory stays flat. `commit` waits for the
-conversions, then runs ONE transaction: create or evolve the target, replace its rows
-(snapshot: TRUNCATE + INSERT ... SELECT, so views, grants, indexes and extra columns survive)
+Each part streams from disk in 1 MiB chunks through ``COPY``: a JSON Lines part is converted
+to typed rows in the background (`dapctl.databases.pg_stage`), a TSV part goes straight in on
+helper connections (`dapctl.databases.pg_tsv`), so memory stays flat. `commit` waits for the
+staging work, then runs ONE transaction: create or evolve the target, replace its rows
+(snapshot: TRUNCATE + INSERT ... SELECT, so views, grants, indexes and extra columns survive;
+the indexes are set aside and rebuilt after, one sort each, by `dapctl.databases.pg_indexes`)
 or delete/upsert the latest record per key (incremental), upsert the step row, and drop the
 staging table. Keeping the latest record per key costs a sort, so it runs only when a key
 occurs twice. `guarded` turns driver errors into `DatabaseError`.
@@ -22,10 +24,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from dapctl.databases import evolve, pg_sql, pg_views
+from dapctl.databases import evolve, pg_indexes, pg_sql, pg_views
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import DatabaseError, LoadKind, scrub
-from dapctl.databases.pg_stage import Stager
+from dapctl.databases.pg_stage import Helpers, Stager
+from dapctl.databases.pg_tsv import TsvStager, tsv_header
 
 if TYPE_CHECKING:
     from dapctl.databases.postgres import PostgresDatabase
@@ -65,17 +68,30 @@ class PostgresLoad:
             cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self._guard,))
             cur.execute(pg_sql.create_staging(staging, self.columns))
         db.live_staging.add(staging)
-        self._stager = Stager(db, staging, self.columns)
+        self._helpers = Helpers(db)
+        self._stager = Stager(db, staging, self.columns, self._helpers)
+        self._tsv = TsvStager(db, staging, self.columns, self._helpers)
 
     def add_part(self, path: Path) -> int:
-        """Stage the part's lines (see `Stager.add_part`); returns the number of records."""
+        """Stage a JSON Lines part (`Stager`) or a TSV one (`TsvStager`); returns the number
+        of records."""
+        header = tsv_header(path)
+        if header is not None:
+            return self._tsv.add_part(path, header)
         return self._stager.add_part(path)
+
+    def _close_stagers(self) -> None:
+        self._helpers.close()
+        self._tsv.close()
+        self._stager.close()
 
     def commit(self, *, address: str, record: str) -> int:
         """Evolve, apply, write the step row and drop staging, all in one transaction."""
         where = ".".join(self.target)
-        self._stager.drain()
-        self._stager.close()
+        try:
+            self._helpers.settle(0)
+        finally:
+            self._close_stagers()
         with self.db.transaction(f"cannot apply the {self.kind} of {where}") as cur:
             self._ensure_schema(cur)
             cur.execute(pg_sql.create_table(self.target, self.columns))
@@ -102,7 +118,7 @@ class PostgresLoad:
     def abort(self) -> None:
         if not self._open:
             return
-        self._stager.close()
+        self._close_stagers()
         if self.db.conn.closed:
             return
         with self.db.transaction(f"cannot drop dapctl.{self.staging}") as cur:
@@ -150,14 +166,17 @@ class PostgresLoad:
             # Snapshots normally hold each key once; only when one does not (at-least-once
             # tables such as web_logs) is the slower keep-the-latest query worth running.
             with self.db.conn.transaction():
-                cur.execute(
-                    pg_sql.snapshot_insert(self.target, self.staging, self.columns, dedupe=False)
-                )
+                return self._refill(cur, dedupe=False)
         except pg_errors.UniqueViolation:
-            cur.execute(
-                pg_sql.snapshot_insert(self.target, self.staging, self.columns, dedupe=True)
-            )
-        return max(cur.rowcount, 0)
+            return self._refill(cur, dedupe=True)
+
+    def _refill(self, cur: psycopg.Cursor[Any], *, dedupe: bool) -> int:
+        """Fill the emptied target, its indexes set aside and rebuilt after (`pg_indexes`)."""
+        aside = pg_indexes.set_aside(cur, self.target)
+        cur.execute(pg_sql.snapshot_insert(self.target, self.staging, self.columns, dedupe=dedupe))
+        rows = max(cur.rowcount, 0)
+        pg_indexes.rebuild(cur, self.target, aside)
+        return rows
 
 
 def _using(change: evolve.Change) -> sql.Composable:

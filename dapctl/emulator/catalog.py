@@ -279,6 +279,8 @@ def json_schema(spec: TableSpec, version: int) -> dict[str, Any]:
         "required": ["ts", "action"],
     }
     schema = {
+        # The service names its dialect; the official client refuses a schema without it.
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "type": "object",
         "title": f"Synthetic {spec.dotted} table served by the dapctl emulator.",
         "properties": {

@@ -10,7 +10,9 @@ Text formats arrive as gzip files, one per part, each with its own header row:
 - ``parquet``: only when pyarrow is importable (the ``parquet`` extra); otherwise
   `FormatUnavailable`, which the server answers with a 400 that says how to get it.
 
-Header rows use dotted names in the order ``meta.ts, meta.action, key.*, value.*``. Mode
+Header rows use dotted names in the order ``meta.ts, meta.action, key.*, value.*``, except that
+a snapshot's TSV has no ``meta.action`` column (every row of a snapshot is live): the service's
+has none, and ``dap initdb`` (client 2.3.1) fails on a snapshot header that holds one. Mode
 ``expanded`` (the default) lays out nested fixed objects as ``value.x.y`` columns; mode
 ``condensed`` keeps them as one embedded-JSON column, written blank in CSV and ``\\N`` in TSV
 when the whole object is null. Free-form JSON objects are always embedded JSON.
@@ -44,12 +46,11 @@ class FormatUnavailable(Exception):
 Column = tuple[str, tuple[str, ...], bool]  # header, path into the record, condensed object
 
 
-def columns(spec: TableSpec, mode: str | None) -> list[Column]:
-    """The flattened columns of a table in a mode, header order."""
-    out: list[Column] = [
-        ("meta.ts", ("meta", "ts"), False),
-        ("meta.action", ("meta", "action"), False),
-    ]
+def columns(spec: TableSpec, mode: str | None, *, action: bool = True) -> list[Column]:
+    """The flattened columns of a table in a mode, header order; ``meta.action`` if ``action``."""
+    out: list[Column] = [("meta.ts", ("meta", "ts"), False)]
+    if action:
+        out.append(("meta.action", ("meta", "action"), False))
     out.append(("key.id", ("key", "id"), False))
     for column in spec.columns:
         if column.kind == "nested" and mode != "condensed":
@@ -96,13 +97,18 @@ def tsv_cell(value: Any) -> str:
 
 
 def encode_text(
-    records: Iterable[dict[str, Any]], spec: TableSpec, fmt: str, mode: str | None
+    records: Iterable[dict[str, Any]],
+    spec: TableSpec,
+    fmt: str,
+    mode: str | None,
+    *,
+    snapshot: bool = False,
 ) -> str:
-    """The uncompressed text of one part."""
+    """The uncompressed text of one part (of a snapshot's result if ``snapshot``)."""
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         return "".join(dumps(record) + "\n" for record in records)
-    cols = columns(spec, mode)
+    cols = columns(spec, mode, action=not (snapshot and fmt == "tsv"))
     cell, sep, eol = (csv_cell, ",", "\r\n") if fmt == "csv" else (tsv_cell, "\t", "\n")
     lines = [sep.join(header for header, _, _ in cols)]
     for record in records:
@@ -111,12 +117,18 @@ def encode_text(
 
 
 def encode_part(
-    records: Iterable[dict[str, Any]], spec: TableSpec, fmt: str, mode: str | None, level: int
+    records: Iterable[dict[str, Any]],
+    spec: TableSpec,
+    fmt: str,
+    mode: str | None,
+    level: int,
+    *,
+    snapshot: bool = False,
 ) -> bytes:
     """The bytes of one part object as served: gzip for text formats, Parquet as is."""
     if fmt == "parquet":
         return _parquet(list(records), spec, mode)
-    data = encode_text(records, spec, fmt, mode).encode()
+    data = encode_text(records, spec, fmt, mode, snapshot=snapshot).encode()
     # wbits=31 writes a gzip container; mtime stays 0 so equal parts are equal bytes.
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()

@@ -200,7 +200,10 @@ class JobStore:
             if part.data is None:
                 records = (self._data.record(job.table, row) for row in part.rows)
                 spec, query = job.table.spec, job.query
-                part.data = encode_part(records, spec, query.format, query.mode, self._gzip_level)
+                part.data = encode_part(
+                    records, spec, query.format, query.mode, self._gzip_level,
+                    snapshot=query.since is None,
+                )  # fmt: skip
             return part.data
 
     def _warm(self, job: Job) -> None:

@@ -26,9 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dapctl.api.wire import Job
+from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Config, Target, db_names
-from dapctl.databases import Database, TableLoad, open_database
+from dapctl.databases import Database, TableLoad, open_database, wire_format
 from dapctl.errors import ConfigError
 from dapctl.files import temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
@@ -165,6 +165,12 @@ class TableDestination:
             load = database.begin_load(schema=schema, table=table, dap_schema=dap_schema, kind=kind)
             location = f"database://{self.name}/{schema}.{table}"
             return TableStepLoad(location, step.address, load, stack.pop_all())
+
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        """The query format to ask for: the one this database loads fastest (condensed TSV
+        for PostgreSQL, COPYed as is). Only for a table-only target: with files too, the
+        job's format is the files'."""
+        return wire_format(self._databases.url(self.name))
 
     def exists(self, location: str) -> bool:
         return False  # a table takes every window in turn; nothing is ever replaced

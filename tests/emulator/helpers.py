@@ -104,7 +104,11 @@ def decode(text: str, fmt: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in text.splitlines() if line]
     rows = parse_csv(text) if fmt == "csv" else parse_tsv(text)
     header = [cell for cell, _ in rows[0]]
-    return [_record(header, row, schema) for row in rows[1:]]
+    records = [_record(header, row, schema) for row in rows[1:]]
+    if "meta.action" not in header:  # a snapshot's TSV: every row is live
+        for record in records:
+            record["meta"]["action"] = "U"
+    return records
 
 
 def parse_csv(text: str) -> list[list[tuple[str | None, bool]]]:
