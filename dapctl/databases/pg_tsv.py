@@ -35,7 +35,7 @@ from dapctl.databases.pg_stage import BACKLOG, CHUNK, HELPERS, Helpers
 if TYPE_CHECKING:
     from dapctl.databases.postgres import PostgresDatabase
 
-PIECE = 4 << 20  # bytes
+PIECE = 1 << 20  # bytes: a 100k-row part is about 9 pieces, shared by the helpers
 PIECES = 1 << 16  # pieces a part may have; part index * PIECES + piece orders them
 
 

@@ -1,9 +1,11 @@
 """Benchmark: rows/s of a 1M-row snapshot and a 100k-change incremental into PostgreSQL.
 
-Run: ``python3 -m tests.databases.bench_pg [ADMIN_URL] [ROWS]`` (default
-postgresql://postgres@127.0.0.1:5432/postgres, 1,000,000). Makes and drops its own database.
-Records come from the emulator's generator (the ``submissions`` shape), 100k per part; the
-time counted is staging (COPY) plus the commit transaction, not generating the files.
+Run: ``python3 -m tests.databases.bench_pg [ADMIN_URL] [ROWS] [FORMAT]`` (default
+postgresql://postgres@127.0.0.1:5432/postgres, 1,000,000, tsv). Makes and drops its own
+database. Records come from the emulator's generator (the ``submissions`` shape), 100k per
+part, written as condensed TSV (what a table-only PostgreSQL target asks DAP for) or as JSON
+Lines (``jsonl``: a target that also writes files); the time counted is staging (COPY) plus
+the commit transaction, not generating the files.
 
 Wall time on a shared box depends on what else runs, so each line also shows the CPU seconds
 spent (this process plus every backend of the server, when the server runs on this machine
@@ -24,20 +26,25 @@ import psycopg
 
 from dapctl.databases import open_database
 from dapctl.emulator.catalog import format_ts, generic_table, json_schema, values
+from dapctl.emulator.formats import encode_text
 
 PART = 100_000
 
 
-def _write(path: Path, records: list[dict]) -> Path:
+def _write(path: Path, records: list[dict], snapshot: bool) -> Path:
+    if path.suffix == ".tsv":
+        spec = generic_table("canvas.big")
+        path.write_text(encode_text(records, spec, "tsv", "condensed", snapshot=snapshot))
+        return path
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with path.open("w", encoding="utf-8") as out:
         out.writelines(dumps(r) + "\n" for r in records)
     return path
 
 
-def _parts(folder: Path, name: str, records: list[dict]) -> list[Path]:
+def _parts(folder: Path, name: str, records: list[dict], fmt: str = "jsonl") -> list[Path]:
     return [
-        _write(folder / f"{name}-{i // PART}.jsonl", records[i : i + PART])
+        _write(folder / f"{name}-{i // PART}.{fmt}", records[i : i + PART], name == "snap")
         for i in range(0, len(records), PART)
     ]
 
@@ -83,7 +90,9 @@ def _timed(db, spec, parts, kind: str) -> tuple[int, float]:
 
 
 def main(
-    admin: str = "postgresql://postgres@127.0.0.1:5432/postgres", rows: str = "1000000"
+    admin: str = "postgresql://postgres@127.0.0.1:5432/postgres",
+    rows: str = "1000000",
+    fmt: str = "tsv",
 ) -> None:
     count, spec = int(rows), generic_table("canvas.big")
     ts = format_ts(1_800_000_000)
@@ -110,8 +119,8 @@ def main(
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         with tempfile.TemporaryDirectory() as folder:
-            snap_parts = _parts(Path(folder), "snap", snapshot)
-            inc_parts = _parts(Path(folder), "inc", changes)
+            snap_parts = _parts(Path(folder), "snap", snapshot, fmt)
+            inc_parts = _parts(Path(folder), "inc", changes, fmt)
             db = open_database(admin.rsplit("/", 1)[0] + f"/{name}", base_dir=Path(folder))
             postmaster = _postmaster(db)
             for label, parts, kind in (
@@ -122,7 +131,7 @@ def main(
                 cpu = time.process_time() + _server_cpu(postmaster)
                 done, seconds = _timed(db, spec, parts, kind)
                 cpu = time.process_time() + _server_cpu(postmaster) - cpu
-                staged = sum(1 for p in parts for _ in p.open("rb"))
+                staged = sum(1 for p in parts for _ in p.open("rb")) - (fmt == "tsv") * len(parts)
                 rate = staged / seconds
                 print(
                     f"{label:24} {staged:>9,} records {seconds:7.2f} s {rate:>10,.0f} rows/s",
