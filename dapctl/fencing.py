@@ -26,7 +26,7 @@ from dapctl.outputs.merge import PartCounter
 from dapctl.state import Kind, State, StateKeeper, StateStore, StepState
 
 if TYPE_CHECKING:
-    from dapctl.api.wire import Job
+    from dapctl.api.wire import Format, Job, Mode
     from dapctl.plan import Step
 
 
@@ -73,6 +73,9 @@ class FencedDestination:
 
     def exists(self, location: str) -> bool:
         return self._inner.exists(location)
+
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        return self._inner.wire_format()
 
     def discard(self, location: str) -> None:
         address = serving_step()

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dapctl.api.client import DapClient
-from dapctl.api.wire import Format, Job, Mode, QueryRequest
-from dapctl.config import Config, Target
+from dapctl.api.wire import Job, QueryRequest
+from dapctl.config import Config
 from dapctl.errors import ApiError, SnapshotRequiredError
 from dapctl.events import StepEvent
 from dapctl.outputs.destination import Destination
@@ -29,13 +29,6 @@ log = logging.getLogger("dapctl.apply")
 
 # A resumed job must outlive its download: its objects expire with it.
 RESUME_MARGIN = timedelta(minutes=5)
-
-
-def _wire(destination: Destination, target: Target) -> tuple[Format, Mode | None]:
-    """The query format: the target's, unless its destination asks for its own (a table-only
-    target: what its database loads fastest)."""
-    wire = getattr(destination, "wire_format", None)
-    return wire() if callable(wire) else (target.format, target.mode)
 
 
 @dataclass
@@ -143,11 +136,10 @@ class JobStarter:
         gone_since: datetime | None = None,
     ) -> StepJob:
         client = self.clients[step.profile]
-        target = self.config.target(step.target)
         since = step.since if step.action == "incremental" else None
         kind: Kind = "incremental" if since is not None else "snapshot"
         noted = list(notes)
-        fmt, mode = _wire(self.destinations[step.target], target)
+        fmt, mode = self.destinations[step.target].wire_format()
         query = QueryRequest(format=fmt, mode=mode, since=since)
         self._emit(StepEvent(step.address, "starting"))
         try:

@@ -83,6 +83,9 @@ def test_racing_workers_load_each_database_table_once_per_round(
             emu.change("canvas", "accounts", inserts=3, updates=2, deletes=1)
         results = [r for worker in race(lambda: apply(path, emu)) for r in worker]
         assert sorted(r.status for r in results) == ["held", "held", "ok", "ok"], results
+        for result in (r for r in results if r.status == "ok"):  # as a lone apply asks
+            job = emu.jobs.get(str(result.job_id), emu.clock())
+            assert job is not None and (job.query.format, job.query.mode) == ("tsv", "condensed")
     for table in ("accounts", "users"):
         schema = dap_schema("canvas", table)
         want = expected_rows(emu.expected_snapshot("canvas", table), table_columns(schema))

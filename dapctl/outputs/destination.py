@@ -4,8 +4,10 @@ A destination takes a collected job in three moves: ``begin(step, job, kind=, wa
 returns a ``Load`` that names its ``location`` before a byte is written (apply records it as
 the pending output, so a crash leaves nothing unaccounted for); the collector hands it each
 downloaded part, in order, with ``add_part``; ``commit`` makes the whole job visible at once
-and says what landed, ``abort`` leaves no trace. ``part_mode`` tells the collector how the
-load wants its parts: ``gzip`` (the server's compressed bytes, records counted during the
+and says what landed, ``abort`` leaves no trace. A destination's ``wire_format`` is the query
+format it wants the job in (the target's, or what a table-only target's database loads
+fastest); a wrapper forwards its inner one's. A load's ``part_mode`` says how it wants its
+parts: ``gzip`` (the server's compressed bytes, records counted during the
 download), ``body-csv`` / ``body-tsv`` (the text without its header row, counted and deflated
 again during the download), ``text`` (decompressed) or ``raw`` (as served: Parquet). A job
 with no parts, or an incremental with no records (``plan.publishes``), still commits: what
@@ -24,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from dapctl.api.wire import Job
+from dapctl.api.wire import Format, Job, Mode
 from dapctl.buckets import is_url
 from dapctl.config import Target
 from dapctl.outputs.merge import PartCounter
@@ -85,6 +87,11 @@ class Load(Protocol):
 
 class Destination(Protocol):
     def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> Load: ...
+
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        """The query format to ask the server for: the target's own, or what a table-only
+        target's database loads fastest. A wrapper forwards its inner destination's."""
+        ...
 
     def exists(self, location: str) -> bool:
         """Whether something is published at ``location``."""

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dapctl import template
-from dapctl.api.wire import Job
+from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Target
 from dapctl.errors import OutputError
 from dapctl.files import AtomicFile, ensure_dir, folder_mode, sweep_stale_temp_files, temp_path_for
@@ -39,6 +39,9 @@ class FileDestination:
 
     def path_of(self, location: str) -> Path:
         return (self.base_dir / location).resolve()
+
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        return self.target.format, self.target.mode
 
     def begin(
         self,

@@ -12,7 +12,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from dapctl.api.wire import Job
+from dapctl.api.wire import Format, Job, Mode
 from dapctl.files import temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
@@ -22,7 +22,7 @@ from dapctl.text import compact_time
 
 
 class MemoryDestination:
-    def __init__(self, *, fmt: str = "jsonl", scratch: Path) -> None:
+    def __init__(self, *, fmt: Format = "jsonl", scratch: Path) -> None:
         self.fmt = fmt
         self.scratch = scratch
         self.published: dict[str, bytes] = {}
@@ -35,6 +35,9 @@ class MemoryDestination:
     def exists(self, location: str) -> bool:
         with self._lock:
             return location in self.published
+
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        return self.fmt, None
 
     def discard(self, location: str) -> None:
         with self._lock:

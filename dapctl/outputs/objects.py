@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from dapctl import template
-from dapctl.api.wire import Job
+from dapctl.api.wire import Format, Job, Mode
 from dapctl.buckets import Bucket, BucketURL, parse_url
 from dapctl.config import Target
 from dapctl.errors import DapctlError, OutputError
@@ -57,6 +57,9 @@ class ObjectDestination:
         self._lock = threading.Lock()
         self._checked = False
         self._failure: DapctlError | None = None
+
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        return self.target.format, self.target.mode
 
     def begin(
         self,

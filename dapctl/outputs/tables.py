@@ -232,6 +232,9 @@ class BothDestination:
     def exists(self, location: str) -> bool:
         return bool(self.files.exists(location))
 
+    def wire_format(self) -> tuple[Format, Mode | None]:
+        return self.table.target.format, self.table.target.mode  # the files' format
+
     def discard(self, location: str) -> None:
         self.files.discard(location)
 
