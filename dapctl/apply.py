@@ -58,7 +58,15 @@ from dapctl.plan import (
     stale_fallback,
 )
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
-from dapctl.state import Completed, State, StateKeeper, StateStore, StepState, open_store
+from dapctl.state import (
+    Completed,
+    SharesBudgets,
+    State,
+    StateKeeper,
+    StateStore,
+    StepState,
+    open_store,
+)
 from dapctl.state.leases import FencedError
 from dapctl.text import format_time
 from dapctl.workers import Sharing, Solo, sharing_for, stored_with_databases
@@ -522,7 +530,10 @@ def run_apply(
         on_plan(steps)
         used = sorted({step.profile for step in steps.steps})
         credentials = resolve_used(loaded, used, environ=environ)
-        with connect(loaded.config, credentials, connection=conn) as clients:
+        with (
+            _shared_budgets(store, conn) as conn,
+            connect(loaded.config, credentials, connection=conn) as clients,
+        ):
             if destinations is None:
                 destinations = functools.partial(
                     open_destination,
@@ -546,3 +557,14 @@ def run_apply(
                 sharing=sharing,
             )
             return applier.run(steps.steps)
+
+
+@contextlib.contextmanager
+def _shared_budgets(store: StateStore, conn: Connection) -> Iterator[Connection]:
+    """The connection, keeping its rate-limit budgets in ``store`` if every process can
+    reach it (PostgreSQL): workers anywhere on one credential then share one budget."""
+    if not isinstance(store, SharesBudgets) or conn.ledger is not None:
+        yield conn
+        return
+    with store.send_ledger() as ledger:
+        yield dataclasses.replace(conn, ledger=ledger)

@@ -9,7 +9,8 @@ profile's client is made, merged back when it is closed, under an ``flock``. The
 only send times per endpoint class, no secret; it is created 0600 in a 0700 folder. A
 process killed mid-run leaves its sends unrecorded (the server's 429 and ``Retry-After``
 still cover that); processes running at the same moment each see the sends of those that
-finished before them. A shared state backend will keep budgets across machines.
+finished before them. A shared state backend keeps budgets across machines instead
+(``ratelimit.SendLedger``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ from dapctl.files import atomic_write_bytes, ensure_private_dir
 log = logging.getLogger("dapctl.ratelimit")
 
 
+def credential_key(base_url: str, client_id: str) -> str:
+    """Names a credential's budgets without holding anything secret."""
+    return hashlib.sha256(f"{base_url}\n{client_id}".encode()).hexdigest()[:24]
+
+
 def budget_path(base_url: str, client_id: str, environ: Mapping[str, str]) -> Path:
     cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")) / ".cache")
-    key = hashlib.sha256(f"{base_url}\n{client_id}".encode()).hexdigest()[:24]
+    key = credential_key(base_url, client_id)
     return Path(cache).expanduser() / "dapctl" / "budgets" / f"{key}.json"
 
 

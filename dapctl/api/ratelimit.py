@@ -17,6 +17,11 @@ processing. A send the server refused with 429 was not counted there, so it is t
 the books (``Slot.refused``): it costs the ``Retry-After`` the server asked for, no more.
 ``RateLimits`` holds the five limiters of one profile; share it among every thread that
 works for that profile.
+
+Across processes and machines, a ``SendLedger`` (a shared state backend's: ``state.pg_sends``)
+keeps the same books for every worker using one credential: ``RateLimits.share`` hands it to
+the five limiters, and each send then also takes its place there, after this process's own
+books, and is settled there when its answer arrives (or removed, for a 429).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from dapctl.config import RateLimitSettings
 
@@ -36,6 +42,20 @@ log = logging.getLogger("dapctl.ratelimit")
 
 #: margin per window, for the time the server takes between counting a request and answering
 MARGIN_FRACTION = 0.1 / 60.0
+
+
+class SendLedger(Protocol):
+    """Sends booked where every process using a credential sees them."""
+
+    def reserve(self, key: str, capacity: int, span: float) -> tuple[int, float]:
+        """Book a send under ``key`` at the earliest moment that leaves at most ``capacity``
+        sends in any ``span`` seconds, after every send booked before it; its booking and
+        the seconds until then."""
+        ...
+
+    def settle(self, send: int, *, refused: bool) -> None:
+        """Its answer arrived now: book it then, or, ``refused`` (a 429), not at all."""
+        ...
 
 
 class _Send:
@@ -87,6 +107,11 @@ class RateLimiter:
         self._lock = threading.Lock()
         # Only the send ``capacity`` places back decides when the next may go.
         self._sends: deque[_Send] = deque(maxlen=self.capacity)
+        self._shared: tuple[SendLedger, str] | None = None  # other processes' sends too
+
+    def share(self, ledger: SendLedger, key: str) -> None:
+        """Keep the books in ``ledger`` too, under ``key``, with every other process there."""
+        self._shared = (ledger, key)
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.name!r}, {self.capacity} per {self.span:g} s)"
@@ -141,6 +166,7 @@ class RateLimiter:
         unless the block calls ``refused()`` on what it is given (a 429: not counted)."""
         send, anchor, wait = self._reserve()
         held = Slot()
+        shared: int | None = None
         try:
             held.waited = self._wait(wait)
             if anchor is not None:
@@ -148,6 +174,10 @@ class RateLimiter:
                 # may yet come) after we reserved: wait for it, then for the span after it.
                 anchor.answered.wait()
                 held.waited += self._wait(anchor.at + self.span + self.margin - self._clock())
+            if self._shared is not None:
+                ledger, key = self._shared
+                shared, wait = ledger.reserve(key, self.capacity, self.span + self.margin)
+                held.waited += self._wait(wait)
             yield held
         finally:
             with self._lock:
@@ -155,6 +185,15 @@ class RateLimiter:
                 if held.was_refused and send in self._sends:
                     self._sends.remove(send)
             send.answered.set()
+            if shared is not None:
+                self._settle(shared, refused=held.was_refused)
+
+    def _settle(self, shared: int, *, refused: bool) -> None:
+        assert self._shared is not None
+        try:
+            self._shared[0].settle(shared, refused=refused)
+        except Exception as exc:  # the send stays booked at its slot: it still counts
+            log.warning("%s: %s", self.name, exc)
 
     def _wait(self, seconds: float) -> float:
         if seconds <= 0:
@@ -180,6 +219,11 @@ class RateLimits:
     tables: RateLimiter  # table listing
     schema: RateLimiter  # table schema
     urls: RateLimiter  # object URL requests
+
+    def share(self, ledger: SendLedger, credential: str) -> None:
+        """Keep these budgets with every other process's for ``credential`` in ``ledger``."""
+        for name, limiter in self.by_name().items():
+            limiter.share(ledger, f"{credential}:{name}")
 
     def by_name(self) -> dict[str, RateLimiter]:
         return {

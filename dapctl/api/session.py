@@ -22,9 +22,9 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from dapctl.api.auth import TokenProvider
-from dapctl.api.budget import budget_path, kept
+from dapctl.api.budget import budget_path, credential_key, kept
 from dapctl.api.client import DapClient
-from dapctl.api.ratelimit import RateLimits
+from dapctl.api.ratelimit import RateLimits, SendLedger
 from dapctl.config import Config, RateLimitSettings
 from dapctl.credentials import Credentials
 from dapctl.errors import Interrupted
@@ -54,6 +54,7 @@ class Connection:
     pool_size: int = 32
     on_wait: Callable[[float], None] | None = None  # told of every rate-limit wait
     keep_budgets: bool = True  # record sends for the next process (api.budget)
+    ledger: SendLedger | None = None  # a shared state's budgets, for every worker anywhere
 
 
 def interruptible(sleep: Callable[[float], None], stop: threading.Event) -> Callable[[float], None]:
@@ -92,7 +93,11 @@ def connect(
             creds = given if given is not None else demo(name)
             session = stack.enter_context(_session(conn.pool_size, creds.ca_bundle))
             client = clients[name] = _client(config, name, creds, session, conn)
-            if given is not None and conn.keep_budgets:  # an embedded emulator is new each run
+            if given is None:  # an embedded emulator is new each run
+                continue
+            if conn.ledger is not None:
+                client.limits.share(conn.ledger, credential_key(creds.base_url, creds.client_id))
+            elif conn.keep_budgets:
                 path = budget_path(creds.base_url, creds.client_id, os.environ)
                 stack.enter_context(
                     kept(client.limits, path, wall=conn.clock, monotonic=conn.monotonic)

@@ -26,6 +26,7 @@ from dapctl.state.model import (
 from dapctl.state.store import (
     LockHolder,
     SerialGuard,
+    SharesBudgets,
     StateKeeper,
     StateStore,
     open_store,
@@ -42,6 +43,7 @@ __all__ = [
     "MemoryStateStore",
     "PendingJob",
     "SerialGuard",
+    "SharesBudgets",
     "State",
     "StateKeeper",
     "StateStore",

@@ -18,7 +18,8 @@ server notice a vanished machine within about a minute), and a dapctl whose sess
 ended by ``force_unlock(force=True)`` (``pg_terminate_backend``) can write nothing more.
 ``state_locks`` names the holder (pid, host, command, since by the database's clock, server
 session); a row whose session is gone is a stale record, taken over with a warning. Many
-workers on one namespace take no lock: ``leases()`` gives each step's lease instead. The
+workers on one namespace take no lock: ``leases()`` gives each step's lease instead, and
+``send_ledger()`` the rate-limit budgets every worker shares (``pg_sends``). The
 password comes only from libpq (``PGPASSWORD``, ``.pgpass``, a service file) or from the
 URL in ``state_env``; every message shows the URL redacted and scrubs the password.
 """
@@ -49,6 +50,7 @@ from dapctl.state import pg_schema as q
 from dapctl.state.model import STATE_VERSION, State, StepState, parse_state
 from dapctl.state.pg_leases import PgLeases
 from dapctl.state.pg_lock import NamespaceLock
+from dapctl.state.pg_sends import PgSendLedger
 from dapctl.state.store import LockHolder, SerialGuard
 
 log = logging.getLogger("dapctl.state")
@@ -231,6 +233,14 @@ class PostgresStateStore:
 
     def force_unlock(self, *, force: bool) -> LockHolder | None:
         return self._lock.force_unlock(force=force)
+
+    @contextlib.contextmanager
+    def send_ledger(self) -> Iterator[PgSendLedger]:
+        ledger = PgSendLedger(self._url)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
 
     def leases(self) -> PgLeases:
         """Per-step leases, for many workers on this namespace (``pg_leases``)."""

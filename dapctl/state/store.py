@@ -24,13 +24,14 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from dapctl.errors import ConfigError, StateConflictError
 from dapctl.state.model import State, StepState
 
 if TYPE_CHECKING:
+    from dapctl.api.ratelimit import SendLedger
     from dapctl.loading import LoadedConfig
 
 LockHolder = dict[str, object]
@@ -58,6 +59,16 @@ class StateStore(Protocol):
 
     def force_unlock(self, *, force: bool) -> LockHolder | None:
         """Remove the lock; refuse while its holder still runs unless ``force``."""
+        ...
+
+
+@runtime_checkable
+class SharesBudgets(Protocol):
+    """A ``StateStore`` every process can reach (PostgreSQL): it keeps the rate-limit
+    budgets of all of them, so workers on one credential share one."""
+
+    def send_ledger(self) -> AbstractContextManager[SendLedger]:
+        """The budgets, open for the length of the block."""
         ...
 
 
