@@ -5,6 +5,7 @@ several profiles, and four at once with one killed mid-download and one frozen."
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import time
@@ -15,10 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from dapctl.emulator import RateLimits
 from dapctl.text import format_time
 from tests.apply_helpers import GENEROUS, SECRET_VAR, apply, environ
 from tests.databases import conftest as databases
-from tests.hardening.helpers import final_files, temp_files, whole_gzip
+from tests.hardening.helpers import final_files, temp_files
 from tests.worker_helpers import (
     ACCOUNTS,
     DEADLINE,
@@ -117,16 +119,19 @@ PROFILES, TABLES, WORKERS = 4, ("accounts", "users", "courses"), 3
 PROFILES, TABLES, WORKERS = 4, ("accounts", "users", "courses"), 3
 
 
-def many_profiles(emulators, url: str) -> str:
+OBJECTS = "out/"
+
+
+def many_profiles(emulators, url: str, *, output: str = "out/", limits: str = GENEROUS) -> str:
     profiles = "".join(
         f'\n[profiles.p{i}]\nbase_url = "{emu.base_url}"\nclient_id = '
-        f'"{emu.credentials[0]}"\nclient_secret_env = "{SECRET_VAR}_{i}"\n{GENEROUS}\n'
+        f'"{emu.credentials[0]}"\nclient_secret_env = "{SECRET_VAR}_{i}"\n{limits}\n'
         for i, emu in enumerate(emulators)
     )
     return (
         f'[settings]\nstate = "{url}"\nlease_seconds = {LEASE}\nconcurrency = 2\n{profiles}\n'
         f'[[targets]]\nname = "core"\ntables = {json.dumps(list(TABLES))}\n'
-        'output = "out/{profile}/{table}/{kind}-{timestamp}.{format}.gz"\n'
+        f'output = "{output}{{profile}}/{{table}}/{{kind}}-{{timestamp}}.{{format}}.gz"\n'
     )
 
 
@@ -172,6 +177,11 @@ BIGGER = {"rows": {"canvas.accounts": 60_000}, "part_size": 400}
 P0_BIG, P1_BIG = "p0/core/canvas.accounts", "p1/core/canvas.accounts"
 
 
+def whole_gzip_bytes(data: bytes) -> bool:
+    lines = gzip.decompress(data).decode().splitlines()
+    return bool(lines) and all(json.loads(line) for line in lines)
+
+
 def holder_pid(url: str, address: str) -> int | None:
     """The pid of the worker whose live lease holds ``address``."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -197,16 +207,32 @@ def downloading_elsewhere(url: str, emu, address: str, not_pid: int) -> Callable
     return probe
 
 
+# The four-worker test's emulators enforce quotas and its profiles keep the same ones: the
+# published limits, except ten job creations a minute, so its two rounds (3 + 3 jobs per
+# profile) fit one window, and 1000 object URLs, so a take-over's downloads (one URL
+# request a part) do not wait a minute either.
+QUOTAS = RateLimits(jobs=10, urls=1000)
+CONFIGURED = "rate_limits = {jobs_per_minute = 10, urls_per_minute = 1000}"
+
+
 @pytest.mark.slow
 def test_workers_outlive_one_killed_and_one_frozen_past_its_lease(
-    make_emulator, write_config, pg_url
+    make_emulator, write_config, pg_url, s3, tmp_path
 ):
+    """Issue 12's "done when": four workers, twelve profiles, outputs in S3 (moto's server),
+    one worker SIGKILLed mid-download, one SIGSTOPped past its lease and then woken."""
     emulators = [
-        make_emulator(job_delay=0.2, cache_jobs=False, **({0: BIG, 1: BIGGER}.get(i, {})))
-        for i in range(6)
+        make_emulator(
+            job_delay=0.2, cache_jobs=False, rate_limits=QUOTAS, **({0: BIG, 1: BIGGER}.get(i, {}))
+        )
+        for i in range(12)
     ]
-    path = write_config(many_profiles(emulators, pg_url))
+    text = many_profiles(emulators, pg_url, output=s3.url(OBJECTS), limits=CONFIGURED)
+    path = write_config(text)
+    scratch = tmp_path / "scratch"  # the workers' $TMPDIR, where objects are staged
+    scratch.mkdir()
     env = {f"{SECRET_VAR}_{i}": emu.credentials[1] for i, emu in enumerate(emulators)}
+    env |= s3.server.environ | {"TMPDIR": str(scratch)}
     addresses = {f"p{i}/core/canvas.{t}" for i in range(len(emulators)) for t in TABLES}
     first = {**env, "DAPCTL_ROUND": "first"}
     children = {child.pid: child for child in (spawn(path, first, f"w{i}") for i in range(4))}
@@ -238,13 +264,18 @@ def test_workers_outlive_one_killed_and_one_frozen_past_its_lease(
     assert max(ok.values()) == 1  # the killed worker's own may be missing, never doubled
     state = stored(pg_url)
     assert set(state.steps) == addresses
-    recorded = {path.parent / f for step in state.steps.values() for f in step.files}
     assert all(s.watermark is not None and s.pending is None for s in state.steps.values())
-    assert set(final_files(path.parent / "out")) == recorded and len(recorded) == len(addresses)
-    assert all(whole_gzip(f) for f in recorded) and temp_files(path.parent) == []
+    recorded = [f for step in state.steps.values() for f in step.files]
+    assert len(set(recorded)) == len(recorded) == len(addresses)  # one object each, once
+    assert sorted(s3.url(key) for key in s3.objects(OBJECTS)) == sorted(recorded)
+    assert all(whole_gzip_bytes(s3.read(url)) for url in recorded)
+    assert s3.uploads() == []  # no multipart upload left behind
     assert [emu.stats.jobs_created for emu in emulators] == [len(TABLES)] * len(emulators)
 
     workers = run_workers(path, env, "second")
     second = [r for w in workers for r in w["results"] if r["status"] == "ok"]
     assert Counter(r["address"] for r in second) == Counter(addresses)
     assert all(r["since"] == format_time(state.step(r["address"]).watermark) for r in second)
+    assert [emu.stats.rate_limited for emu in emulators] == [0] * len(emulators)
+    leftover = [p for p in scratch.rglob("*") if p.is_file()]
+    assert leftover == []  # the killed worker's staged parts were swept by a later worker
