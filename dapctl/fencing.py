@@ -77,6 +77,9 @@ class FencedDestination:
     def wire_format(self) -> tuple[Format, Mode | None]:
         return self._inner.wire_format()
 
+    def check(self) -> None:
+        self._inner.check()
+
     def discard(self, location: str) -> None:
         address = serving_step()
         if address is not None:

@@ -139,7 +139,9 @@ class JobStarter:
         since = step.since if step.action == "incremental" else None
         kind: Kind = "incremental" if since is not None else "snapshot"
         noted = list(notes)
-        fmt, mode = self.destinations[step.target].wire_format()
+        destination = self.destinations[step.target]
+        destination.check()  # a missing bucket fails the step before a job is spent on it
+        fmt, mode = destination.wire_format()
         query = QueryRequest(format=fmt, mode=mode, since=since)
         self._emit(StepEvent(step.address, "starting"))
         try:

@@ -5,7 +5,8 @@ A bucket URL with credentials, a query, no bucket, a templated bucket or no ``{t
 is refused at validate, naming the key and never echoing the URL; a missing extra is named
 by ``validate``, ``plan`` and ``apply`` before any job. A missing bucket, missing or refused
 credentials, an unreachable endpoint or a bucket that may not be written fail the step with
-an error naming the bucket, never a secret, and write nothing.
+an error naming the bucket, never a secret, and write nothing; the first three before a job
+is started.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def test_a_missing_bucket_fails_the_step_naming_the_bucket(
     result = _apply_cli(run_cli, path, emu)
     assert result.code == 1
     assert "OutputError: s3://no-such-bucket-here: no such bucket" in result.stdout
+    assert emu.stats.jobs_created == 0  # checked before a job of the quota was spent
 
 
 def test_missing_credentials_are_named_not_printed(
@@ -60,6 +62,7 @@ def test_missing_credentials_are_named_not_printed(
         result.stdout
     )
     assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in result.stdout  # the remedy
+    assert emu.stats.jobs_created == 0
 
 
 def test_refused_credentials_are_named_not_printed(

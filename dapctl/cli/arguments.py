@@ -287,7 +287,8 @@ def _lock_timeout(sub: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=0.0,
         metavar="S",
-        help="wait up to S seconds for another dapctl's lock on the state (default 0)",
+        help="wait up to S seconds for another dapctl's lock on the state (default 0); "
+        "applies sharing a PostgreSQL state take no lock (they split the steps as workers)",
     )
 
 

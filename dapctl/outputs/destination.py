@@ -93,6 +93,11 @@ class Destination(Protocol):
         target's database loads fastest. A wrapper forwards its inner destination's."""
         ...
 
+    def check(self) -> None:
+        """Fail now if this destination cannot take data (a bucket missing, unreachable or
+        refusing these credentials), before a job of the 5-a-minute quota is spent on it."""
+        ...
+
     def exists(self, location: str) -> bool:
         """Whether something is published at ``location``."""
         ...

@@ -43,6 +43,9 @@ class FileDestination:
     def wire_format(self) -> tuple[Format, Mode | None]:
         return self.target.format, self.target.mode
 
+    def check(self) -> None:
+        """Nothing to check ahead: a folder that cannot be written fails with its path."""
+
     def begin(
         self,
         step: Step,

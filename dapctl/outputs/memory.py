@@ -39,6 +39,9 @@ class MemoryDestination:
     def wire_format(self) -> tuple[Format, Mode | None]:
         return self.fmt, None
 
+    def check(self) -> None:
+        """Memory is always there."""
+
     def discard(self, location: str) -> None:
         with self._lock:
             self.published.pop(location, None)

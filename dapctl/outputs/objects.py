@@ -12,8 +12,8 @@ uploaded it and was killed before recording it); otherwise the step fails naming
 Unfinished multipart uploads of the object's key, which only a killed dapctl leaves (the
 state names that key as its pending output), are aborted before the upload and when the
 unrecorded output is discarded. The bucket is checked (there, reachable, credentials) once,
-before the first job's data downloads, and staging folders left by killed processes are
-swept then.
+before the first job is started (``check``), and staging folders left by killed processes
+are swept then.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class ObjectDestination:
 
     def wire_format(self) -> tuple[Format, Mode | None]:
         return self.target.format, self.target.mode
+
+    def check(self) -> None:
+        self._check()
 
     def begin(
         self,

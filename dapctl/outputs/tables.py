@@ -172,6 +172,9 @@ class TableDestination:
         job's format is the files'."""
         return wire_format(self._databases.url(self.name))
 
+    def check(self) -> None:
+        """Nothing ahead: the database is reached when the step's state is read."""
+
     def exists(self, location: str) -> bool:
         return False  # a table takes every window in turn; nothing is ever replaced
 
@@ -234,6 +237,9 @@ class BothDestination:
 
     def wire_format(self) -> tuple[Format, Mode | None]:
         return self.table.target.format, self.table.target.mode  # the files' format
+
+    def check(self) -> None:
+        self.files.check()
 
     def discard(self, location: str) -> None:
         self.files.discard(location)
