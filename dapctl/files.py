@@ -200,7 +200,13 @@ def keep_copy(source: Path, copy: Path) -> None:
     except OSError:
         atomic_write_bytes(copy, source.read_bytes())
         return
-    os.replace(temp, copy)
+    try:
+        os.replace(temp, copy)
+    finally:
+        # A rename onto another link of the same file does nothing (POSIX) and leaves the
+        # temporary link: so it is when the copy already is the source, as a dapctl
+        # killed between keeping the copy and replacing the source leaves them.
+        temp.unlink(missing_ok=True)
     fsync_dir(copy.parent)
 
 

@@ -6,7 +6,13 @@ import stat
 
 import pytest
 
-from dapctl.files import TEMP_SUFFIX, atomic_write_bytes, atomic_writer, ensure_private_dir
+from dapctl.files import (
+    TEMP_SUFFIX,
+    atomic_write_bytes,
+    atomic_writer,
+    ensure_private_dir,
+    keep_copy,
+)
 
 
 def mode_of(path) -> int:
@@ -122,3 +128,14 @@ def test_sweep_removes_only_what_dead_processes_of_this_host_left(tmp_path):
     removed = sweep_stale_temp_files(tmp_path)
     assert sorted(removed) == sorted([theirs, unowned])
     assert ours.exists() and elsewhere.exists() and keep.exists()
+
+
+def test_keeping_a_copy_that_already_is_the_source_leaves_no_temporary_link(tmp_path):
+    """A dapctl killed between keeping the state's backup and replacing the state leaves
+    the two as links of one file; the next backup must not leave its temporary link."""
+    state, backup = tmp_path / "dapctl.state.json", tmp_path / "dapctl.state.json.backup"
+    state.write_text("{}")
+    keep_copy(state, backup)
+    keep_copy(state, backup)  # the kill's aftermath: backup and state are one file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [state.name, backup.name]
+    assert backup.read_text() == "{}"
