@@ -61,7 +61,8 @@ def collect(
     parts = [load.part_path(i) for i in range(len(job.objects))]
     download = _counted(_DOWNLOADS[load.part_mode], on_part)
     try:
-        return _collect(client, job, load, parts, download, settle, on_bytes)
+        with client.batching_urls([ref.id for ref in job.objects]):
+            return _collect(client, job, load, parts, download, settle, on_bytes)
     except OSError as exc:
         if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
             raise

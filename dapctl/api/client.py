@@ -7,19 +7,22 @@ token, logs in again and repeats that call once. Failures become ``ApiError`` wi
 server's status, type, message and uuid; ``SnapshotRequiredError`` when the incremental
 window is gone and ``JobFailedError`` when the server reports a failed job. Jobs are polled
 adaptively (fast first, then backing off to a cap); a cached complete job about to expire is
-asked for again. Downloads trade the object id for a fresh pre-signed URL on every attempt,
-stream in 1 MiB chunks, and check the length and the gzip framing, so a cut-off, corrupt or
-refused part is fetched again from where it began. One ``DapClient`` is shared by all the
-threads that work for a profile; it holds no per-call state.
+asked for again. Downloads of a job's parts (``batching_urls``) take pre-signed URLs asked
+for many parts a request (``urls``), a retry always a fresh one; they stream in 1 MiB
+chunks, and check the length and the gzip framing, so a cut-off, corrupt or refused part is
+fetched again from where it began. One ``DapClient`` is shared by all the threads that work
+for a profile; besides its token and budgets it keeps only the URLs fetched ahead.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, Protocol, TypeVar
@@ -38,6 +41,7 @@ from dapctl.api.retry import (
     no_answer_reason,
     unreachable_hint,
 )
+from dapctl.api.urls import UrlBook
 from dapctl.api.wire import (
     Job,
     ObjectUrls,
@@ -130,6 +134,7 @@ class DapClient:
         self._user_agent = f"dapctl/{__version__}"
         self._began: datetime | None = None
         self._began_lock = threading.Lock()
+        self._urls = UrlBook(clock)
 
     @property
     def began(self) -> datetime | None:
@@ -227,6 +232,24 @@ class DapClient:
             raise ApiError(f"the server sent no URL for object(s) {', '.join(missing)}")
         return {object_id: urls[object_id].url for object_id in object_ids}
 
+    def batching_urls(self, object_ids: Sequence[str]) -> AbstractContextManager[None]:
+        """While the block runs, downloads of these objects (one job's parts) ask for their
+        URLs many at a time."""
+        return self._urls.expecting(object_ids)
+
+    def _some_urls(self, object_ids: Sequence[str]) -> dict[str, str]:
+        """URLs for as many of ``object_ids`` as the server gives; the first is required."""
+        answer = self._call(
+            self._limits.urls,
+            "POST",
+            "/dap/object/url",
+            [{"id": object_id} for object_id in object_ids],
+        )
+        urls = {k: v.url for k, v in self._parse(ObjectUrls, answer).urls.items()}
+        if object_ids[0] not in urls:
+            raise ApiError(f"the server sent no URL for object {object_ids[0]}")
+        return urls
+
     def download_object(
         self, object_id: str, dest: BinaryIO, *, gzip: bool = True, text: TextSink | None = None
     ) -> int:
@@ -241,7 +264,8 @@ class DapClient:
             self._retry, sleep=self._sleep, describe=f"download of object {object_id}"
         )
         try:
-            return retrying(self._download_once, object_id, dest, start, gzip, text)
+            attempts = itertools.count()
+            return retrying(self._download_once, object_id, dest, start, gzip, text, attempts)
         except _UrlFailure as exc:
             raise exc.error from None
         except requests.RequestException as exc:
@@ -387,10 +411,17 @@ class DapClient:
     # -- downloads ------------------------------------------------------------------------
 
     def _download_once(
-        self, object_id: str, dest: BinaryIO, start: int, gzip: bool, text: TextSink | None
+        self,
+        object_id: str,
+        dest: BinaryIO,
+        start: int,
+        gzip: bool,
+        text: TextSink | None,
+        attempts: Iterator[int],
     ) -> int:
+        fresh = next(attempts) > 0  # a retry may follow a refused (expired) URL
         try:
-            url = self.object_urls([object_id])[object_id]
+            url = self._urls.take(object_id, fresh=fresh, fetch=self._some_urls)
         except ApiError as exc:
             raise _UrlFailure(exc) from exc
         dest.seek(start)
