@@ -209,10 +209,9 @@ def downloading_elsewhere(url: str, emu, address: str, not_pid: int) -> Callable
 
 # The four-worker test's emulators enforce quotas and its profiles keep the same ones: the
 # published limits, except ten job creations a minute, so its two rounds (3 + 3 jobs per
-# profile) fit one window, and 1000 object URLs, so a take-over's downloads (one URL
-# request a part) do not wait a minute either.
-QUOTAS = RateLimits(jobs=10, urls=1000)
-CONFIGURED = "rate_limits = {jobs_per_minute = 10, urls_per_minute = 1000}"
+# profile) fit one window and the test does not wait a minute for the second.
+QUOTAS = RateLimits(jobs=10)
+CONFIGURED = "rate_limits = {jobs_per_minute = 10}"
 
 
 @pytest.mark.slow
