@@ -8,9 +8,11 @@ helper connections (`dapctl.databases.pg_tsv`), so memory stays flat. `commit` w
 staging work, then runs ONE transaction: create or evolve the target, replace its rows
 (snapshot: TRUNCATE + INSERT ... SELECT, so views, grants, indexes and extra columns survive;
 the indexes are set aside and rebuilt after, one sort each, by `dapctl.databases.pg_indexes`)
-or delete/upsert the latest record per key (incremental), upsert the step row, and drop the
-staging table. Keeping the latest record per key costs a sort, so it runs only when a key
-occurs twice. `guarded` turns driver errors into `DatabaseError`.
+or delete/upsert the latest record per key (incremental, and the snapshot of a table another
+table's foreign key references, which cannot be truncated: its rows missing from the
+snapshot are deleted, which such a key may refuse, naming its constraint), upsert the step
+row, and drop the staging table. Keeping the latest record per key costs a sort, so it runs
+only when a key occurs twice. `guarded` turns driver errors into `DatabaseError`.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class PostgresLoad:
         staging: str,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self._merge = kind == "incremental"  # and a referenced table's snapshot (commit)
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -95,6 +98,11 @@ class PostgresLoad:
         with self.db.transaction(f"cannot apply the {self.kind} of {where}") as cur:
             self._ensure_schema(cur)
             cur.execute(pg_sql.create_table(self.target, self.columns))
+            # A table another's foreign key references cannot be emptied: its snapshot is
+            # merged instead (rows gone deleted, the rest upserted), keys kept in place.
+            self._merge = self.kind == "incremental" or (
+                cur.execute(pg_sql.REFERENCED, self.target).fetchone() is not None
+            )
             self._evolve(cur)
             rows = self._apply(cur)
             cur.execute(_STEP, (address, record))
@@ -146,16 +154,19 @@ class PostgresLoad:
             else []
         )
         pg_views.drop_views(cur, views)
-        if snapshot:
+        emptied = not self._merge
+        if emptied:
             # Emptied first, so any type change is possible (USING NULL) and cheap.
             cur.execute(sql.SQL("TRUNCATE {}").format(pg_sql.ident(self.target)))
         if changes:
-            items = [(c.kind, c.column, None if snapshot else _using(c)) for c in changes]
+            items = [(c.kind, c.column, None if emptied else _using(c)) for c in changes]
             cur.execute(pg_sql.alter(self.target, items))
         pg_views.create_views(cur, views)
 
     def _apply(self, cur: psycopg.Cursor[Any]) -> int:
-        if self.kind == "incremental":
+        if self._merge:
+            if self.kind == "snapshot":
+                cur.execute(pg_sql.delete_missing(self.target, self.staging, self.columns))
             dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
             query = pg_sql.incremental_apply(
                 self.target, self.staging, self.columns, dedupe=dupes is not None

@@ -171,6 +171,24 @@ def snapshot_insert(
     )
 
 
+# One row if a foreign key of any table references the table (schema, name).
+REFERENCED = """
+SELECT 1 FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE k.contype = 'f' AND n.nspname = %s AND c.relname = %s LIMIT 1
+"""
+
+
+def delete_missing(target: Target, staging: str, columns: Sequence[Column]) -> sql.Composed:
+    """Delete the target's rows whose key staging (a snapshot) does not hold."""
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{0} = latest.{0}").format(sql.Identifier(c.name)) for c in columns if c.key
+    )
+    return sql.SQL(
+        "DELETE FROM {t} AS t WHERE NOT EXISTS (SELECT 1 FROM dapctl.{s} AS latest WHERE {m})"
+    ).format(t=ident(target), s=sql.Identifier(staging), m=match)
+
+
 def incremental_apply(
     target: Target, staging: str, columns: Sequence[Column], *, dedupe: bool
 ) -> sql.Composed:

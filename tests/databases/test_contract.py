@@ -11,6 +11,7 @@ from dapctl.databases import DatabaseError, NeedsReload
 from dapctl.emulator import Emulator, EmulatorSettings
 from dapctl.errors import ConfigError, LockError
 from tests.databases.helpers import (
+    Backend,
     dap_schema,
     expected_rows,
     load,
@@ -405,3 +406,37 @@ def test_meta_ts_keeps_the_record_timestamp(backend, tmp_path):
     )
     (ts,) = backend.query("SELECT meta_ts FROM canvas.users")[0]
     assert ts == datetime.fromisoformat("2026-11-02T12:00:00.250+00:00")
+
+
+def test_a_table_another_tables_foreign_key_references_takes_a_snapshot_reload(
+    emu, pg_url, tmp_path
+):
+    """PostgreSQL refuses to TRUNCATE a referenced table: its snapshot is merged instead,
+    the referencing rows kept; a key the snapshot drops but a row still references stops
+    the load by the constraint's name, leaving table and step as they were."""
+    backend = Backend("postgresql", pg_url, tmp_path)  # DuckDB has no such foreign keys
+    db = backend.open()
+    _snapshot(emu, backend, db, "accounts", tmp_path)
+    first = backend.query("SELECT min(id) FROM canvas.accounts")[0][0]
+    backend.query(
+        "CREATE TABLE public.notes (account_id bigint REFERENCES canvas.accounts (id), note text)"
+    )
+    backend.query(f"INSERT INTO public.notes VALUES ({first}, 'kept')")  # noqa: S608
+    emu.change("canvas", "accounts", inserts=5, updates=5, deletes=5)
+    assert _snapshot(emu, backend, db, "accounts", tmp_path) == 300
+    schema = dap_schema("canvas", "accounts")
+    want = expected_rows(emu.expected_snapshot("canvas", "accounts"), table_columns(schema))
+    assert backend.rows("canvas.accounts", schema) == want
+    assert backend.query("SELECT note FROM public.notes") == [("kept",)]
+
+    last = backend.query("SELECT max(id) FROM canvas.accounts")[0][0]
+    backend.query(f"INSERT INTO public.notes VALUES ({last}, 'blocks')")  # noqa: S608
+    records = [r for r in emu.expected_snapshot("canvas", "accounts") if r["key"]["id"] != last]
+    loading = db.begin_load(schema="canvas", table="accounts", dap_schema=schema, kind="snapshot")
+    loading.add_part(write_part(tmp_path / "without.jsonl", records))
+    with pytest.raises(DatabaseError, match="notes_account_id_fkey"):
+        loading.commit(address="canvas.accounts", record='{"n": 9}')
+    loading.abort()  # as the collector does after a failed commit
+    assert backend.rows("canvas.accounts", schema) == want  # nothing half-done
+    assert db.read_steps()["canvas.accounts"] == '{"n": 0}'
+    assert backend.staging_tables() == []
