@@ -78,6 +78,19 @@ class JobStarter:
             )
             return self._restart(step, started)
         pending = self.keeper.step(step.address).pending
+        wanted = self.destinations[step.target].wire_format()
+        if pending is not None and pending.format is not None:
+            asked = (pending.format, pending.mode)
+            if asked != wanted:  # the config changed while the job waited
+                log.warning(
+                    "%s: job %s was asked for as %s, the target now wants %s; starting a new one",
+                    step.address,
+                    job.id,
+                    _shown(asked),
+                    _shown(wanted),
+                    extra={"event": "job_gone", "job_id": job.id, "status": "other format"},
+                )
+                return self._restart(step, started)
         kind: Kind = pending.kind if pending else "snapshot"
         # A fallback snapshot replaces the window since the watermark, which has not moved.
         replaced = (
@@ -155,7 +168,7 @@ class JobStarter:
             job = client.start_query(
                 step.namespace, step.table, query.model_copy(update={"since": None})
             )
-        return self._record(step, job, kind, since, started, noted, gone_since)
+        return self._record(step, job, kind, since, started, noted, gone_since, (fmt, mode))
 
     def fallback(self, step: Step, since: datetime | None) -> Step | None:
         """The snapshot to take when ``step``'s incremental window is gone (logged), if the
@@ -182,10 +195,18 @@ class JobStarter:
         started: float,
         notes: list[str],
         gone_since: datetime | None,
+        wire: tuple[str, str | None],
     ) -> StepJob:
         """Write the job into the state before anything waits on it, so it can be resumed."""
+        fmt, mode = wire
         pending = PendingJob(
-            job_id=job.id, kind=kind, since=since, started_at=self.now(), fallback=bool(notes)
+            job_id=job.id,
+            kind=kind,
+            since=since,
+            started_at=self.now(),
+            fallback=bool(notes),
+            format=fmt,
+            mode=mode,
         )
         self.keeper.update(step.address, lambda s: s.started(pending))
         self.job_ids[step.address] = job.id
@@ -197,3 +218,8 @@ class JobStarter:
             extra={"event": "job_started", "job_id": job.id, "status": job.status},
         )
         return StepJob(step, job, kind, since, started, notes, gone_since)
+
+
+def _shown(wire: tuple[str, str | None]) -> str:
+    fmt, mode = wire
+    return f"{fmt} ({mode})" if mode else fmt

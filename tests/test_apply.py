@@ -25,6 +25,7 @@ from tests.apply_helpers import (
     read_jsonl,
     replay,
 )
+from tests.hardening.helpers import whole_gzip
 
 
 def state_of(path: Path):
@@ -226,6 +227,21 @@ def test_no_wait_records_jobs_and_next_apply_collects_them(make_emulator, write_
     assert emu.stats.jobs_created == jobs  # resumed, not started again
     assert {r.job_id for r in collected} == {r.job_id for r in started}
     assert all(any("resumed" in n for n in r.notes) for r in collected)
+
+
+def test_a_job_asked_for_in_a_format_the_config_no_longer_wants_is_not_resumed(
+    make_emulator, write_config, caplog
+):
+    emu = make_emulator()
+    path = write_config(config_text(emu, tables='["accounts"]', fmt="csv"))
+    (started,) = apply(path, emu, no_wait=True)
+    path.write_text(config_text(emu, tables='["accounts"]', fmt="jsonl"))
+    (result,) = apply(path, emu)
+    assert result.status == "ok" and result.job_id != started.job_id
+    assert emu.stats.jobs_created == 2
+    (written,) = list((path.parent / "out").rglob("*.gz"))
+    assert written.name.endswith(".jsonl.gz") and whole_gzip(written)  # not CSV parts in it
+    assert f"job {started.job_id} was asked for as csv, the target now wants jsonl" in caplog.text
 
 
 def test_resume_of_a_vanished_job_starts_a_new_one(make_emulator, write_config):

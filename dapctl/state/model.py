@@ -46,6 +46,10 @@ class PendingJob(_Model):
     output: str | None = Field(
         None, description="Where its output is being written: a file there is not recorded yet."
     )
+    format: str | None = Field(
+        None, description="The query format it was asked for (None: recorded before 0.1)."
+    )
+    mode: str | None = None
 
 
 class Completed(_Model):
