@@ -159,7 +159,7 @@ class Worker:
         self.ttl = ttl
         self.name = name or worker_name()
         self.interval = ttl / 3 if heartbeat is None else heartbeat
-        self.retry = min(max(ttl / 10, 0.2), 5.0)
+        self.retry = min(max(ttl / 10, 0.2), 0.5)
         self.since: datetime | None = None
         self.round = round
         self._reread = reread or (lambda address, step: step)
@@ -295,16 +295,19 @@ class Worker:
             self._waiting[step.address] = step
 
     def waiting(self, stop: threading.Event) -> list[Step]:
-        """The steps other workers held, to claim again after a pause; [] when none."""
-        with self._lock:
-            if not self._waiting:
+        """The steps other workers held, to claim again once their leases are no longer
+        live (finished, released or expired: one query every ``retry`` seconds finds them);
+        [] when none are left, or on ``stop``."""
+        while True:
+            with self._lock:
+                addresses = list(self._waiting)
+            if not addresses or stop.wait(self.retry):
                 return []
-        if stop.wait(self.retry):
-            return []
-        with self._lock:
-            steps = list(self._waiting.values())
-            self._waiting.clear()
-        return steps
+            held = self.leases.live(addresses)
+            with self._lock:
+                free = [self._waiting.pop(a) for a in addresses if a not in held]
+            if free:
+                return free
 
     # -- fenced writes ----------------------------------------------------------------------
 

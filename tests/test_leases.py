@@ -94,6 +94,18 @@ def test_a_live_lease_is_taken_over_only_once_it_expires_with_a_larger_token(bac
     assert taken is not None and taken.token > other.token
 
 
+def test_live_names_the_steps_a_live_lease_holds_in_one_read(backend):
+    holder, waiter = backend.open(), backend.open()
+    holder.begin("holder", 30)
+    a, b = holder.claim(A, "holder", TTL), holder.claim(B, "holder", TTL)
+    assert a is not None and b is not None
+    assert waiter.live([A, B, "never/claimed/x.y"]) == {A, B}
+    holder.release(a, finished=True)
+    assert waiter.live([A, B]) == {B}
+    backend.expire()
+    assert waiter.live([A, B]) == set()
+
+
 def test_a_fenced_write_lands_only_while_the_lease_is_live_and_carries_the_token(backend):
     frozen, rescuer = backend.open(), backend.open()
     frozen.begin("frozen", 30)

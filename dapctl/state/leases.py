@@ -24,6 +24,7 @@ its lease expired writes nothing more for that step, whoever took it over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -94,6 +95,10 @@ class Leases(Protocol):
         ...
 
     def holder(self, address: str) -> Holder | None: ...
+
+    def live(self, addresses: Sequence[str]) -> set[str]:
+        """Those of ``addresses`` a live lease holds now (whoever holds it)."""
+        ...
 
     def read_step(self, address: str) -> StepState: ...
 

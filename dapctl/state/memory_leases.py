@@ -10,7 +10,7 @@ these leases, for apply's tests of workers without a database.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +80,11 @@ class MemoryLeases:
             if row is None:
                 return None
             return Holder(row.worker, row.expires, row.finished, row.expires > self.clock())
+
+    def live(self, addresses: Sequence[str]) -> set[str]:
+        with self.backend.mutex:
+            now = self.clock()
+            return {a for a in addresses if (row := self._rows.get(a)) and row.expires > now}
 
     def _live(self, lease: Lease) -> bool:
         row = self._rows.get(lease.address)

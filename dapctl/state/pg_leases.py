@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +95,11 @@ RETURNING fencing_token, lease_expires
 HOLDER = """
 SELECT claimed_by, lease_expires, finished_at, coalesce(lease_expires > now(), false)
 FROM dapctl.state_leases WHERE namespace = %s AND address = %s
+"""
+
+LIVE_ANY = """
+SELECT address FROM dapctl.state_leases
+WHERE namespace = %s AND address = ANY(%s) AND lease_expires > now()
 """
 
 READ_STEP = "SELECT record FROM dapctl.state_steps WHERE namespace = %s AND address = %s"
@@ -172,6 +178,10 @@ class PgLeases:
     def holder(self, address: str) -> Holder | None:
         row = self._one(f"cannot read the lease of {address}", HOLDER, (self._ns, address))
         return None if row is None else Holder(*row)
+
+    def live(self, addresses: Sequence[str]) -> set[str]:
+        rows = self._run("cannot read the leases", LIVE_ANY, (self._ns, list(addresses)))
+        return {address for (address,) in rows}
 
     def read_step(self, address: str) -> StepState:
         row = self._one(f"cannot read {address}", READ_STEP, (self._ns, address))
