@@ -51,6 +51,7 @@ from dapctl.plan import (
     Step,
     expand,
     follow_up,
+    in_turns,
     plan,
     plan_table,
     reload_snapshot,
@@ -137,7 +138,7 @@ class Applier:
         job_workers = min(self.options.job_workers, len(steps) * 8)
         with self._pipeline.running(job=job_workers, collect=self.options.concurrency):
             try:
-                for step in steps:
+                for step in in_turns(steps):  # every profile's first jobs start at once
                     self._queue(step)
                 self._pipeline.wait()
                 while waited := self.sharing.waiting(self.stop):  # steps other workers held

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any, Literal
 
 from dapctl.config import (
@@ -128,6 +129,21 @@ def plan(
             if not any(matches(step, [selector]) for step in steps):
                 raise _matches_nothing(option, selector, config, state, profiles)
     return Plan(tuple(steps))
+
+
+def in_turns(steps: Sequence[Step]) -> list[Step]:
+    """The steps with the profiles taking turns (each profile's in their order): its first
+    step of each profile, then its second of each, and so on.
+
+    Profiles have budgets of their own. In the plan's order, the job threads would all be
+    taken by the first profiles' steps, most of them waiting for a rate-limit window, while
+    later profiles' quota lay unused; in turns, every profile starts its first jobs at once.
+    """
+    queues: dict[str, list[Step]] = {}
+    for step in steps:
+        queues.setdefault(step.profile, []).append(step)
+    turns = zip_longest(*queues.values())
+    return [step for turn in turns for step in turn if step is not None]
 
 
 def _matches_nothing(

@@ -548,3 +548,17 @@ def test_expand_refuses_names_unfit_for_a_path_segment():
 
     assert [s.table for s in steps] == ["ok", longest, "web_logs"]
     assert unsafe == [too_long, "a/b", ".."]
+
+
+def test_in_turns_lets_every_profile_start_its_first_steps_at_once():
+    from dapctl.plan import in_turns
+
+    steps = [
+        Step(p, "t", "canvas", t, "snapshot", "no watermark yet")
+        for p, t in [("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("c", "x"), ("c", "y")]
+    ]
+    order = [s.address for s in in_turns(steps)]
+    assert order == [
+        "a/t/canvas.x", "b/t/canvas.x", "c/t/canvas.x", "a/t/canvas.y", "c/t/canvas.y",
+        "a/t/canvas.z",
+    ]  # fmt: skip
