@@ -19,9 +19,9 @@ the books (``Slot.refused``): it costs the ``Retry-After`` the server asked for,
 works for that profile.
 
 Across processes and machines, a ``SendLedger`` (a shared state backend's: ``state.pg_sends``)
-keeps the same books for every worker using one credential: ``RateLimits.share`` hands it to
-the five limiters, and each send then also takes its place there, after this process's own
-books, and is settled there when its answer arrives (or removed, for a 429).
+keeps the books for every worker using one credential: ``RateLimits.share`` hands it to the
+five limiters, and each send then takes its place there instead, with the same rules, and is
+settled there when its answer arrives (or removed, for a 429).
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ MARGIN_FRACTION = 0.1 / 60.0
 class SendLedger(Protocol):
     """Sends booked where every process using a credential sees them."""
 
-    def reserve(self, key: str, capacity: int, span: float) -> tuple[int, float]:
+    def reserve(self, key: str, capacity: int, span: float) -> tuple[int | None, float]:
         """Book a send under ``key`` at the earliest moment that leaves at most ``capacity``
         sends in any ``span`` seconds, after every send booked before it; its booking and
-        the seconds until then."""
+        the seconds until then. ``None`` and a pause: nothing booked yet (the send it must
+        follow is still unanswered), ask again after the pause."""
         ...
 
     def settle(self, send: int, *, refused: bool) -> None:
@@ -164,9 +165,12 @@ class RateLimiter:
     def slot(self) -> Iterator[Slot]:
         """Wait for a slot, send inside the block; the send is booked when the block ends,
         unless the block calls ``refused()`` on what it is given (a 429: not counted)."""
+        if self._shared is not None:
+            with self._shared_slot(*self._shared) as held:
+                yield held
+            return
         send, anchor, wait = self._reserve()
         held = Slot()
-        shared: int | None = None
         try:
             held.waited = self._wait(wait)
             if anchor is not None:
@@ -174,10 +178,6 @@ class RateLimiter:
                 # may yet come) after we reserved: wait for it, then for the span after it.
                 anchor.answered.wait()
                 held.waited += self._wait(anchor.at + self.span + self.margin - self._clock())
-            if self._shared is not None:
-                ledger, key = self._shared
-                shared, wait = ledger.reserve(key, self.capacity, self.span + self.margin)
-                held.waited += self._wait(wait)
             yield held
         finally:
             with self._lock:
@@ -185,15 +185,26 @@ class RateLimiter:
                 if held.was_refused and send in self._sends:
                     self._sends.remove(send)
             send.answered.set()
-            if shared is not None:
-                self._settle(shared, refused=held.was_refused)
 
-    def _settle(self, shared: int, *, refused: bool) -> None:
-        assert self._shared is not None
+    @contextlib.contextmanager
+    def _shared_slot(self, ledger: SendLedger, key: str) -> Iterator[Slot]:
+        """The ledger keeps the books alone, this process's sends with the others': one set
+        of books, so a send held back there is not held back again here."""
+        held = Slot()
+        while True:
+            booked, wait = ledger.reserve(key, self.capacity, self.span + self.margin)
+            if booked is not None:
+                break
+            self._sleep(wait)  # the send it must follow is still in flight
+            held.waited += wait
+        held.waited += self._wait(wait)
         try:
-            self._shared[0].settle(shared, refused=refused)
-        except Exception as exc:  # the send stays booked at its slot: it still counts
-            log.warning("%s: %s", self.name, exc)
+            yield held
+        finally:
+            try:
+                ledger.settle(booked, refused=held.was_refused)
+            except Exception as exc:  # the send stays booked at its slot: it still counts
+                log.warning("%s: %s", self.name, exc)
 
     def _wait(self, seconds: float) -> float:
         if seconds <= 0:

@@ -6,13 +6,17 @@ institution must share one budget per endpoint class, not keep ten. ``PgSendLedg
 by credential and endpoint class (``api.budget.credential_key``: a hash of base URL and
 client ID, no secret), whatever the state namespace, since the server's budget is the
 credential's. ``reserve`` books a send in one short transaction under an advisory lock on its
-key: at the database's clock, or later if ``capacity`` sends already fell within ``span``
-before it, and never before the last booked send (first come, first served across
-machines); the caller waits until then. ``settle`` moves the booking to the moment the answer
-arrived (the server counted the request somewhere in between) or, for a 429, removes it: a
-refused send used none of the server's budget. Times all come from the database's clock, so
-workers on machines whose clocks disagree still share one timeline. A worker killed between
-the two leaves its booking at the send's slot, which still counts. Rows older than an hour
+key: at the database's clock, or a span after the send ``capacity`` places back, and never
+before the last booked send (first come, first served across machines); the caller waits
+until then. The server counts a request when it arrives, somewhere between its send and its
+answer, so ``settle`` moves the booking to the moment the answer arrived and marks it
+answered, or, for a 429, removes it: a refused send used none of the server's budget. While
+the send ``capacity`` places back is still unanswered, nobody can tell when the server
+counted it: ``reserve`` books nothing and asks to be called again shortly (a send a killed
+worker never settled counts as answered a minute after its slot). So, as within one process
+(``RateLimiter.slot``), two sends ``capacity`` apart reach the server at least a span apart
+whatever the latency. Times all come from the database's clock, so workers on machines whose
+clocks disagree still share one timeline. Rows older than an hour
 (or two spans) are swept as new ones are booked.
 
 The ledger has its own connection (a send never waits behind a lease heartbeat), and a
@@ -23,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -34,14 +40,17 @@ from dapctl.errors import StateError
 from dapctl.state.pg_schema import SETUP_LOCK
 
 log = logging.getLogger("dapctl.ratelimit")
+Result = TypeVar("Result")
 
 CREATE = """
 CREATE SCHEMA IF NOT EXISTS dapctl;
 CREATE TABLE IF NOT EXISTS dapctl.state_sends (
     id bigserial PRIMARY KEY,
     key text NOT NULL,
-    at timestamptz NOT NULL
+    at timestamptz NOT NULL,
+    answered boolean NOT NULL DEFAULT false
 );
+ALTER TABLE dapctl.state_sends ADD COLUMN IF NOT EXISTS answered boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS state_sends_key_at ON dapctl.state_sends (key, at DESC);
 """
 
@@ -53,28 +62,33 @@ WHERE key = %(key)s
   AND at < clock_timestamp() - make_interval(secs => greatest(3600, 2 * %(span)s))
 """
 
-# The send ``capacity`` places back decides; the last one keeps the order (greatest() skips
-# the NULLs of a key with fewer sends).
-RESERVE = """
+# The key's last ``capacity`` sends: how many, the latest, and the earliest (the one a new
+# send must follow by a span once there are ``capacity``), with whether it was answered.
+RECENT = """
 WITH recent AS (
-    SELECT at FROM dapctl.state_sends WHERE key = %(key)s ORDER BY at DESC LIMIT %(capacity)s
-), booked AS (
-    SELECT greatest(
-        clock_timestamp(),
-        (SELECT max(at) FROM recent),
-        (SELECT min(at) FROM recent HAVING count(*) >= %(capacity)s)
-            + make_interval(secs => %(span)s)
-    ) AS at
+    SELECT at, answered FROM dapctl.state_sends WHERE key = %(key)s
+    ORDER BY at DESC LIMIT %(capacity)s
 )
-INSERT INTO dapctl.state_sends (key, at) SELECT %(key)s, at FROM booked
-RETURNING id, extract(epoch FROM at - clock_timestamp())::float8
+SELECT clock_timestamp(), count(*), max(at),
+       (SELECT at FROM recent ORDER BY at LIMIT 1),
+       (SELECT answered FROM recent ORDER BY at LIMIT 1)
+FROM recent
 """
 
+BOOK = "INSERT INTO dapctl.state_sends (key, at) VALUES (%(key)s, %(at)s) RETURNING id"
+
 ANSWERED = """
-UPDATE dapctl.state_sends SET at = greatest(at, clock_timestamp()) WHERE id = %(id)s
+UPDATE dapctl.state_sends SET at = greatest(at, clock_timestamp()), answered = true
+WHERE id = %(id)s
 """
 
 REFUSED = "DELETE FROM dapctl.state_sends WHERE id = %(id)s"
+
+# A send capacity places back still waiting for its answer may have reached the server
+# only now: ask again shortly (its answer books it). One a killed worker never settled
+# counts as answered this long after its slot.
+IN_FLIGHT_POLL = 0.05
+IN_FLIGHT_LIMIT = timedelta(seconds=60)
 
 
 class PgSendLedger:
@@ -95,18 +109,37 @@ class PgSendLedger:
                 self._conn.close()
                 self._conn = None
 
-    def reserve(self, key: str, capacity: int, span: float) -> tuple[int, float]:
-        values = {"key": key, "capacity": capacity, "span": span}
-        doing = "cannot book a send in the shared rate-limit budget"
-        row = self._run(doing, values, LOCK, SWEEP, RESERVE)
-        assert row is not None
-        return int(row[0]), max(0.0, float(row[1]))
+    def reserve(self, key: str, capacity: int, span: float) -> tuple[int | None, float]:
+        values: dict[str, Any] = {"key": key, "capacity": capacity, "span": span}
+
+        def book(cur: psycopg.Cursor[Any]) -> tuple[int | None, float]:
+            for statement in (LOCK, SWEEP):
+                cur.execute(statement.encode(), values)
+            recent = cur.execute(RECENT.encode(), values).fetchone()
+            assert recent is not None  # an aggregate: always one row
+            now, count, last, anchor, answered = recent
+            at = max(now, last or now)
+            if count >= capacity:
+                if not answered and anchor + IN_FLIGHT_LIMIT > now:
+                    return None, IN_FLIGHT_POLL
+                at = max(at, anchor + timedelta(seconds=span))
+            booked = cur.execute(BOOK.encode(), {**values, "at": at}).fetchone()
+            assert booked is not None
+            return int(booked[0]), (at - now).total_seconds()
+
+        return self._run("cannot book a send in the shared rate-limit budget", book)
 
     def settle(self, send: int, *, refused: bool) -> None:
-        statement = REFUSED if refused else ANSWERED
-        self._run("cannot settle a send in the shared rate-limit budget", {"id": send}, statement)
+        statement = (REFUSED if refused else ANSWERED).encode()
 
-    def _run(self, doing: str, values: dict[str, Any], *statements: str) -> tuple[Any, ...] | None:
+        def mark(cur: psycopg.Cursor[Any]) -> None:
+            cur.execute(statement, {"id": send})
+
+        self._run("cannot settle a send in the shared rate-limit budget", mark)
+
+    def _run(self, doing: str, work: Callable[[psycopg.Cursor[Any]], Result]) -> Result:
+        """``work`` in one transaction, once more on a new session if the server lost this
+        one (each statement here may be repeated)."""
         with self._lock:
             for attempt in (1, 2):
                 conn = self._connection()
@@ -116,9 +149,7 @@ class PgSendLedger:
                         conn.transaction(),
                         conn.cursor() as cur,
                     ):
-                        for statement in statements:
-                            cur.execute(statement.encode(), values)
-                        return cur.fetchone() if cur.description else None
+                        return work(cur)
                 except DatabaseError as exc:
                     if attempt == 2 or not (conn.closed or conn.broken):
                         raise StateError(exc.message) from None
