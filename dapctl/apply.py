@@ -87,7 +87,10 @@ class ApplyOptions:
     job_timeout: float | None = None
     targets: Sequence[str] = ()
     replace: Sequence[str] = ()  # selectors of steps to take a fresh snapshot of
-    job_workers: int = 32
+    # Threads that start and poll jobs, each holding its job until it completes: DAP jobs
+    # run for seconds to minutes, so with many profiles this bounds the jobs in flight
+    # (idle threads are never made; a thread costs little memory).
+    job_workers: int = 256
 
 
 class Applier:

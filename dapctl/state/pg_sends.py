@@ -17,17 +17,19 @@ worker never settled counts as answered a minute after its slot). So, as within 
 (``RateLimiter.slot``), two sends ``capacity`` apart reach the server at least a span apart
 whatever the latency. Times all come from the database's clock, so workers on machines whose
 clocks disagree still share one timeline. Rows older than an hour
-(or two spans) are swept as new ones are booked.
+(or two spans) are swept now and then as new ones are booked.
 
-The ledger has its own connection (a send never waits behind a lease heartbeat), and a
-statement the server lost its session for is tried once more on a new one.
+The ledger has connections of its own, a few (``POOL``), so that a send never waits behind
+a lease heartbeat and threads booking for different credentials do not queue behind one
+another; a statement the server lost its session for is tried once more on a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -90,30 +92,39 @@ REFUSED = "DELETE FROM dapctl.state_sends WHERE id = %(id)s"
 IN_FLIGHT_POLL = 0.05
 IN_FLIGHT_LIMIT = timedelta(seconds=60)
 
+POOL = 4  # connections: threads booking sends for different credentials go at once
+SWEEP_EVERY = 256  # reserves between two sweeps of old rows
+
 
 class PgSendLedger:
     """A ``SendLedger`` (``api.ratelimit``) in the PostgreSQL database at ``url``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connections: int = POOL) -> None:
         self._url = url
         self._secret = url_password(url)
-        self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(connections)
+        self._ready = False  # dapctl.state_sends exists
+        self._reserved = 0  # reserves so far: every SWEEP_EVERY-th sweeps its key
 
     def __repr__(self) -> str:
         return f"PgSendLedger({redact(self._url)!r})"
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def reserve(self, key: str, capacity: int, span: float) -> tuple[int | None, float]:
         values: dict[str, Any] = {"key": key, "capacity": capacity, "span": span}
+        with self._lock:
+            self._reserved += 1
+            sweep = self._reserved % SWEEP_EVERY == 1
 
         def book(cur: psycopg.Cursor[Any]) -> tuple[int | None, float]:
-            for statement in (LOCK, SWEEP):
+            for statement in (LOCK, SWEEP) if sweep else (LOCK,):
                 cur.execute(statement.encode(), values)
             recent = cur.execute(RECENT.encode(), values).fetchone()
             assert recent is not None  # an aggregate: always one row
@@ -140,9 +151,8 @@ class PgSendLedger:
     def _run(self, doing: str, work: Callable[[psycopg.Cursor[Any]], Result]) -> Result:
         """``work`` in one transaction, once more on a new session if the server lost this
         one (each statement here may be repeated)."""
-        with self._lock:
-            for attempt in (1, 2):
-                conn = self._connection()
+        for attempt in (1, 2):
+            with self._session() as conn:
                 try:
                     with (
                         guarded(f"{redact(self._url)}: {doing}", self._secret),
@@ -154,16 +164,32 @@ class PgSendLedger:
                     if attempt == 2 or not (conn.closed or conn.broken):
                         raise StateError(exc.message) from None
                     log.info("%s; trying once more on a new session", exc.message)
-                    self._conn = None
         raise AssertionError("unreachable")
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is not None and not (self._conn.closed or self._conn.broken):
-            return self._conn
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        """An idle connection of the pool, or a new one while it has fewer than its size."""
+        with self._slots:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed or conn.broken:
+                conn = self._connect()
+            try:
+                yield conn
+            finally:
+                if conn.closed or conn.broken:
+                    conn.close()
+                else:
+                    with self._lock:
+                        self._idle.append(conn)
+
+    def _connect(self) -> psycopg.Connection[Any]:
         try:
             conn = connect_url(self._url)
         except DatabaseError as exc:
             raise StateError(f"shared rate-limit budget: {exc.message}") from None
+        if self._ready:
+            return conn
         doing = f"{redact(self._url)}: cannot create dapctl.state_sends"
         try:
             with guarded(doing, self._secret), conn.transaction():
@@ -172,5 +198,5 @@ class PgSendLedger:
         except DatabaseError as exc:
             conn.close()
             raise StateError(exc.message) from None
-        self._conn = conn
+        self._ready = True
         return conn
