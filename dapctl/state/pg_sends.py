@@ -19,7 +19,10 @@ whatever the latency. Times all come from the database's clock, so workers on ma
 clocks disagree still share one timeline. Rows older than an hour
 (or two spans) are swept now and then as new ones are booked.
 
-The ledger has connections of its own, a few (``POOL``), so that a send never waits behind
+The books are worth little after a minute and nothing after a crash of the server (whose
+429s then cover the moment), so the table is UNLOGGED and its sessions commit without
+waiting for the disk: a send costs a few round trips and no fsync. The ledger has connections
+of its own, a few (``POOL``), so that a send never waits behind
 a lease heartbeat and threads booking for different credentials do not queue behind one
 another; a statement the server lost its session for is tried once more on a new one.
 """
@@ -46,7 +49,7 @@ Result = TypeVar("Result")
 
 CREATE = """
 CREATE SCHEMA IF NOT EXISTS dapctl;
-CREATE TABLE IF NOT EXISTS dapctl.state_sends (
+CREATE UNLOGGED TABLE IF NOT EXISTS dapctl.state_sends (
     id bigserial PRIMARY KEY,
     key text NOT NULL,
     at timestamptz NOT NULL,
@@ -64,17 +67,16 @@ WHERE key = %(key)s
   AND at < clock_timestamp() - make_interval(secs => greatest(3600, 2 * %(span)s))
 """
 
-# The key's last ``capacity`` sends: how many, the latest, and the earliest (the one a new
-# send must follow by a span once there are ``capacity``), with whether it was answered.
+# The key's latest send, and the one ``capacity`` places back (a new send must follow it by
+# a span), with whether it was answered: none while there are fewer sends.
 RECENT = """
-WITH recent AS (
+SELECT clock_timestamp(),
+       (SELECT max(at) FROM dapctl.state_sends WHERE key = %(key)s),
+       anchor.at, anchor.answered
+FROM (SELECT) AS one LEFT JOIN LATERAL (
     SELECT at, answered FROM dapctl.state_sends WHERE key = %(key)s
-    ORDER BY at DESC LIMIT %(capacity)s
-)
-SELECT clock_timestamp(), count(*), max(at),
-       (SELECT at FROM recent ORDER BY at LIMIT 1),
-       (SELECT answered FROM recent ORDER BY at LIMIT 1)
-FROM recent
+    ORDER BY at DESC OFFSET %(capacity)s - 1 LIMIT 1
+) AS anchor ON true
 """
 
 BOOK = "INSERT INTO dapctl.state_sends (key, at) VALUES (%(key)s, %(at)s) RETURNING id"
@@ -128,9 +130,9 @@ class PgSendLedger:
                 cur.execute(statement.encode(), values)
             recent = cur.execute(RECENT.encode(), values).fetchone()
             assert recent is not None  # an aggregate: always one row
-            now, count, last, anchor, answered = recent
+            now, last, anchor, answered = recent
             at = max(now, last or now)
-            if count >= capacity:
+            if anchor is not None:
                 if not answered and anchor + IN_FLIGHT_LIMIT > now:
                     return None, IN_FLIGHT_POLL
                 at = max(at, anchor + timedelta(seconds=span))
@@ -146,17 +148,22 @@ class PgSendLedger:
         def mark(cur: psycopg.Cursor[Any]) -> None:
             cur.execute(statement, {"id": send})
 
-        self._run("cannot settle a send in the shared rate-limit budget", mark)
+        # One statement: no transaction around it, one round trip.
+        self._run("cannot settle a send in the shared rate-limit budget", mark, alone=True)
 
-    def _run(self, doing: str, work: Callable[[psycopg.Cursor[Any]], Result]) -> Result:
-        """``work`` in one transaction, once more on a new session if the server lost this
-        one (each statement here may be repeated)."""
+    def _run(
+        self, doing: str, work: Callable[[psycopg.Cursor[Any]], Result], *, alone: bool = False
+    ) -> Result:
+        """``work`` in one transaction (``alone``: one statement, no transaction needed),
+        pipelined: statements go out together until a result is read; once more on a new
+        session if the server lost this one (each statement here may be repeated)."""
         for attempt in (1, 2):
             with self._session() as conn:
                 try:
                     with (
                         guarded(f"{redact(self._url)}: {doing}", self._secret),
-                        conn.transaction(),
+                        conn.pipeline(),
+                        contextlib.nullcontext() if alone else conn.transaction(),
                         conn.cursor() as cur,
                     ):
                         return work(cur)
@@ -188,6 +195,7 @@ class PgSendLedger:
             conn = connect_url(self._url)
         except DatabaseError as exc:
             raise StateError(f"shared rate-limit budget: {exc.message}") from None
+        conn.execute(b"SET synchronous_commit = off")  # see the module docstring
         if self._ready:
             return conn
         doing = f"{redact(self._url)}: cannot create dapctl.state_sends"
