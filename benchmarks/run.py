@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick    # tiny sizes, one run: a smoke test of the harness
     python benchmarks/run.py --only 1,3 --runs 3 --out /tmp/results.md
     python benchmarks/run.py --only 5 --runs 1 --pg-url postgresql://postgres@HOST:5432/postgres
+    python benchmarks/run.py --only 6 --runs 1 --out /tmp/workers.md
 
 Every figure is the median of the runs, with the min and max beside it. See README.md for
 what each scenario measures and how its bound is computed.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scenarios
 from common import Row
 from database_load import DatabaseLoad, database_load
+from workers import Workers, workers
 
 import dapctl
 
@@ -39,6 +41,7 @@ FULL: dict[str, Any] = {
     "3": scenarios.OfficialClient(),
     "4": scenarios.Planning(),
     "5": DatabaseLoad(),
+    "6": Workers(),
 }
 QUICK: dict[str, Any] = {
     "1": scenarios.SmallTables(tables=10, rows=20, window=0.2, job_delay=0.1),
@@ -46,6 +49,17 @@ QUICK: dict[str, Any] = {
     "3": scenarios.OfficialClient(tables=2, rows=200, part_size=100, window=0.2),
     "4": scenarios.Planning(profiles=5, tables=5),
     "5": DatabaseLoad(rows=20_000, changes=2_000, part_size=10_000),
+    "6": Workers(
+        workers=(1, 2),
+        cpu_profiles=2,
+        cpu_rows=20_000,
+        part_size=5_000,
+        rate_profiles=2,
+        rate_tables=6,
+        window=1.0,
+        job_delay=0.2,
+        lease_seconds=3.0,  # a waiting worker looks again after a tenth of it: 0.3 s
+    ),
 }
 RUNNERS: dict[str, Callable[[Any, int, Path], list[Row]]] = {
     "1": scenarios.many_small_tables,
@@ -53,6 +67,7 @@ RUNNERS: dict[str, Callable[[Any, int, Path], list[Row]]] = {
     "3": scenarios.official_client,
     "4": scenarios.planning,
     "5": database_load,
+    "6": workers,
 }
 
 
@@ -97,16 +112,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run")
     parser.add_argument("--runs", type=int, help="runs per figure (default 5, --quick 1)")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated scenarios")
-    parser.add_argument("--pg-url", help="scenario 5's PostgreSQL server, a superuser URL to "
-                        f"its postgres database (default {DatabaseLoad.admin_url})")  # fmt: skip
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated scenarios")
+    parser.add_argument(
+        "--pg-url",
+        help="scenarios 5 and 6's PostgreSQL server, a superuser URL to its postgres "
+        f"database (default {DatabaseLoad.admin_url})",
+    )
     parser.add_argument("--out", type=Path, help="where to save the table (default: "
                         "benchmarks/results.md; --quick: not saved)")  # fmt: skip
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 5)
     sizes = dict(QUICK if args.quick else FULL)
     if args.pg_url:
-        sizes["5"] = dataclasses.replace(sizes["5"], admin_url=args.pg_url)
+        for key in ("5", "6"):
+            sizes[key] = dataclasses.replace(sizes[key], admin_url=args.pg_url)
     facts = machine_facts()
     started = time.perf_counter()
     rows: list[Row] = []
