@@ -114,6 +114,22 @@ def test_a_send_in_flight_holds_the_next_back_until_its_answer_books_it(pg_url):
         ledger.close()
 
 
+def test_a_send_a_killed_worker_never_settled_stops_holding_others_back(pg_url):
+    ledger = PgSendLedger(pg_url)
+    try:
+        ledger.reserve("cred:jobs", 1, 60.0)  # creates the table
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM dapctl.state_sends")
+            conn.execute(  # in flight for 61 s: its worker died before the answer
+                "INSERT INTO dapctl.state_sends (key, at) "
+                "VALUES ('cred:urls', clock_timestamp() - interval '61 seconds')"
+            )
+        booked, wait = ledger.reserve("cred:urls", 1, 70.0)
+        assert booked is not None and 8.0 < wait <= 9.1  # a span after its slot, not a poll
+    finally:
+        ledger.close()
+
+
 def test_a_ledger_on_an_unreachable_database_fails_clearly_without_the_password():
     ledger = PgSendLedger("postgresql://dapctl:s3cret-pw@127.0.0.1:1/nowhere")
     with pytest.raises(Exception) as caught:

@@ -13,11 +13,12 @@ answer, so ``settle`` moves the booking to the moment the answer arrived and mar
 answered, or, for a 429, removes it: a refused send used none of the server's budget. While
 the send ``capacity`` places back is still unanswered, nobody can tell when the server
 counted it: ``reserve`` books nothing and asks to be called again shortly (a send a killed
-worker never settled counts as answered a minute after its slot). So, as within one process
-(``RateLimiter.slot``), two sends ``capacity`` apart reach the server at least a span apart
-whatever the latency. Times all come from the database's clock, so workers on machines whose
-clocks disagree still share one timeline. Rows older than an hour
-(or two spans) are swept now and then as new ones are booked.
+worker never settled holds the others back no longer than a minute after its slot, and
+counts from its slot). So, as within one process (``RateLimiter.slot``), two sends
+``capacity`` apart reach the server at least a span apart whatever the latency. Times all
+come from the database's clock, so workers on machines whose clocks disagree still share one
+timeline. Rows older than an hour (or two spans) are swept now and then as new ones are
+booked.
 
 The books are worth little after a minute and nothing after a crash of the server (whose
 429s then cover the moment), so the table is UNLOGGED and its sessions commit without
@@ -90,7 +91,7 @@ REFUSED = "DELETE FROM dapctl.state_sends WHERE id = %(id)s"
 
 # A send capacity places back still waiting for its answer may have reached the server
 # only now: ask again shortly (its answer books it). One a killed worker never settled
-# counts as answered this long after its slot.
+# stops holding the others back this long after its slot, and counts from its slot.
 IN_FLIGHT_POLL = 0.05
 IN_FLIGHT_LIMIT = timedelta(seconds=60)
 
