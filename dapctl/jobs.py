@@ -2,7 +2,8 @@
 
 A step's job is recorded in the state (``pending``) as soon as the server has it, before
 any polling, so a killed apply is resumed by the next one instead of starting another job.
-Resuming checks the job still exists and will outlive its download; otherwise the job is
+Resuming checks the job still exists, will outlive its download and was asked for in the
+format its target still wants (the config may have changed meanwhile); otherwise the job is
 forgotten, along with any output it published but never recorded, and the table is planned
 afresh (``plan.after_lost_job``). When an incremental window is gone the step falls back to
 the snapshot ``plan.fallback_snapshot`` gives, if the config allows one, and notes why; the

@@ -108,10 +108,10 @@ class RateLimiter:
         self._lock = threading.Lock()
         # Only the send ``capacity`` places back decides when the next may go.
         self._sends: deque[_Send] = deque(maxlen=self.capacity)
-        self._shared: tuple[SendLedger, str] | None = None  # other processes' sends too
+        self._shared: tuple[SendLedger, str] | None = None  # the books kept there instead
 
     def share(self, ledger: SendLedger, key: str) -> None:
-        """Keep the books in ``ledger`` too, under ``key``, with every other process there."""
+        """Keep the books in ``ledger`` instead, under ``key``, with every other process's."""
         self._shared = (ledger, key)
 
     def __repr__(self) -> str:
@@ -203,7 +203,7 @@ class RateLimiter:
         finally:
             try:
                 ledger.settle(booked, refused=held.was_refused)
-            except Exception as exc:  # the send stays booked at its slot: it still counts
+            except Exception as exc:  # it stays booked, unanswered: the ledger's rules hold
                 log.warning("%s: %s", self.name, exc)
 
     def _wait(self, seconds: float) -> float:
