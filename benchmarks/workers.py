@@ -8,12 +8,13 @@ its steps between them, on two sets of steps:
   cached job: every step downloads, verifies, counts and writes a whole table, and the
   emulator only serves bytes.
 - **Rate-limit-bound**: ``rate_profiles`` x ``rate_tables`` small tables, the published quotas
-  squeezed into ``window`` seconds on both sides, the emulator's job cache off (each profile's
-  job is its own). One client ID per profile: the emulator counts each one's quota apart, and
-  the workers share each one's budget through the state. The profiles are independent, so the
-  bound is one profile's schedule (``Workers.bound``).
+  in a window of ``window`` seconds on both sides (the real 60 s; ``--quick`` squeezes it),
+  the emulator's job cache off (each profile's job is its own). One client ID per
+  profile: the emulator counts each one's quota apart, and the workers share each one's
+  budget through the state. The profiles are independent, so the bound is one profile's
+  schedule (``Workers.bound``).
 
-The emulator runs here; the workers are children (``child.py apply``: the scaled window)
+The emulator runs here; the workers are children (``child.py apply``: the window given)
 spawned together with one ``DAPCTL_ROUND``. Wall time runs from the first spawn to the last
 exit, start-up included; the last output's time (its file's last write) leaves out the tail
 in which a worker waits to see a step another worker holds finished before it exits. CPU:
