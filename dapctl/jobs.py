@@ -79,9 +79,9 @@ class JobStarter:
             )
             return self._restart(step, started)
         pending = self.keeper.step(step.address).pending
-        wanted = self.destinations[step.target].wire_format()
         if pending is not None and pending.format is not None:
             asked = (pending.format, pending.mode)
+            wanted = self.destinations[step.target].wire_format()
             if asked != wanted:  # the config changed while the job waited
                 log.warning(
                     "%s: job %s was asked for as %s, the target now wants %s; starting a new one",
@@ -169,7 +169,7 @@ class JobStarter:
             job = client.start_query(
                 step.namespace, step.table, query.model_copy(update={"since": None})
             )
-        return self._record(step, job, kind, since, started, noted, gone_since, (fmt, mode))
+        return self._record(step, job, kind, since, started, noted, gone_since, query)
 
     def fallback(self, step: Step, since: datetime | None) -> Step | None:
         """The snapshot to take when ``step``'s incremental window is gone (logged), if the
@@ -196,18 +196,17 @@ class JobStarter:
         started: float,
         notes: list[str],
         gone_since: datetime | None,
-        wire: tuple[str, str | None],
+        query: QueryRequest,
     ) -> StepJob:
         """Write the job into the state before anything waits on it, so it can be resumed."""
-        fmt, mode = wire
         pending = PendingJob(
             job_id=job.id,
             kind=kind,
             since=since,
             started_at=self.now(),
             fallback=bool(notes),
-            format=fmt,
-            mode=mode,
+            format=query.format,
+            mode=query.mode,
         )
         self.keeper.update(step.address, lambda s: s.started(pending))
         self.job_ids[step.address] = job.id

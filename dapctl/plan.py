@@ -132,8 +132,8 @@ def plan(
 
 
 def in_turns(steps: Sequence[Step]) -> list[Step]:
-    """The steps with the profiles taking turns (each profile's in their order): its first
-    step of each profile, then its second of each, and so on.
+    """The steps with the profiles taking turns (each profile's in their order): the first
+    step of each profile, then the second of each, and so on.
 
     Profiles have budgets of their own. In the plan's order, the job threads would all be
     taken by the first profiles' steps, most of them waiting for a rate-limit window, while

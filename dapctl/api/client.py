@@ -222,33 +222,28 @@ class DapClient:
                 current.id, deadline=None if timeout is None else started + timeout + 2.0
             )
 
-    def object_urls(self, object_ids: Sequence[str]) -> dict[str, str]:
-        """Pre-signed URLs (valid ~15 minutes) for the given object ids."""
+    def object_urls(
+        self, object_ids: Sequence[str], *, required: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        """Pre-signed URLs (valid ~15 minutes) for the given object ids, those the server
+        sent; each of ``required`` (default: all of them) must be among them."""
         body = [{"id": object_id} for object_id in object_ids]
         answer = self._call(self._limits.urls, "POST", "/dap/object/url", body)
         urls = self._parse(ObjectUrls, answer).urls
-        missing = [object_id for object_id in object_ids if object_id not in urls]
+        wanted = object_ids if required is None else required
+        missing = [object_id for object_id in wanted if object_id not in urls]
         if missing:
             raise ApiError(f"the server sent no URL for object(s) {', '.join(missing)}")
-        return {object_id: urls[object_id].url for object_id in object_ids}
+        return {object_id: urls[object_id].url for object_id in object_ids if object_id in urls}
 
     def batching_urls(self, object_ids: Sequence[str]) -> AbstractContextManager[None]:
         """While the block runs, downloads of these objects (one job's parts) ask for their
         URLs many at a time."""
         return self._urls.expecting(object_ids)
 
-    def _some_urls(self, object_ids: Sequence[str]) -> dict[str, str]:
-        """URLs for as many of ``object_ids`` as the server gives; the first is required."""
-        answer = self._call(
-            self._limits.urls,
-            "POST",
-            "/dap/object/url",
-            [{"id": object_id} for object_id in object_ids],
-        )
-        urls = {k: v.url for k, v in self._parse(ObjectUrls, answer).urls.items()}
-        if object_ids[0] not in urls:
-            raise ApiError(f"the server sent no URL for object {object_ids[0]}")
-        return urls
+    def _batch_urls(self, object_ids: Sequence[str]) -> dict[str, str]:
+        """A batch for the URL book: the first object's URL is required, the rest welcome."""
+        return self.object_urls(object_ids, required=object_ids[:1])
 
     def download_object(
         self, object_id: str, dest: BinaryIO, *, gzip: bool = True, text: TextSink | None = None
@@ -421,7 +416,7 @@ class DapClient:
     ) -> int:
         fresh = next(attempts) > 0  # a retry may follow a refused (expired) URL
         try:
-            url = self._urls.take(object_id, fresh=fresh, fetch=self._some_urls)
+            url = self._urls.take(object_id, fresh=fresh, fetch=self._batch_urls)
         except ApiError as exc:
             raise _UrlFailure(exc) from exc
         dest.seek(start)

@@ -63,7 +63,6 @@ class PostgresLoad:
         staging: str,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
-        self._merge = kind == "incremental"  # and a referenced table's snapshot (commit)
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -100,11 +99,11 @@ class PostgresLoad:
             cur.execute(pg_sql.create_table(self.target, self.columns))
             # A table another's foreign key references cannot be emptied: its snapshot is
             # merged instead (rows gone deleted, the rest upserted), keys kept in place.
-            self._merge = self.kind == "incremental" or (
+            merge = self.kind == "incremental" or (
                 cur.execute(pg_sql.REFERENCED, self.target).fetchone() is not None
             )
-            self._evolve(cur)
-            rows = self._apply(cur)
+            self._evolve(cur, merge=merge)
+            rows = self._apply(cur, merge=merge)
             cur.execute(_STEP, (address, record))
             cur.execute(sql.SQL("DROP TABLE dapctl.{}").format(sql.Identifier(self.staging)))
         self._release()
@@ -141,7 +140,7 @@ class PostgresLoad:
         with self.db.transaction("cannot release the staging lock") as cur:
             cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._guard,))
 
-    def _evolve(self, cur: psycopg.Cursor[Any]) -> None:
+    def _evolve(self, cur: psycopg.Cursor[Any], *, merge: bool) -> None:
         existing = self.db.existing_columns(*self.target)
         changes = evolve.diff(existing, self.columns, lambda c: c.pg_type)
         snapshot = self.kind == "snapshot"
@@ -154,7 +153,7 @@ class PostgresLoad:
             else []
         )
         pg_views.drop_views(cur, views)
-        emptied = not self._merge
+        emptied = not merge
         if emptied:
             # Emptied first, so any type change is possible (USING NULL) and cheap.
             cur.execute(sql.SQL("TRUNCATE {}").format(pg_sql.ident(self.target)))
@@ -163,8 +162,8 @@ class PostgresLoad:
             cur.execute(pg_sql.alter(self.target, items))
         pg_views.create_views(cur, views)
 
-    def _apply(self, cur: psycopg.Cursor[Any]) -> int:
-        if self._merge:
+    def _apply(self, cur: psycopg.Cursor[Any], *, merge: bool) -> int:
+        if merge:
             if self.kind == "snapshot":
                 cur.execute(pg_sql.delete_missing(self.target, self.staging, self.columns))
             dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
