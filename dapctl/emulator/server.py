@@ -57,6 +57,10 @@ class Handler(BaseHTTPRequestHandler):
     """One connection; see the module docstring."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK of the headers, ~40 ms per answer on a kept-alive connection.
+    # Real servers (DAP's gateway, S3) send at once; so does this one (TCP_NODELAY).
+    disable_nagle_algorithm = True
     server: EmulatorServer
 
     def do_GET(self) -> None:
