@@ -42,6 +42,20 @@ def test_a_retry_and_a_stale_url_ask_anew_and_nothing_outlives_its_job():
         assert book.take("c", fresh=False, fetch=server.fetch).endswith("request=4")
 
 
+def test_parts_asking_out_of_order_still_spend_one_request_per_fifty():
+    # Threads do not always ask in the order their parts were queued: part 101 before 100,
+    # at a batch's edge, once cost 100 a request of its own (4 requests for 120 parts).
+    server, now = Server(), [0.0]
+    book = UrlBook(lambda: now[0])
+    job = [f"o{i}" for i in range(120)]
+    order = [1, 0, *range(2, 100), 101, 100, *range(102, 120)]
+    with book.expecting(job):
+        urls = {job[i]: book.take(job[i], fresh=False, fetch=server.fetch) for i in order}
+    assert len(server.asked) == 3
+    assert sorted(o for batch in server.asked for o in batch) == sorted(job)  # each once
+    assert set(urls) == set(job)
+
+
 def test_a_job_of_many_parts_spends_a_url_request_per_fifty_parts(make_emulator, write_config):
     emu = make_emulator(rows={"canvas.accounts": 12_000}, part_size=100)  # 120 parts
     path = write_config(config_text(emu, tables='["accounts"]'))

@@ -4,8 +4,9 @@ DAP's ``POST /dap/object/url`` takes a list of objects, and its budget (200 requ
 minute) counts requests, not objects: a job of 150 parts fetched one URL a request spends
 most of a minute's budget, and a worker that takes over a frozen one's download may have
 to wait a whole window for it. While a job is collected (``expecting``), the first part to
-need a URL asks for it and for up to ``BATCH - 1`` of the job's later parts that still
-need one; those parts then take theirs from the book. A URL is used once, and only while
+need a URL asks for it and for up to ``BATCH - 1`` more of the job's parts that still need
+one, in the job's order (so a part whose thread came a moment late is not left to a request
+of its own); those parts then take theirs from the book. A URL is used once, and only while
 it is fresh (DAP's last about 15 minutes; a book entry is trusted for ``FRESH`` seconds):
 a retry of a part, which may follow a refused (expired) URL, always asks anew. One request
 stays within one job, whose objects live and expire together.
@@ -58,7 +59,7 @@ class UrlBook:
             now = self._clock()
             if booked is not None and not fresh and now - booked[1] < FRESH:
                 return booked[0]
-            batch = [object_id, *self._ahead(object_id, now)]
+            batch = [object_id, *self._others(object_id, now)]
             urls = fetch(batch)
             fetched = self._clock()
             for other in batch[1:]:
@@ -66,11 +67,12 @@ class UrlBook:
                     self._urls[other] = (urls[other], fetched)
             return urls[object_id]
 
-    def _ahead(self, object_id: str, now: float) -> list[str]:
-        """The job's later parts still waiting, with no fresh URL in the book."""
+    def _others(self, object_id: str, now: float) -> list[str]:
+        """The job's other parts still waiting with no fresh URL in the book, in job order:
+        earlier ones too, whose threads started before this one but have not asked yet."""
         job = self._jobs.get(object_id, ())
-        later = job[job.index(object_id) + 1 :] if object_id in job else ()
-        return [o for o in later if o in self._waiting and not self._fresh(o, now)][: BATCH - 1]
+        wanted = (o for o in job if o != object_id and o in self._waiting)
+        return [o for o in wanted if not self._fresh(o, now)][: BATCH - 1]
 
     def _fresh(self, object_id: str, now: float) -> bool:
         booked = self._urls.get(object_id)
