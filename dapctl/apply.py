@@ -3,15 +3,16 @@
 Apply follows the plan and nothing else. Work runs as a pipeline over two thread pools: the
 job pool starts (or resumes) each step's query job within the profile's rate limit and polls
 it, so jobs run on the server while earlier tables download; the collect pool, sized by
-``concurrency``, downloads a finished job's parts into the target's ``Destination`` and
-records the step. The job id is written to the state before polling, so a killed apply
-resumes the same job; the watermark moves only once the destination has committed the whole
-job, so a failed table keeps its old watermark and nothing is skipped or counted twice.
-Apply talks only to the ``StateStore``, ``Destination`` and ``DapClient`` seams, and every
-decision it needs mid-run comes from ``plan``. A profile
-whose login fails or whose account is refused skips its remaining steps; others go on.
-With a state many workers share (``workers``), each step is claimed before it runs and
-re-planned from the record its lease reads; a step another worker has ends ``held``.
+``concurrency``, lands each finished job (``dapctl.landing``: its parts into the target's
+``Destination``, then the step recorded). The job id is written to the state before
+polling, so a killed apply resumes the same job; the watermark moves only once the
+destination has committed the whole job, so a failed table keeps its old watermark and
+nothing is skipped or counted twice. Apply talks only to the ``StateStore``,
+``Destination`` and ``DapClient`` seams, and every decision it needs mid-run comes from
+``plan``. A profile whose login fails or whose account is refused skips its remaining
+steps; others go on. With a state many workers share (``workers``), each step is claimed
+before it runs and re-planned from the record its lease reads; a step another worker has
+ends ``held``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from datetime import UTC, datetime
 from dapctl.api.client import DapClient
 from dapctl.api.session import Connection, connect, interruptible
 from dapctl.api.wire import Job
-from dapctl.collect import collect
 from dapctl.config import Config, Target
 from dapctl.credentials import resolve_used
 from dapctl.databases import NeedsReload
@@ -37,39 +37,34 @@ from dapctl.errors import (
     AuthError,
     DapctlError,
     JobFailedError,
-    OutputError,
     SnapshotRequiredError,
 )
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
+from dapctl.landing import Lander
 from dapctl.loading import LoadedConfig
-from dapctl.outputs.destination import Destination, Landed, Load, open_destination
+from dapctl.outputs.destination import Destination, open_destination
 from dapctl.outputs.tables import Databases, overlay_steps, sweep_staging
 from dapctl.pipeline import Pipeline
 from dapctl.plan import (
     Plan,
     Step,
     expand,
-    follow_up,
     in_turns,
     plan,
     plan_table,
     reload_snapshot,
     replaced,
-    stale_fallback,
 )
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import (
-    Completed,
     SharesBudgets,
     State,
     StateKeeper,
     StateStore,
-    StepState,
     open_store,
 )
 from dapctl.state.leases import FencedError
-from dapctl.text import format_time
 from dapctl.workers import Sharing, Solo, sharing_for, stored_with_databases
 
 log = logging.getLogger("dapctl.apply")
@@ -128,6 +123,17 @@ class Applier:
             destinations=self.destinations,
             now=now,
             emit=self._emit,
+        )
+        self.lander = Lander(
+            config,
+            clients=clients,
+            keeper=keeper,
+            destinations=self.destinations,
+            jobs=self.jobs,
+            now=now,
+            emit=self._emit,
+            queue=self._queue,
+            report=lambda *args, **kw: self._finish(self._result(*args, **kw)),
         )
         self.results: list[StepResult] = []
         self._failed_profiles: dict[str, StepError] = {}
@@ -341,7 +347,7 @@ class Applier:
             self._step_errors(step, work.started, work.kind),
         ):
             try:
-                self._collect(work)
+                self.lander.land(work)
             except NeedsReload as exc:
                 snapshot = reload_snapshot(step, exc.table, exc.changes)
                 if work.kind != "incremental" or snapshot is None:
@@ -351,137 +357,6 @@ class Applier:
                 log.warning("%s: %s", step.address, snapshot.reason, extra={"event": "reload"})
                 self.jobs.forget(step)
                 self._queue(snapshot)
-
-    def _collect(self, work: StepJob) -> None:
-        step, job = work.step, work.job
-        watermark = job.at if work.kind == "snapshot" else job.until
-        if watermark is None:
-            field_name = "at" if work.kind == "snapshot" else "until"
-            raise ApiError(f"job {job.id} is complete but carries no {field_name!r}")
-        stale = stale_fallback(work.gone_since, watermark)
-        if stale is not None:
-            self.jobs.forget(step)  # resuming it would refuse it again
-            raise ApiError(
-                f"job {job.id}: {stale}",
-                hint="the server answered with an old job; the next apply asks again",
-            )
-        load = self.destinations[step.target].begin(step, job, kind=work.kind, watermark=watermark)
-        completed_at = self.now()
-
-        def done(landed: Landed) -> Completed:
-            return Completed(
-                watermark=watermark,
-                kind=work.kind,
-                schema_version=job.schema_version,
-                job_id=job.id,
-                files=landed.locations,
-                bytes=landed.bytes,
-                records=landed.records,
-                sha256=landed.sha256,
-                completed_at=completed_at,
-            )
-
-        def settle(landed: Landed) -> StepState:
-            return self.keeper.step(step.address).completed(done(landed))
-
-        landed = self._land(work, load, watermark, settle)
-        self.keeper.update(step.address, lambda s: s.completed(done(landed)))
-        self._finish(
-            self._result(
-                step,
-                work.kind,
-                "ok",
-                work.started,
-                job_id=job.id,
-                at=job.at,
-                since=job.since if work.kind == "incremental" else None,
-                until=job.until if work.kind == "incremental" else None,
-                schema_version=job.schema_version,
-                files=landed.shown,
-                bytes=landed.bytes,
-                records=landed.records,
-                notes=(*work.notes, *landed.notes),
-            )
-        )
-        self._catch_up(step)
-
-    def _catch_up(self, step: Step) -> None:
-        """After a job an earlier apply started, the incremental that makes the table current
-        (``plan.follow_up``), in this run."""
-        began = self.clients[step.profile].began
-        target = self.config.target(step.target)
-        after = follow_up(step, target, self.keeper.step(step.address), began=began)
-        if after is not None:
-            log.info("%s: %s", step.address, after.reason, extra={"event": "follow_up"})
-            self._queue(after)
-
-    def _land(
-        self, work: StepJob, load: Load, watermark: datetime, settle: Callable[[Landed], StepState]
-    ) -> Landed:
-        step, job = work.step, work.job
-        if work.kind == "incremental" and work.since is not None and watermark <= work.since:
-            # An empty window: nothing can have changed, and a file named by its `until`
-            # would replace the previous run's file of the same name.
-            log.info("%s: nothing new since %s; no file written", step.address, watermark)
-            load.abort()
-            return Landed.nothing(f"nothing new since {format_time(work.since)}: no file written")
-        pending = self.keeper.step(step.address).pending
-        ours = pending is not None and pending.output == load.location  # a resumed job's own
-        taken = not ours and self.destinations[step.target].exists(load.location)
-        if work.kind == "incremental" and taken:
-            load.abort()
-            # This job would take the same name again on every resume: let it go, so the
-            # next apply starts a job with a window of its own.
-            self.jobs.forget(step)
-            raise OutputError(
-                f"{load.location} exists already; an incremental never replaces a file, which "
-                "may hold changes found nowhere else",
-                hint="two windows that end within the same second share a file name; the next "
-                "apply starts a new job, whose window ends later",
-            )
-        self.keeper.update(step.address, lambda s: s.writing(load.location))
-        try:
-            on_bytes, on_part = self._download_meter(step, len(job.objects))
-            return collect(
-                self.clients[step.profile],
-                job,
-                load,
-                settle=settle,
-                on_bytes=on_bytes,
-                on_part=on_part,
-            )
-        except ApiError as exc:
-            if exc.status == 404:  # the job's objects are gone: the next apply starts anew
-                self.jobs.forget(step)
-            raise
-
-    def _download_meter(
-        self, step: Step, part_count: int
-    ) -> tuple[Callable[[int], None], Callable[[], None]]:
-        """Progress hooks for a download: bytes so far, and parts complete of ``part_count``."""
-        lock, size, parts = threading.Lock(), [0], [0]
-
-        def emit(count: int, done: int) -> None:
-            self._emit(
-                StepEvent(
-                    step.address, "downloading", bytes=count, parts=done, part_count=part_count
-                )
-            )
-
-        def add(count: int) -> None:
-            with lock:
-                size[0] += count
-                now = size[0], parts[0]
-            emit(*now)
-
-        def part() -> None:
-            with lock:
-                parts[0] += 1
-                now = size[0], parts[0]
-            emit(*now)
-
-        emit(0, 0)
-        return add, part
 
 
 def _lease_lost(exc: FencedError) -> StepError:
