@@ -30,6 +30,7 @@ from dapctl.results import Status, StepKind
 from dapctl.state import Completed, StateKeeper, StepState
 from dapctl.text import format_time
 
+# Apply's logger: its records keep the name they had before landing was a module of its own.
 log = logging.getLogger("dapctl.apply")
 
 
