@@ -11,7 +11,6 @@ targets, colliding outputs) live in ``Config``'s validators so every consumer ge
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -34,8 +33,11 @@ from dapctl.buckets import is_url, parse_url
 from dapctl.template import (
     ANY_TABLE,
     DEFAULT_OUTPUT,
+    FORMAT_EXTENSIONS,
     PLACEHOLDERS,
+    Claims,
     claimed_path,
+    literal_extension,
     template_fields,
 )
 
@@ -385,8 +387,8 @@ class Target(_Model):
                 'since starts the first incremental; sync = "snapshot" takes none, so it '
                 "would be ignored: remove one of them",
             )
-        extension = _literal_extension(self.output)
-        if self.writes_files and _FORMAT_EXTENSIONS.get(extension or "") not in (None, self.format):
+        extension = literal_extension(self.output)
+        if self.writes_files and FORMAT_EXTENSIONS.get(extension or "") not in (None, self.format):
             raise PathError(
                 ("output",),
                 f"the file name ends in .{extension} but format = {self.format!r}: write "
@@ -494,10 +496,7 @@ class Config(_Model):
         # {kind} and {timestamp} differ between runs, not between the steps of one run, so
         # they stay literal: two steps whose paths then agree would overwrite each other. A
         # target with tables = "all" claims every path its template gives for any table.
-        # Listed tables are looked up by path; only "all" claims need pattern matching, so
-        # 100 profiles x 100 tables validate in moments.
-        literal: dict[str, str] = {}
-        wildcards: list[tuple[re.Pattern[str], str, str]] = []
+        claims = Claims()
         for index, target in enumerate(self.targets):
             tables = [ANY_TABLE] if target.tables == "all" else target.tables
             if not target.writes_files:
@@ -508,7 +507,7 @@ class Config(_Model):
                     path = claimed_path(target, profile, table)
                     shown = "*" if table == ANY_TABLE else table
                     address = address_of(profile, target.name, target.namespace, shown)
-                    clash = _claimant(path, literal, wildcards)
+                    clash = claims.holder(path)
                     if clash is not None:
                         shown_path = path.replace(ANY_TABLE, "*")
                         raise PathError(
@@ -517,10 +516,7 @@ class Config(_Model):
                             f"path {shown_path!r}; add {{table}}, {{target}} or {{profile}} "
                             "to output",
                         )
-                    if table == ANY_TABLE:
-                        wildcards.append((_path_pattern(path), address, path))
-                    else:
-                        literal[path] = address
+                    claims.add(path, address)
 
     def target(self, name: str) -> Target:
         """The target of that name (names are unique)."""
@@ -532,27 +528,6 @@ class Config(_Model):
         return [p for p in self.profiles if wanted is None or p in wanted]
 
 
-# Extensions that name a format; an output ending in another (.txt, .dat) contradicts none.
-_FORMAT_EXTENSIONS = {
-    "jsonl": "jsonl",
-    "ndjson": "jsonl",
-    "json": "jsonl",
-    "csv": "csv",
-    "tsv": "tsv",
-    "parquet": "parquet",
-}
-
-
-def _literal_extension(output: str) -> str | None:
-    """The extension an output template's file name spells out literally (``csv``, before
-    any ``.gz``), or None when it has none or leaves it to ``{format}``."""
-    name = output.replace("\\", "/").rsplit("/", 1)[-1]
-    if "{format}" in name:
-        return None
-    match = re.search(r"\.([A-Za-z0-9]+)(?:\.gz)?$", name)
-    return match.group(1).lower() if match else None
-
-
 def _table_in_template(target: Target, profile: str, index: int) -> None:
     if target.tables == "all" and "table" not in template_fields(target.output):
         every = address_of(profile, target.name, target.namespace, "*")
@@ -561,28 +536,6 @@ def _table_in_template(target: Target, profile: str, index: int) -> None:
             f'tables = "all": the steps {every} would all write the same output '
             f"path {target.output!r}; add {{table}} to output",
         )
-
-
-def _path_pattern(path: str) -> re.Pattern[str]:
-    return re.compile(re.escape(path).replace(re.escape(ANY_TABLE), "[^/]+"))
-
-
-def _claimant(
-    path: str, literal: dict[str, str], wildcards: list[tuple[re.Pattern[str], str, str]]
-) -> str | None:
-    """The address of an earlier step that claims ``path`` (which may itself be a claim)."""
-    if ANY_TABLE not in path:
-        if path in literal:
-            return literal[path]
-        return next((a for pattern, a, _ in wildcards if pattern.fullmatch(path)), None)
-    pattern = _path_pattern(path)
-    for other, address in literal.items():
-        if pattern.fullmatch(other):
-            return address
-    for other_pattern, address, other in wildcards:
-        if other_pattern.fullmatch(path) or pattern.fullmatch(other):
-            return address
-    return None
 
 
 def address_of(profile: str, target: str, namespace: str, table: str) -> str:

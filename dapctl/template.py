@@ -5,8 +5,10 @@ An output template is a relative path or URL with placeholders ``{profile}`` ``{
 one job (``{timestamp}`` in the compact, sortable form); ``claimed_path`` fills it for one
 step of one run, with ``{kind}`` and ``{timestamp}`` left literal and any table as
 ``ANY_TABLE``, so the config can find two steps that would write the same place;
-``output_pattern`` turns a claim into a pattern of every location it may take. The config
-validates templates with ``template_fields``.
+``Claims`` finds an earlier step's claim on the same place (a claim for any table matching
+as a pattern); ``output_pattern`` turns a claim into a pattern of every location it may
+take. The config validates templates with ``template_fields`` and checks the extension a
+file name spells out (``literal_extension``) against the target's format.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
 PLACEHOLDERS = ("profile", "target", "namespace", "table", "kind", "timestamp", "format")
 ANY_TABLE = "\x00table\x00"
+# Extensions that name a format; an output ending in another (.txt, .dat) contradicts none.
+FORMAT_EXTENSIONS = {
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "json": "jsonl",
+    "csv": "csv",
+    "tsv": "tsv",
+    "parquet": "parquet",
+}
 
 
 def render(target: Target, *, profile: str, table: str, kind: str, timestamp: datetime) -> str:
@@ -55,6 +66,43 @@ def claimed_path(target: Target, profile: str, table: str) -> str:
     )
 
 
+class Claims:
+    """The places steps claimed so far (``claimed_path``), each with the step's address.
+
+    Listed tables are looked up by path; only claims for any table (``tables = "all"``)
+    need pattern matching, so 100 profiles x 100 tables are checked in moments.
+    """
+
+    def __init__(self) -> None:
+        self._literal: dict[str, str] = {}
+        self._wildcards: list[tuple[re.Pattern[str], str, str]] = []
+
+    def add(self, path: str, address: str) -> None:
+        if ANY_TABLE in path:
+            self._wildcards.append((_any_table(path), address, path))
+        else:
+            self._literal[path] = address
+
+    def holder(self, path: str) -> str | None:
+        """The address of an earlier step that claims ``path`` (itself maybe any table's)."""
+        if ANY_TABLE not in path:
+            if path in self._literal:
+                return self._literal[path]
+            return next((a for pattern, a, _ in self._wildcards if pattern.fullmatch(path)), None)
+        pattern = _any_table(path)
+        for other, address in self._literal.items():
+            if pattern.fullmatch(other):
+                return address
+        for other_pattern, address, other in self._wildcards:
+            if other_pattern.fullmatch(path) or pattern.fullmatch(other):
+                return address
+        return None
+
+
+def _any_table(path: str) -> re.Pattern[str]:
+    return re.compile(re.escape(path).replace(re.escape(ANY_TABLE), "[^/]+"))
+
+
 def output_pattern(target: Target, profile: str) -> re.Pattern[str]:
     """Every path (relative, normalised) the target's output may take for this profile."""
     path = claimed_path(target, profile, ANY_TABLE)
@@ -72,3 +120,13 @@ def template_fields(template: str) -> list[str]:
         return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise ValueError(f"malformed output template: {exc}") from None
+
+
+def literal_extension(output: str) -> str | None:
+    """The extension an output template's file name spells out literally (``csv``, before
+    any ``.gz``), or None when it has none or leaves it to ``{format}``."""
+    name = output.replace("\\", "/").rsplit("/", 1)[-1]
+    if "{format}" in name:
+        return None
+    match = re.search(r"\.([A-Za-z0-9]+)(?:\.gz)?$", name)
+    return match.group(1).lower() if match else None
