@@ -16,6 +16,7 @@ used: reading one with no writer blocks, for dapctl as for ``cat``.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import math
@@ -493,6 +494,10 @@ def test_state_files_that_are_not_state(tmp_path: Path, case: str):
 
 def as_nobody(argv: list[str]) -> tuple[int, str, str]:
     """``main(argv)`` in a forked child running as uid/gid 65534, where 0000 means 0000."""
+    # The child cannot read this Python's own files once it is nobody (they may live under
+    # root's 0700 home): what it imports on demand must be loaded first. The config reader's
+    # codec is (alone, this test failed with "unknown encoding: utf-8-sig").
+    codecs.lookup("utf-8-sig")
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop privileges, run, report, and leave without cleanup
