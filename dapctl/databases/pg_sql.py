@@ -171,6 +171,13 @@ def snapshot_insert(
     )
 
 
+def _same_key(columns: Sequence[Column]) -> sql.Composed:
+    """``t`` (the target) and ``latest`` (a staged row) have the same key."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("t.{0} = latest.{0}").format(sql.Identifier(c.name)) for c in columns if c.key
+    )
+
+
 # One row if a foreign key of any table references the table (schema, name).
 REFERENCED = """
 SELECT 1 FROM pg_constraint k
@@ -181,12 +188,9 @@ WHERE k.contype = 'f' AND n.nspname = %s AND c.relname = %s LIMIT 1
 
 def delete_missing(target: Target, staging: str, columns: Sequence[Column]) -> sql.Composed:
     """Delete the target's rows whose key staging (a snapshot) does not hold."""
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{0} = latest.{0}").format(sql.Identifier(c.name)) for c in columns if c.key
-    )
     return sql.SQL(
         "DELETE FROM {t} AS t WHERE NOT EXISTS (SELECT 1 FROM dapctl.{s} AS latest WHERE {m})"
-    ).format(t=ident(target), s=sql.Identifier(staging), m=match)
+    ).format(t=ident(target), s=sql.Identifier(staging), m=_same_key(columns))
 
 
 def incremental_apply(
@@ -194,9 +198,6 @@ def incremental_apply(
 ) -> sql.Composed:
     """Delete the latest ``D`` records' keys, upsert the rest; yields the rows applied."""
     keys = [c for c in columns if c.key]
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{0} = latest.{0}").format(sql.Identifier(c.name)) for c in keys
-    )
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in columns if not c.key
     )
@@ -217,7 +218,7 @@ def incremental_apply(
         t=ident(target),
         source=source,
         action=ACTION,
-        match=match,
+        match=_same_key(columns),
         names=_names(columns),
         keys=_names(keys),
         updates=updates or sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(keys[0].name)),

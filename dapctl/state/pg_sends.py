@@ -56,7 +56,6 @@ CREATE UNLOGGED TABLE IF NOT EXISTS dapctl.state_sends (
     at timestamptz NOT NULL,
     answered boolean NOT NULL DEFAULT false
 );
-ALTER TABLE dapctl.state_sends ADD COLUMN IF NOT EXISTS answered boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS state_sends_key_at ON dapctl.state_sends (key, at DESC);
 """
 
