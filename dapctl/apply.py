@@ -44,7 +44,8 @@ from dapctl.jobs import JobStarter, StepJob
 from dapctl.landing import Lander
 from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, open_destination
-from dapctl.outputs.tables import Databases, overlay_steps, sweep_staging
+from dapctl.outputs.records import overlay_steps
+from dapctl.outputs.tables import Databases, sweep_staging
 from dapctl.pipeline import Pipeline
 from dapctl.plan import (
     Plan,
@@ -233,6 +234,10 @@ class Applier:
 
     def _job_phase(self, step: Step) -> None:
         with self.sharing.unit(step.address):
+            if step.error is not None:  # planned as failed: its database could not be read
+                error = StepError("DatabaseError", step.error, None)
+                self._finish(self._result(step, step.action, "failed", self.clock(), error=error))
+                return
             if self._skip_if_profile_failed(step):
                 return
             claimed = self._claim(step)
@@ -396,8 +401,9 @@ def run_apply(
     round_name = environ.get("DAPCTL_ROUND", "").strip() or None  # an orchestrator's run
     sharing = sharing_for(store, loaded.config.settings, reread=reread, stop=stop, round=round_name)
     with sharing.session(store, timeout=lock_timeout), databases:
-        state = overlay_steps(loaded.config, store.read() or State(), databases)
-        for orphan in sweep_staging(loaded.config, databases):
+        overlay = overlay_steps(loaded.config, store.read() or State(), databases.get)
+        state = overlay.state
+        for orphan in sweep_staging(loaded.config, databases, skip=overlay.unreachable):
             log.info("dropped staging table %s, left by a dapctl that was killed", orphan)
         steps = plan(
             loaded.config,
@@ -405,6 +411,7 @@ def run_apply(
             profiles=profiles,
             targets=options.targets,
             replace=options.replace,
+            unreachable=overlay.unreachable,
         )
         on_plan(steps)
         used = sorted({step.profile for step in steps.steps})
@@ -424,7 +431,7 @@ def run_apply(
             applier = Applier(
                 loaded.config,
                 clients=clients,
-                keeper=sharing.keeper(store, state, mirror=databases.mirror),
+                keeper=sharing.keeper(store, overlay.recorded, mirror=databases.mirror),
                 destinations=sharing.fenced(destinations),
                 options=options,
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),

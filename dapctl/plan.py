@@ -4,8 +4,11 @@
 (profile, target, table) it returns one ``Step``: a ``snapshot`` (no watermark yet, or
 ``sync = "snapshot"``), an ``incremental`` since the stored watermark (or since the target's
 ``since`` on a first run), or ``resume`` of a job an earlier apply started and did not
-collect. A target with ``tables = "all"`` stays one ``list`` step that apply expands with
-``plan_table`` once it has listed the namespace. Apply carries out the plan and never
+collect. A database target's step is what its database holds (``outputs.records``): a table
+that is not there is a first run, and the step says why; a target whose database could not be
+read gets steps with an ``error``, which apply reports as failed without starting a job. A
+target with ``tables = "all"`` stays one ``list`` step that apply expands with ``plan_table``
+once it has listed the namespace. Apply carries out the plan and never
 re-derives intent: the rules it needs mid-run are pure functions here too, called by apply
 with what it learned (``expand`` a listed namespace, ``after_lost_job`` when a recorded job
 is gone, ``fallback_snapshot`` when an incremental window is gone, ``stale_fallback`` when
@@ -19,7 +22,7 @@ import dataclasses
 import fnmatch
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import zip_longest
@@ -53,6 +56,7 @@ class Step:
     since: datetime | None = None
     job_id: str | None = None  # resume: the pending job
     resume_kind: Kind | None = None  # resume: what that job is
+    error: str | None = None  # why this step cannot run (its database could not be read)
 
     @property
     def address(self) -> str:
@@ -65,6 +69,8 @@ class Step:
         )
 
     def describe(self) -> str:
+        if self.error is not None:
+            return "cannot run"
         if self.action == "incremental":
             return f"incremental since {format_time(self.since)}"
         if self.action == "resume":
@@ -85,6 +91,7 @@ class Step:
             "job_id": self.job_id,
             "resume_kind": self.resume_kind,
             "reason": self.reason,
+            "error": self.error,
         }
 
 
@@ -108,9 +115,11 @@ def plan(
     profiles: Sequence[str] = (),
     targets: Sequence[str] = (),
     replace: Sequence[str] = (),
+    unreachable: Mapping[str, str] | None = None,
 ) -> Plan:
     """The steps for every selected (profile, target, table), in config order; the steps
-    ``replace`` selectors pick take a fresh snapshot whatever their state says."""
+    ``replace`` selectors pick take a fresh snapshot whatever their state says. The steps of
+    a target whose database is in ``unreachable`` (name -> why) carry that error."""
     unknown = [p for p in profiles if p not in config.profiles]
     if unknown:
         raise ConfigError(
@@ -121,7 +130,7 @@ def plan(
         for target in config.targets
         for profile in config.target_profiles(target)
         if not profiles or profile in profiles
-        for step in _target_steps(profile, target, state)
+        for step in _blocked(_target_steps(profile, target, state), target, unreachable or {})
         if not targets or matches(step, targets)
     ]
     for option, selectors in (("--target", targets), ("--replace", replace)):
@@ -129,6 +138,15 @@ def plan(
             if not any(matches(step, [selector]) for step in steps):
                 raise _matches_nothing(option, selector, config, state, profiles)
     return Plan(tuple(steps))
+
+
+def _blocked(steps: list[Step], target: Target, unreachable: Mapping[str, str]) -> list[Step]:
+    """The steps, each carrying the error of its target's database if it could not be read."""
+    why = unreachable.get(target.database) if target.database is not None else None
+    if why is None:
+        return steps
+    error = f"database {target.database} could not be read: {why}"
+    return [dataclasses.replace(step, error=error, reason=error) for step in steps]
 
 
 def in_turns(steps: Sequence[Step]) -> list[Step]:
@@ -219,8 +237,14 @@ def plan_table(profile: str, target: Target, table: str, step: StepState) -> Ste
     if step.watermark is not None:
         return Step(*here, "incremental", "continues from the last run", since=step.watermark)
     if target.since is not None:
-        return Step(*here, "incremental", "first run; since from the config", since=target.since)
-    return Step(*here, "snapshot", "first run: no watermark in state")
+        reason = f"{step.absent}: since from the config" if step.absent else None
+        return Step(
+            *here,
+            "incremental",
+            reason or "first run; since from the config",
+            since=target.since,
+        )
+    return Step(*here, "snapshot", step.absent or "first run: no watermark in state")
 
 
 def matches(step: Step, selectors: Sequence[str]) -> bool:

@@ -6,7 +6,7 @@ the table as the database has it: ``create table``, ``add column``, a type chang
 (with dependent views re-created), or a change only a fresh snapshot can make. Nothing is
 changed; the plan itself stays pure and the result is shown beside it, Terraform's
 ``-refresh`` way. Reading the state of database targets also goes through here: their
-records live in their databases (``overlay_steps``).
+records live in their databases (``dapctl.outputs.records``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def schema_changes(
     """The pending schema changes of every planned step that keeps a database table."""
     config = loaded.config
     steps = [
-        s for s in plan.steps if s.action != "list" and config.target(s.target).database is not None
+        s
+        for s in plan.steps
+        if s.action != "list" and s.error is None and config.target(s.target).database is not None
     ]
     if not steps:
         return {}

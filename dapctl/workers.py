@@ -337,15 +337,12 @@ class Worker:
 
 
 def stored_with_databases(config: Config, databases: Databases) -> Reread:
-    """A ``Reread`` that prefers a database target's own record of its step, as the
-    apply's first read does (``overlay_steps``)."""
-    from dapctl.outputs.tables import database_of
+    """A ``Reread`` that takes a database target's step as its database says, as the
+    apply's first read does (``outputs.records``)."""
+    from dapctl.outputs.records import reread_step
 
     def reread(address: str, step: StepState) -> StepState:
-        name = database_of(config, address)
-        if name is None:
-            return step
-        record = databases.get(name).read_steps().get(address)
-        return step if record is None else StepState.model_validate_json(record)
+        from_database = reread_step(config, databases.get, address)
+        return step if from_database is None else from_database
 
     return reread

@@ -373,6 +373,7 @@ def test_json_rendering():
         "job_id": "job-7",
         "resume_kind": "incremental",
         "reason": "a job an earlier apply started is still to be collected",
+        "error": None,
     }
     assert data["steps"][1]["since"] == "2026-11-02T03:04:05Z"
     assert data["steps"][3]["table"] is None
@@ -451,6 +452,7 @@ def test_cli_plan_json_equals_the_plan(write_config, run_cli):
                 "job_id": None,
                 "resume_kind": None,
                 "reason": "first run: no watermark in state",
+                "error": None,
             }
         ],
         "summary": {"snapshot": 1},

@@ -75,9 +75,9 @@ def test_one_row_per_namespace_and_per_address_and_only_changes_are_written(stor
 
 
 def test_namespaces_share_a_database_beside_a_targets_step_table(stores, pg_url):
-    database = PostgresDatabase.connect(pg_url, sleep=time.sleep)  # creates dapctl.steps
+    database = PostgresDatabase.connect(pg_url, sleep=time.sleep)  # creates dapctl.table_steps
     try:
-        database.write_step(A, "{}")
+        database.write_step(("canvas", "users"), address=A, record="{}")
         prod, test = stores("prod"), stores("test")
         prod.read(), test.read()
         prod.write(State().with_step(A, StepState(records=1)))
@@ -85,7 +85,7 @@ def test_namespaces_share_a_database_beside_a_targets_step_table(stores, pg_url)
         with prod.lock(timeout=0, command="dapctl apply"), test.lock(timeout=0, command="x"):
             pass  # one namespace's lock does not hold the other's
         assert database.sweep_staging() == []
-        assert database.read_steps() == {A: "{}"}
+        assert database.read_steps() == {("canvas", "users"): (A, "{}")}
     finally:
         database.close()
     assert list(stores("prod").read().steps) == [A]

@@ -35,7 +35,8 @@ from dapctl.errors import ConfigError, ExitStatus
 from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig, require_extras
-from dapctl.outputs.tables import Databases, database_of, overlay_steps, used_databases
+from dapctl.outputs.records import Overlay, overlay_steps, used_databases, write_record
+from dapctl.outputs.tables import Databases
 from dapctl.plan import Plan, orphans, plan
 from dapctl.refresh import schema_changes
 from dapctl.results import StepResult, all_ok
@@ -91,15 +92,17 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     require_extras(loaded, importer=ctx.importer)
     with _databases(loaded, ctx) as databases:
         store = _store(loaded, ctx)
-        state = overlay_steps(loaded.config, store.read() or State(), databases)
+        overlay = overlay_steps(loaded.config, store.read() or State(), databases.get)
         result: Plan = plan(
             loaded.config,
-            state,
+            overlay.state,
             profiles=args.profile,
             targets=args.target,
             replace=args.replace,
+            unreachable=overlay.unreachable,
         )
-        lost = orphans(loaded.config, state)
+        _warn_unreachable(overlay)
+        lost = orphans(loaded.config, overlay.recorded)
         for address in lost:
             log.warning(
                 "%s: in the state, but no target declares it any more; renamed? `dapctl "
@@ -115,13 +118,16 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
             else None
         )
     if args.json:
-        document = {"ok": True, **result.to_json(), "orphans": lost}
+        blocked = any(step.error for step in result.steps)
+        document = {"ok": not blocked, **result.to_json(), "orphans": lost}
         if changes is not None:
             for step in document["steps"]:
                 step["schema_changes"] = changes.get(step["address"])
         emit_json(ctx, document)
     else:
         ctx.out(render_plan(result, ctx.style, schema_changes=changes))
+    if any(step.error for step in result.steps):
+        return ExitStatus.ERROR  # each such step says which database it could not read
     if args.detailed_exitcode and result.has_changes:
         return ExitStatus.CHANGES_PENDING
     return ExitStatus.SUCCESS
@@ -227,30 +233,47 @@ def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
     return ExitStatus.SUCCESS
 
 
-def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> State | None:
-    """The state as apply would see it: database targets' records from their databases."""
+def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> Overlay | None:
+    """The state as apply would see it: database targets' records from their databases (a
+    database that cannot be read keeps the state's copies, and is named in ``unreachable``)."""
     state = store.read()
     if not used_databases(loaded.config):
-        return state
+        return Overlay(state) if state is not None else None
     with _databases(loaded, ctx) as databases:
-        return overlay_steps(loaded.config, state or State(), databases)
+        overlay = overlay_steps(loaded.config, state or State(), databases.get)
+    _warn_unreachable(overlay)
+    return overlay
+
+
+def _warn_unreachable(overlay: Overlay) -> None:
+    for name, why in sorted(overlay.unreachable.items()):
+        log.error("database %s could not be read, its targets' steps cannot run: %s", name, why)
 
 
 def cmd_state_list(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     store = _store(loaded, ctx)
-    state = _read_state(loaded, ctx, store)
+    overlay = _read_state(loaded, ctx, store)
+    state = overlay.recorded if overlay is not None else None
+    unreachable = overlay.unreachable if overlay is not None else {}
     if args.json:
-        emit_json(ctx, {"ok": True, **state_json(state, store.location)})
+        document = {"ok": True, **state_json(state, store.location)}
+        emit_json(ctx, {**document, "unreachable_databases": unreachable})
     else:
         ctx.out(render_state(state, store.location))
+        for name, why in sorted(unreachable.items()):
+            ctx.out(
+                f"\n! database {name} could not be read ({why}): its targets' rows are the "
+                "state's cached copies"
+            )
     return ExitStatus.SUCCESS
 
 
 def cmd_state_show(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     store = _store(loaded, ctx)
-    state = _read_state(loaded, ctx, store)
+    overlay = _read_state(loaded, ctx, store)
+    state = overlay.recorded if overlay is not None else None
     picked = select(state, [args.address], where=store.location)
     assert state is not None  # select raised otherwise
     if args.json and not is_glob(args.address):
@@ -305,9 +328,7 @@ def _mirror_records(loaded: LoadedConfig, ctx: Context, records: dict[str, StepS
         return
     with _databases(loaded, ctx) as databases:
         for address, step in records.items():
-            name = database_of(loaded.config, address)
-            if name is not None:
-                databases.get(name).write_step(address, step.model_dump_json())
+            write_record(loaded.config, databases.get, address, step)
 
 
 def cmd_state_migrate(args: argparse.Namespace, ctx: Context) -> int:

@@ -39,16 +39,19 @@ def render_plan(
     action_width = max(len(d) for d in described)
     lines = []
     for s, d in zip(plan.steps, described, strict=True):
-        lines.append(
-            f"  {style(SYMBOLS[s.action], SYMBOL_COLOURS[s.action], 'bold')} "
-            f"{s.address:<{width}}  {d:<{action_width}}  ({s.reason})"
+        symbol = (
+            style("!", "red", "bold")
+            if s.error
+            else style(SYMBOLS[s.action], SYMBOL_COLOURS[s.action], "bold")
         )
+        lines.append(f"  {symbol} {s.address:<{width}}  {d:<{action_width}}  ({s.reason})")
         for change in (schema_changes or {}).get(s.address, []):
             lines.append(f"      {style('schema:', 'dim')} {change}")
-    counts = Counter(step.action for step in plan.steps)
+    counts = Counter("cannot run" if step.error else step.action for step in plan.steps)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    legend = LEGEND + ("  ! cannot run" if "cannot run" in counts else "")
     return "\n".join(
-        [f"Plan: {plural(len(plan.steps), 'step')} ({summary})", "", *lines, "", LEGEND]
+        [f"Plan: {plural(len(plan.steps), 'step')} ({summary})", "", *lines, "", legend]
     )
 
 

@@ -3,7 +3,8 @@
 DuckDB lets only one process open a file for writing, so a second process gets `LockError`
 from `DuckDatabase.connect`; within a process `lock` is a registry of `threading.Lock`s per
 (file, name). Parts are read by DuckDB's own JSON reader (``read_json_objects``) into a
-staging table; `DuckLoad.commit` applies them in one DuckDB transaction with the step row.
+staging table; `DuckLoad.commit` applies them in one DuckDB transaction with the table's step
+row (``dapctl.table_steps``).
 A staging table not registered as live in this process is an orphan (its process is gone,
 since no other process can have the file open), which `sweep_staging` drops. A type change
 DuckDB cannot apply in place (an index on the table) raises `NeedsReload` in an incremental;
@@ -23,7 +24,7 @@ import duckdb
 
 from dapctl.databases import duck_sql, evolve
 from dapctl.databases.columns import Column, check_identifier, table_columns
-from dapctl.databases.engine import DatabaseError, LoadKind
+from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
 from dapctl.errors import LockError
 
 STAGING_PREFIX = "staging_"
@@ -32,13 +33,20 @@ _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LIVE: set[tuple[str, str]] = set()
 _SETUP = """
 CREATE SCHEMA IF NOT EXISTS dapctl;
-CREATE TABLE IF NOT EXISTS dapctl.steps (
-    address VARCHAR PRIMARY KEY, record VARCHAR NOT NULL, updated_at TIMESTAMPTZ DEFAULT now()
+CREATE TABLE IF NOT EXISTS dapctl.table_steps (
+    schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL, address VARCHAR NOT NULL,
+    record VARCHAR NOT NULL, updated_at TIMESTAMPTZ DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name)
 );
 """
 _UPSERT_STEP = """
-INSERT INTO dapctl.steps (address, record) VALUES (?, ?)
-ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record, updated_at = now()
+INSERT INTO dapctl.table_steps (schema_name, table_name, address, record) VALUES (?, ?, ?, ?)
+ON CONFLICT (schema_name, table_name) DO UPDATE
+SET address = EXCLUDED.address, record = EXCLUDED.record, updated_at = now()
+"""
+_TABLES = """
+SELECT table_schema, table_name FROM information_schema.tables
+WHERE table_type = 'BASE TABLE' AND table_schema <> 'dapctl'
 """
 
 
@@ -103,14 +111,19 @@ class DuckDatabase:
         finally:
             lock.release()
 
-    def read_steps(self) -> dict[str, str]:
-        with self.transaction("cannot read dapctl.steps") as cur:
-            rows = cur.execute("SELECT address, record FROM dapctl.steps").fetchall()
-        return {str(a): str(r) for a, r in rows}
+    def read_steps(self) -> dict[TableName, StepRow]:
+        query = "SELECT schema_name, table_name, address, record FROM dapctl.table_steps"
+        with self.transaction("cannot read dapctl.table_steps") as cur:
+            rows = cur.execute(query).fetchall()
+        return {(str(s), str(t)): StepRow(str(a), str(r)) for s, t, a, r in rows}
 
-    def write_step(self, address: str, record: str) -> None:
-        with self.transaction("cannot write dapctl.steps") as cur:
-            cur.execute(_UPSERT_STEP, [address, record])
+    def tables(self) -> set[TableName]:
+        with self.transaction("cannot list the database's tables") as cur:
+            return {(str(s), str(t)) for s, t in cur.execute(_TABLES).fetchall()}
+
+    def write_step(self, table: TableName, *, address: str, record: str) -> None:
+        with self.transaction("cannot write dapctl.table_steps") as cur:
+            cur.execute(_UPSERT_STEP, [*table, address, record])
 
     def existing_columns(self, schema: str, table: str) -> dict[str, str]:
         query = (
@@ -186,7 +199,7 @@ class DuckLoad:
             cur.execute(duck_sql.create_table(self.target, self.columns))
             self._evolve(cur)
             rows = self._apply(cur)
-            cur.execute(_UPSERT_STEP, [address, record])
+            cur.execute(_UPSERT_STEP, [*self.target, address, record])
             cur.execute(f"DROP TABLE {self._table}")
         self._forget()
         return rows

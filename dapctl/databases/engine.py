@@ -1,10 +1,15 @@
 """The table engine's contract, and `open_database`, which picks a backend from a URL.
 
 A `Database` keeps DAP tables in sync inside one database: it locks a table for one apply at
-a time, keeps step records in ``dapctl.steps`` and starts a `TableLoad` per snapshot or
-incremental. A load streams parts into a staging table as they arrive (`TableLoad.add_part`)
-and makes them visible in ONE transaction together with the step row (`TableLoad.commit`), so
-after a crash at any instant the table and its step row are either both updated or neither.
+a time, keeps step records in ``dapctl.table_steps`` and starts a `TableLoad` per snapshot or
+incremental. A step row is keyed by the table it describes (schema, table), not by the config's
+step address: its watermark is true of that table's content and of nothing else, so two configs
+loading one database into two schemas never share a row, and a table that is gone (dropped, a
+new database, a renamed schema) has no row a plan could trust. The row also names the address
+that last wrote it, for people. A load streams parts into a staging table as they arrive
+(`TableLoad.add_part`) and makes them visible in ONE transaction together with the step row
+(`TableLoad.commit`), so after a crash at any instant the table and its step row are either
+both updated or neither.
 `abort` drops the staging table; a killed run leaves one behind, which `sweep_staging` drops
 later (never a live run's). Schema changes are applied on every load (`evolve`); an
 incremental refuses a lossy one with `NeedsReload`, and the snapshot the caller then takes
@@ -22,7 +27,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from dapctl.errors import ConfigError, OutputError
@@ -30,6 +35,16 @@ from dapctl.errors import ConfigError, OutputError
 LoadKind = Literal["snapshot", "incremental"]
 SCHEMES = ("postgresql", "duckdb")
 _EXTRAS = {"postgresql": ("psycopg", "postgresql"), "duckdb": ("duckdb", "duckdb")}
+
+
+TableName = tuple[str, str]  # (schema, table)
+
+
+class StepRow(NamedTuple):
+    """A table's step row: the address that wrote it, and the step record (JSON)."""
+
+    address: str
+    record: str
 
 
 class DatabaseError(OutputError):
@@ -45,7 +60,8 @@ class TableLoad(Protocol):
         ...
 
     def commit(self, *, address: str, record: str) -> int:
-        """In one transaction apply the staged records and upsert the step row; return rows."""
+        """In one transaction apply the staged records and upsert the table's step row (naming
+        ``address``); return rows."""
         ...
 
     def abort(self) -> None:
@@ -62,12 +78,16 @@ class Database(Protocol):
         """Hold the exclusive apply lock on ``name``; `LockError` after ``timeout`` seconds."""
         ...
 
-    def read_steps(self) -> dict[str, str]:
-        """Every step record: address -> JSON text, as written."""
+    def read_steps(self) -> dict[TableName, StepRow]:
+        """Every step row, keyed by the table it describes."""
         ...
 
-    def write_step(self, address: str, record: str) -> None:
-        """Upsert one step row in its own short transaction."""
+    def tables(self) -> set[TableName]:
+        """Every table in the database outside dapctl's own schema."""
+        ...
+
+    def write_step(self, table: TableName, *, address: str, record: str) -> None:
+        """Upsert ``table``'s step row in its own short transaction."""
         ...
 
     def begin_load(

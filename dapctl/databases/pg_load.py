@@ -35,9 +35,11 @@ from dapctl.databases.pg_tsv import TsvStager, tsv_header
 if TYPE_CHECKING:
     from dapctl.databases.postgres import PostgresDatabase
 
-_STEP = """
-INSERT INTO dapctl.steps (address, record) VALUES (%s, %s)
-ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record, updated_at = now()
+# The step row's upsert (dapctl.table_steps, keyed by the table): postgres.py creates the table.
+UPSERT_STEP = """
+INSERT INTO dapctl.table_steps (schema_name, table_name, address, record) VALUES (%s, %s, %s, %s)
+ON CONFLICT (schema_name, table_name) DO UPDATE
+SET address = EXCLUDED.address, record = EXCLUDED.record, updated_at = now()
 """
 
 
@@ -104,7 +106,7 @@ class PostgresLoad:
             )
             self._evolve(cur, merge=merge)
             rows = self._apply(cur, merge=merge)
-            cur.execute(_STEP, (address, record))
+            cur.execute(UPSERT_STEP, (*self.target, address, record))
             cur.execute(sql.SQL("DROP TABLE dapctl.{}").format(sql.Identifier(self.staging)))
         self._release()
         return rows

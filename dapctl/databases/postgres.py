@@ -4,8 +4,9 @@ Connection settings come from the URL and libpq's own sources (``PG*`` variables
 service files). Every error is re-raised as `DatabaseError` with the password scrubbed, and
 ``repr`` shows the URL redacted. The per-table lock is a session advisory lock
 (``pg_try_advisory_lock``) retried until the timeout; its error names the holding session.
-Step records live in ``dapctl.steps``; staging tables live in schema ``dapctl`` and each (with
-its raw parts) is guarded by an advisory lock its loading session holds, which is how
+Step rows live in ``dapctl.table_steps``, keyed by (schema, table); staging tables live in
+schema ``dapctl`` and each (with its raw parts) is guarded by an advisory lock its loading
+session holds, which is how
 `sweep_staging` tells a dead run's tables (lock free) from a live one's. Loads are in
 `dapctl.databases.pg_load`; they also open `helper` connections for staging work.
 """
@@ -26,8 +27,8 @@ from psycopg import sql
 
 from dapctl.databases import evolve
 from dapctl.databases.columns import check_identifier, table_columns
-from dapctl.databases.engine import LoadKind, redact
-from dapctl.databases.pg_load import PostgresLoad, guarded
+from dapctl.databases.engine import LoadKind, StepRow, TableName, redact
+from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad, guarded
 from dapctl.databases.pg_stage import guard_of
 from dapctl.errors import LockError
 
@@ -36,15 +37,18 @@ _LOCK_KEY = "SELECT hashtextextended(%s, 0)"
 _SETUP = """
 SELECT pg_advisory_xact_lock(hashtextextended('dapctl:setup', 0));
 CREATE SCHEMA IF NOT EXISTS dapctl;
-CREATE TABLE IF NOT EXISTS dapctl.steps (
-    address text PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS dapctl.table_steps (
+    schema_name text NOT NULL,
+    table_name text NOT NULL,
+    address text NOT NULL,
     record text NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name)
 );
 """
-_UPSERT_STEP = """
-INSERT INTO dapctl.steps (address, record) VALUES (%s, %s)
-ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record, updated_at = now()
+_TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('dapctl', 'pg_catalog', 'information_schema')
 """
 _HOLDER = """
 SELECT a.application_name, a.client_addr::text, a.pid, a.backend_start
@@ -69,7 +73,7 @@ class PostgresDatabase:
 
     @classmethod
     def connect(cls, url: str, *, sleep: Callable[[float], None]) -> PostgresDatabase:
-        """Connect and make sure ``dapctl.steps`` exists."""
+        """Connect and make sure ``dapctl.table_steps`` exists."""
         db = cls(connect_url(url), url, sleep)
         with db.transaction("cannot create schema dapctl") as cur:
             cur.execute(_SETUP)
@@ -139,13 +143,18 @@ class PostgresDatabase:
             row = cur.execute(query.encode(), params).fetchone()
         return None if row is None else row[0]
 
-    def read_steps(self) -> dict[str, str]:
-        with self.transaction("cannot read dapctl.steps") as cur:
-            return {a: r for a, r in cur.execute("SELECT address, record FROM dapctl.steps")}
+    def read_steps(self) -> dict[TableName, StepRow]:
+        query = "SELECT schema_name, table_name, address, record FROM dapctl.table_steps"
+        with self.transaction("cannot read dapctl.table_steps") as cur:
+            return {(s, t): StepRow(a, r) for s, t, a, r in cur.execute(query)}
 
-    def write_step(self, address: str, record: str) -> None:
-        with self.transaction("cannot write dapctl.steps") as cur:
-            cur.execute(_UPSERT_STEP, (address, record))
+    def tables(self) -> set[TableName]:
+        with self.transaction("cannot list the database's tables") as cur:
+            return {(s, t) for s, t in cur.execute(_TABLES)}
+
+    def write_step(self, table: TableName, *, address: str, record: str) -> None:
+        with self.transaction("cannot write dapctl.table_steps") as cur:
+            cur.execute(UPSERT_STEP, (*table, address, record))
 
     def begin_load(
         self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind

@@ -7,8 +7,8 @@ table at a time, across processes for PostgreSQL) and starts a ``TableLoad`` of
 makes them visible in one transaction together with the step's record, so the table and
 its watermark can never disagree. Each load has its own connection, so tables load in
 parallel. ``Databases`` opens the config's databases by name, resolving ``url``,
-``url_env`` or ``url_file``; ``overlay_steps`` puts the records the databases hold over
-the state's, since a database's record is the one committed with its data.
+``url_env`` or ``url_file``; which record of a step counts, and where it is read from, is
+``dapctl.outputs.records``.
 
 A target with both ``output`` and ``database`` feeds both from one job (``BothLoad``): the
 file is published first, then the table and its record commit; a crash between the two
@@ -21,7 +21,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ from dapctl.files import temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.files import FileLoad
 from dapctl.outputs.merge import PartCounter
+from dapctl.outputs.records import used_databases, write_record
 from dapctl.plan import Step
-from dapctl.state import Kind, State, StepState
+from dapctl.state import Kind, StepState
 
 SchemaLookup = Callable[[str, str, str], Mapping[str, Any]]  # profile, namespace, table
 
@@ -93,11 +94,9 @@ class Databases:
             return self._open[name]
 
     def mirror(self, address: str, step: StepState) -> None:
-        """A ``StateKeeper`` mirror: a database target's step goes to its database too (a
+        """A ``StateKeeper`` mirror: a database target's step goes to its table's row too (a
         pending job before it is polled; a completed one was committed there already)."""
-        name = database_of(self._config, address)
-        if name is not None:
-            self.get(name).write_step(address, step.model_dump_json())
+        write_record(self._config, self.get, address, step)
 
     def close(self) -> None:
         for database in self._open.values():
@@ -111,33 +110,15 @@ class Databases:
         self.close()
 
 
-def database_of(config: Config, address: str) -> str | None:
-    """The database that keeps ``address``'s table, if its target has one."""
-    target_name = address.split("/")[1] if address.count("/") >= 2 else None
-    target = next((t for t in config.targets if t.name == target_name), None)
-    return target.database if target is not None else None
-
-
-def used_databases(config: Config) -> list[str]:
-    """The names of the databases the config's targets keep tables in."""
-    return sorted({t.database for t in config.targets if t.database is not None})
-
-
-def sweep_staging(config: Config, databases: Databases) -> list[str]:
-    """Drop the staging tables killed runs left in the config's databases; return them."""
+def sweep_staging(config: Config, databases: Databases, *, skip: Collection[str] = ()) -> list[str]:
+    """Drop the staging tables killed runs left in the config's databases (but those in
+    ``skip``, which could not be read); return them."""
     return [
-        table for name in used_databases(config) for table in databases.get(name).sweep_staging()
+        table
+        for name in used_databases(config)
+        if name not in skip
+        for table in databases.get(name).sweep_staging()
     ]
-
-
-def overlay_steps(config: Config, state: State, databases: Databases) -> State:
-    """``state`` with every database target's step records as its database holds them."""
-    steps = dict(state.steps)
-    for name in used_databases(config):
-        for address, record in databases.get(name).read_steps().items():
-            if database_of(config, address) == name:
-                steps[address] = StepState.model_validate_json(record)
-    return state.model_copy(update={"steps": steps})
 
 
 class TableDestination:

@@ -79,6 +79,12 @@ class StepState(_Model):
     sha256: str | None = None
     completed_at: AwareDatetime | None = None
     pending: PendingJob | None = None
+    absent: str | None = Field(
+        None,
+        exclude=True,
+        description="Why a table target's database holds no record of this step (never "
+        "stored): the plan takes it as a first run and says why.",
+    )
 
     def started(self, pending: PendingJob) -> StepState:
         """A job was created for this step: remember it before anything waits on it."""

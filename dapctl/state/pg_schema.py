@@ -1,7 +1,7 @@
 """The PostgreSQL state backend's tables, and the statements that read and write them.
 
-Everything lives in schema ``dapctl``, beside the ``dapctl.steps`` table that database targets
-keep in their own database (``dapctl.databases.postgres``): these tables are all named
+Everything lives in schema ``dapctl``, beside the ``dapctl.table_steps`` table that database
+targets keep in their own database (``dapctl.databases.postgres``): these tables are all named
 ``state_*``, so one database may hold both, and the staging sweep (``staging_*``) never
 touches them. One row per namespace (``state_namespaces``: lineage, serial, format version,
 who wrote it when, by the database's clock), one row per (namespace, address) for the steps

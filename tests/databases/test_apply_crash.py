@@ -4,7 +4,7 @@ loopback, into PostgreSQL and into a DuckDB file (a killed process releases Duck
 single-writer lock with its file descriptors).
 
 After every kill each table holds exactly the emulator's data at the watermark its
-``dapctl.steps`` record names (the two commit together). After the clean apply that ends the
+``dapctl.table_steps`` row names (the two commit together). After the clean apply that ends the
 chain: each table equals the emulator's data row for row, each record's watermark is the
 emulator's data clock, no ``dapctl.staging_*`` table is left, and no query window cost two
 jobs except where the kill landed between a job's creation and its record (the emulator's
@@ -70,12 +70,12 @@ def _steps(backend: Backend) -> dict[str, dict]:
     the next child can take its lock."""
     exists = (
         "SELECT count(*) FROM information_schema.tables"
-        " WHERE table_schema = 'dapctl' AND table_name = 'steps'"
+        " WHERE table_schema = 'dapctl' AND table_name = 'table_steps'"
     )
     try:
         if backend.query(exists) == [(0,)]:
             return {}  # before the first apply
-        got = backend.query("SELECT address, record FROM dapctl.steps")
+        got = backend.query("SELECT address, record FROM dapctl.table_steps")
     finally:
         backend.close()
         backend.opened.clear()

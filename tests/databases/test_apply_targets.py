@@ -46,7 +46,7 @@ def test_a_chain_of_applies_keeps_each_table_equal_to_the_emulators(
         schema = dap_schema("canvas", table)
         want = expected_rows(emu.expected_snapshot("canvas", table), table_columns(schema))
         assert backend.rows(f"canvas.{table}", schema) == want, table
-    records = dict(backend.query("SELECT address, record FROM dapctl.steps"))
+    records = dict(backend.query("SELECT address, record FROM dapctl.table_steps"))
     step = json.loads(records["univ_a/core/canvas.accounts"])
     assert step["kind"] == "incremental" and step["pending"] is None
     assert not (path.parent / "out").exists(), "a database-only target wrote files"

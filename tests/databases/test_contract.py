@@ -29,6 +29,11 @@ def emu():
         yield emu
 
 
+def step_records(db):
+    """The step rows as ``schema.table`` -> record."""
+    return {f"{s}.{t}": row.record for (s, t), row in db.read_steps().items()}
+
+
 def _snapshot(emu, backend, db, table, tmp_path, schema=None):
     schema = schema or dap_schema("canvas", table)
     records = emu.expected_snapshot("canvas", table)
@@ -54,7 +59,7 @@ def test_snapshot_then_chained_incrementals_match_the_server_exactly(emu, backen
         assert applied == 23
         expected = expected_rows(emu.expected_snapshot("canvas", table), table_columns(schema))
         assert backend.rows(f"canvas.{table}", schema) == expected
-    assert db.read_steps()["step"] == '{"n": 2}'
+    assert step_records(db) == {f"canvas.{table}": '{"n": 2}'}
     assert backend.staging_tables() == []
 
 
@@ -304,7 +309,7 @@ def test_after_needs_reload_a_snapshot_succeeds_and_keeps_views(emu, backend, tm
     assert backend.query("SELECT id, course_code FROM canvas.course_codes ORDER BY id") == [
         (1, 10), (2, 7), (4, 40), (5, 50)
     ]  # fmt: skip
-    assert db.read_steps()["step"] == '{"n": 2}'
+    assert step_records(db)["canvas.courses"] == '{"n": 2}'
     assert backend.staging_tables() == []
 
 
@@ -323,7 +328,7 @@ def test_a_view_that_cannot_follow_a_type_change_stops_the_snapshot_by_name(emu,
         load(db, "courses", changed, [part], address="canvas.courses", record='{"n": 1}')
     assert backend.query("SELECT count(*) FROM canvas.courses") == [(300,)]
     assert backend.query("SELECT count(*) FROM canvas.a_codes") != []
-    assert db.read_steps() == {"canvas.courses": '{"n": 0}'}
+    assert step_records(db) == {"canvas.courses": '{"n": 0}'}
 
 
 def test_abort_drops_staging_and_leaves_the_table_alone(emu, backend, tmp_path):
@@ -344,15 +349,29 @@ def test_abort_drops_staging_and_leaves_the_table_alone(emu, backend, tmp_path):
     loading.abort()
     assert backend.staging_tables() == []
     assert backend.query("SELECT count(*) FROM canvas.courses") == [(300,)]
-    assert db.read_steps() == {"canvas.courses": '{"n": 0}'}
+    assert step_records(db) == {"canvas.courses": '{"n": 0}'}
 
 
-def test_write_step_upserts(backend):
+def test_write_step_upserts_the_row_of_its_table(backend):
     db = backend.open()
-    db.write_step("a", '{"job": "1"}')
-    db.write_step("a", '{"job": "2"}')
-    db.write_step("b", "{}")
-    assert db.read_steps() == {"a": '{"job": "2"}', "b": "{}"}
+    db.write_step(("s", "a"), address="p/t/ns.a", record='{"job": "1"}')
+    db.write_step(("s", "a"), address="q/t/ns.a", record='{"job": "2"}')
+    db.write_step(("s2", "a"), address="p/t/ns.a", record="{}")
+    assert db.read_steps() == {
+        ("s", "a"): ("q/t/ns.a", '{"job": "2"}'),
+        ("s2", "a"): ("p/t/ns.a", "{}"),
+    }
+
+
+def test_tables_lists_the_databases_tables_not_dapctls_own(emu, backend, tmp_path):
+    db = backend.open()
+    assert ("canvas", "courses") not in db.tables()
+    _snapshot(emu, backend, db, "courses", tmp_path)
+    assert ("canvas", "courses") in db.tables()
+    assert not {s for s, _ in db.tables()} & {"dapctl", "pg_catalog", "information_schema"}
+    backend.query("DROP TABLE canvas.courses")
+    assert ("canvas", "courses") not in db.tables()
+    assert step_records(db) == {"canvas.courses": '{"n": 0}'}  # the row stays; the plan asks both
 
 
 def test_a_second_load_of_a_table_waits_then_fails_with_lock_error(backend):
@@ -438,5 +457,5 @@ def test_a_table_another_tables_foreign_key_references_takes_a_snapshot_reload(
         loading.commit(address="canvas.accounts", record='{"n": 9}')
     loading.abort()  # as the collector does after a failed commit
     assert backend.rows("canvas.accounts", schema) == want  # nothing half-done
-    assert db.read_steps()["canvas.accounts"] == '{"n": 0}'
+    assert step_records(db)["canvas.accounts"] == '{"n": 0}'
     assert backend.staging_tables() == []

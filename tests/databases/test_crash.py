@@ -44,7 +44,7 @@ def test_sigkill_mid_load_leaves_table_and_step_consistent(backend, tmp_path):
         child.wait()
 
         db = backend.open()
-        step = json.loads(db.read_steps()["canvas.users"])
+        step = json.loads(db.read_steps()[("canvas", "users")].record)
         # Three copies of each record per load: the deduplicating path keeps one.
         assert backend.rows("canvas.users", schema) == expected_rows(
             data[step["data"]], table_columns(schema)

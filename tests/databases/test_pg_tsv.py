@@ -186,7 +186,7 @@ def test_a_table_only_postgresql_target_asks_for_condensed_tsv(pg, make_emulator
         schema = dap_schema("canvas", result.table)
         want = expected_rows(emu.expected_snapshot("canvas", result.table), table_columns(schema))
         assert pg.rows(f"canvas.{result.table}", schema) == want
-    assert json.loads(pg.query("SELECT record FROM dapctl.steps LIMIT 1")[0][0])["kind"]
+    assert json.loads(pg.query("SELECT record FROM dapctl.table_steps LIMIT 1")[0][0])["kind"]
 
 
 def test_cut_keeps_whole_lines_and_counts_them(tmp_path):
