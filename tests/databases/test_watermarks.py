@@ -25,9 +25,9 @@ TABLES = ("accounts", "users")
 
 
 def _config(emu, url: str, *, db_schema: str = "canvas", output: bool = False) -> str:
-    text = config_text(
-        emu, extra_target=f'database = "wh"\ndb_schema = "{db_schema}"'
-    ).replace('output = "out/', '# output = "out/')
+    text = config_text(emu, extra_target=f'database = "wh"\ndb_schema = "{db_schema}"').replace(
+        'output = "out/', '# output = "out/'
+    )
     return f'[databases.wh]\nurl = "{url}"\n\n{text}'
 
 
