@@ -69,7 +69,7 @@ def test_help_exits_0_with_examples(argv, run_cli, capsys):
         ["validate", "a.toml", "b.toml"],
         ["plan", "a.toml", "--bogus"],
         ["validate", "a.toml", "--detailed-exitcode"],
-        ["--debug", "validate", "a.toml"],
+        ["--json", "token", "a.toml"],
     ],
     ids=[
         "no-command",
@@ -78,7 +78,7 @@ def test_help_exits_0_with_examples(argv, run_cli, capsys):
         "extra-argument",
         "unknown-option",
         "option-of-another-command",
-        "debug-before-command",
+        "json-before-a-command-without-json",
     ],
 )
 def test_usage_error_exits_1_not_2(argv, run_cli, capsys):
@@ -89,6 +89,77 @@ def test_usage_error_exits_1_not_2(argv, run_cli, capsys):
     assert "usage: dapctl" in result.stderr
     assert result.stdout == ""
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(
+    "argv", [["plan", "a.toml", "--bogus"], ["--bogus", "plan", "a.toml"]], ids=["after", "before"]
+)
+def test_an_unknown_option_shows_the_usage_of_its_command(argv, run_cli):
+    # Issue 20, item 13: argparse reported it with the top-level usage, not plan's.
+    result = run_cli(*argv)
+
+    assert result.code == ExitStatus.ERROR
+    assert result.stderr.startswith("usage: dapctl plan [-h]")
+    assert "dapctl plan: error: unrecognized arguments: --bogus" in result.stderr
+
+
+def test_an_unknown_option_of_a_subcommand_shows_the_subcommands_usage(run_cli):
+    result = run_cli("state", "list", "a.toml", "--bogus")
+
+    assert result.code == ExitStatus.ERROR
+    assert result.stderr.startswith("usage: dapctl state list [-h]")
+
+
+SHARED_BEFORE_AND_AFTER = [
+    ["--debug"],
+    ["--log-level", "info"],
+    ["--log-format", "json"],
+    ["--log-file", "x.log"],
+    ["--no-color"],
+    ["--json"],
+]
+
+
+@pytest.mark.parametrize("flag", SHARED_BEFORE_AND_AFTER, ids=lambda f: f[0])
+def test_shared_flags_work_before_the_command_as_after_it(flag):
+    parser = build_parser()
+    before = parser.parse_args([*flag, "plan", "a.toml"])
+    after = parser.parse_args(["plan", "a.toml", *flag])
+    neither = parser.parse_args(["plan", "a.toml"])
+
+    assert vars(before) == vars(after) != vars(neither)
+
+
+def test_a_shared_flag_after_the_command_wins_over_one_before_it():
+    args = build_parser().parse_args(
+        ["--log-level", "info", "plan", "a.toml", "--log-level", "error"]
+    )
+    assert args.log_level == "error"
+
+
+def test_debug_before_the_command_is_debug(write_config, run_cli):
+    path = write_config(CONFIG)
+    assert run_cli("--debug", "plan", str(path)) == run_cli("plan", str(path), "--debug")
+    err = io.StringIO()
+
+    code = main(
+        ["--debug", "config-schema"], stdout=Exploding(RuntimeError("boom")), stderr=err, environ={}
+    )
+
+    assert code == ExitStatus.INTERNAL_ERROR
+    assert "Traceback (most recent call last)" in err.getvalue()
+
+
+def test_help_says_where_apply_writes_and_where_state_lives(run_cli):
+    top = run_cli("--help").stdout
+    assert "files" in top and "bucket" in top and "PostgreSQL or DuckDB database" in top
+    assert "logging and display (before or after COMMAND)" in top
+    state = run_cli("state", "--help").stdout
+    for word in ("mv", "migrate", "PostgreSQL", "S3", "postgresql://", "s3://"):
+        assert word in state, word
+    migrate = run_cli("state", "migrate", "--help").stdout
+    to_help = migrate.split("--to URL_OR_PATH", 2)[2]
+    assert "postgresql://" in to_help and "s3://" in to_help
 
 
 def test_validate_success(write_config, run_cli):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 import tomllib
 
+import pytest
+
 from dapctl.cli.starter import STARTER
 
 CREDS = {"DAP_CLIENT_ID": "us-east-1#abc", "DAP_CLIENT_SECRET": "s3cr3t-value"}
@@ -80,3 +82,47 @@ def test_log_file_in_a_missing_folder_is_created(tmp_path, run_cli):
     result = run_cli("validate", str(config), "--log-file", str(log_file), environ=CREDS)
     assert result.code == 0, result.stderr
     assert log_file.is_file() and stat.S_IMODE(log_file.parent.stat().st_mode) == 0o700
+
+
+def in_force(text: str, first: str, last: str | None = None, *, instead_of: str = "") -> str:
+    """The starter with its commented lines from the one beginning ``# first`` to the one
+    beginning ``# last`` uncommented, and the line beginning ``instead_of`` removed."""
+    lines, out, inside = text.splitlines(), [], False
+    for line in lines:
+        inside = inside or line.startswith(f"# {first}")
+        if inside:
+            out.append(line.removeprefix("#").removeprefix(" "))
+            inside = not line.startswith(f"# {last or first}")
+        elif not (instead_of and line.startswith(instead_of)):
+            out.append(line)
+    assert out != lines, first
+    return "\n".join(out) + "\n"
+
+
+ALTERNATIVES = {
+    "postgresql-state": lambda: in_force(
+        STARTER, 'state = "postgresql://', instead_of='state = "dapctl.state.json"'
+    ),
+    "s3-state": lambda: STARTER.replace(
+        'state = "dapctl.state.json"', 'state = "s3://bucket/dapctl/"'
+    ),
+    "s3-output": lambda: in_force(STARTER, 'output = "s3://', instead_of='output = "data/'),
+    "database-target": lambda: in_force(STARTER, "[databases.warehouse]", "database = "),
+}
+
+
+@pytest.mark.parametrize("name", ALTERNATIVES)
+def test_the_commented_state_output_and_database_examples_are_valid(name, tmp_path, run_cli):
+    # Issue 20, item 13: the starter had no example of a database target, a bucket output or
+    # a state kept in PostgreSQL or S3.
+    assert '"s3://bucket/dapctl/"' in STARTER  # the S3 state the starter suggests
+    alternative = ALTERNATIVES[name]()
+    tomllib.loads(alternative)
+    path = tmp_path / "alternative.toml"
+    path.write_text(alternative)
+
+    result = run_cli("validate", str(path), environ=CREDS)
+
+    targets = "2 targets" if name == "database-target" else "1 target"
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{path}: valid (1 profile, {targets})\n"

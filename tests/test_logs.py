@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import stat
 
 import pytest
 
-from dapctl.cli.logs import JsonFormatter, redact
+from dapctl.api.ratelimit import RateLimiter
+from dapctl.cli.logs import JsonFormatter, logging_to, redact
 from tests.apply_helpers import config_text, environ
 
 
@@ -170,3 +172,28 @@ def test_debug_shows_the_http_layer_without_secrets(make_emulator, write_config,
     assert any("(pre-signed URL) -> HTTP 200" in line for line in lines), lines
     assert "X-Signature" not in result.stderr and emu.credentials[1] not in result.stderr
     assert "Bearer" not in result.stderr
+
+
+# ---- a rate-limit wait's notice (issue 20, item 15) ----------------------------------------
+
+
+def announce_a_wait(progress_shows: bool, *, level: int, file=None) -> str:
+    """Run a limiter's announced wait under ``logging_to``; what the console got."""
+    console = io.StringIO()
+    limiter = RateLimiter(1, clock=lambda: 0.0, sleep=lambda s: None, purpose="a job slot")
+    with logging_to(console, level=level, file=file, progress_shows=lambda: progress_shows):
+        limiter.acquire()
+        limiter.acquire()  # waits a minute
+    return console.getvalue()
+
+
+def test_a_wait_is_a_warning_where_no_progress_shows_it():
+    assert announce_a_wait(False, level=logging.WARNING) == "WARNING: waiting 60 s for a job slot\n"
+
+
+def test_a_wait_the_progress_shows_is_info(tmp_path):
+    assert announce_a_wait(True, level=logging.WARNING) == ""
+    assert announce_a_wait(True, level=logging.INFO) == "INFO: waiting 60 s for a job slot\n"
+    log_file = tmp_path / "dapctl.log"
+    assert announce_a_wait(True, level=logging.INFO, file=log_file) == ""
+    assert log_file.read_text().endswith(" dapctl.ratelimit INFO: waiting 60 s for a job slot\n")

@@ -250,7 +250,7 @@ def test_rate_limit_waits_become_events_for_the_waiting_step(caplog):
         limiter.acquire()  # the second in a minute waits
 
     assert slept and events == [StepEvent("a/t/ns.x", "waiting", seconds=slept[0])]
-    [record] = [r for r in caplog.records if "rate limit" in r.getMessage()]
+    [record] = [r for r in caplog.records if "waiting 60 s for a jobs slot" in r.getMessage()]
     assert record.address == "a/t/ns.x" and record.event == "rate_limit_wait"
 
 

@@ -3,6 +3,7 @@ and no wait longer than the budget requires. A fake clock and sleeper make it ex
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 
@@ -235,3 +236,74 @@ def test_a_slot_reserved_before_its_anchor_answered_still_waits_for_the_answer()
     first.__exit__(None, None, None)
     thread.join(timeout=5)
     assert done and fake.now >= 1000.0 + 3.0 + 60.0 - 1e-6
+
+
+# ---- the wait's notice (issue 20, item 15) ------------------------------------------------
+
+
+def wait_notices(caplog) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.event == "rate_limit_wait"]
+
+
+def profile_limits(fake: FakeClock, sleep) -> RateLimits:
+    return RateLimits.from_settings(
+        RateLimitSettings(), clock=fake.clock, sleep=sleep, profile="univ_a"
+    )
+
+
+def test_a_wait_is_announced_once_per_episode_naming_its_budget_and_seconds(caplog):
+    # A second apply within a minute waited ~50 s for job slots and said nothing.
+    caplog.set_level(logging.DEBUG, logger="dapctl.ratelimit")
+    fake = FakeClock(1000.0)
+    jobs = profile_limits(fake, sleep=lambda seconds: None).jobs  # the clock stands still
+    for _ in range(5):
+        jobs.acquire()
+        fake.tick(2.4)  # sends at 1000, 1002.4, ..., 1009.6; now 1012
+    assert wait_notices(caplog) == []
+
+    # Three sends wait at once, as three threads would: one episode, one notice.
+    waits = [jobs.acquire() for _ in range(3)]
+
+    assert [round(w, 1) for w in waits] == [48.1, 50.5, 52.9]
+    notice = "univ_a: waiting 48 s for a job slot: jobs_per_minute = 5"
+    assert wait_notices(caplog) == [(logging.WARNING, notice)]
+
+    fake.tick(53.0)  # every wait of that episode is over: the next wait is news
+    jobs.acquire()
+    assert len(wait_notices(caplog)) == 2
+
+
+def test_threads_waiting_together_share_one_notice(caplog):
+    caplog.set_level(logging.DEBUG, logger="dapctl.ratelimit")
+    fake = FakeClock(1000.0)
+    together = threading.Barrier(3)  # each waiting thread sleeps until all three wait
+    status = RateLimiter(
+        1, clock=fake.clock, sleep=lambda s: together.wait(timeout=30), name="job status"
+    )
+    status.acquire()  # the one free slot
+
+    threads = [threading.Thread(target=status.acquire) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not together.broken
+    assert len(wait_notices(caplog)) == 1
+
+
+def test_a_short_wait_is_only_info(caplog):
+    caplog.set_level(logging.DEBUG, logger="dapctl.ratelimit")
+    fake = FakeClock(1000.0)
+    urls = profile_limits(fake, sleep=fake.sleep).urls
+    for _ in range(200):
+        urls.acquire()  # 200 sends spread over 59.8 s: the 201st waits 0.3 s
+        fake.tick(0.299)
+
+    urls.acquire()
+
+    [(level, message)] = wait_notices(caplog)
+    assert level == logging.INFO
+    assert message.startswith("univ_a: waiting ") and message.endswith(
+        "for an object URL slot: urls_per_minute = 200"
+    )

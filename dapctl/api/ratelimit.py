@@ -18,6 +18,13 @@ the books (``Slot.refused``): it costs the ``Retry-After`` the server asked for,
 ``RateLimits`` holds the five limiters of one profile; share it among every thread that
 works for that profile.
 
+A wait is announced once per episode, not per thread: the first wait that begins while no
+other wait of the limiter is under way logs ``univ_a: waiting 48 s for a job slot:
+jobs_per_minute = 5`` (event ``rate_limit_wait``), and the waits that begin before that
+episode ends join it silently. The record is a warning when the wait is long enough to look
+like a hang (a second apply within a minute waits ~50 s for job slots), else info; the
+command line makes it info while its live progress shows the wait (``cli.logs``).
+
 Across processes and machines, a ``SendLedger`` (a shared state backend's: ``state.pg_sends``)
 keeps the books for every worker using one credential: ``RateLimits.share`` hands it to the
 five limiters, and each send then takes its place there instead, with the same rules, and is
@@ -42,6 +49,17 @@ log = logging.getLogger("dapctl.ratelimit")
 
 #: margin per window, for the time the server takes between counting a request and answering
 MARGIN_FRACTION = 0.1 / 60.0
+#: a wait at least this long is announced as a warning: silence that long looks like a hang
+NOTICEABLE_WAIT = 5.0
+WAIT_EVENT = "rate_limit_wait"
+#: each budget: its key in a profile's ``rate_limits`` and what one of its sends is for
+BUDGETS = {
+    "jobs": ("jobs_per_minute", "a job slot"),
+    "job_status": ("job_status_per_minute", "a job status slot"),
+    "tables": ("tables_per_minute", "a table listing slot"),
+    "schema": ("schema_per_minute", "a schema slot"),
+    "urls": ("urls_per_minute", "an object URL slot"),
+}
 
 
 class SendLedger(Protocol):
@@ -94,6 +112,8 @@ class RateLimiter:
         margin: float | None = None,
         name: str = "requests",
         on_wait: Callable[[float], None] | None = None,
+        purpose: str | None = None,
+        profile: str | None = None,
     ) -> None:
         if per_minute <= 0 or window <= 0:
             raise ValueError("a rate limit needs a positive budget and window")
@@ -102,6 +122,10 @@ class RateLimiter:
         self.span = window * self.capacity / per_minute
         self.margin = window * MARGIN_FRACTION if margin is None else margin
         self.name = name
+        # What a wait is for, as its announcement says it, and whose budget it is.
+        self.purpose = purpose or f"a {name} slot: {per_minute:g} a minute"
+        self.profile = profile
+        self._episode_ends = -math.inf  # when the waits under way now are all over
         self._on_wait = on_wait  # told of every wait, e.g. to show it as progress
         self._clock = clock
         self._sleep = sleep
@@ -177,7 +201,8 @@ class RateLimiter:
                 # The send we are anchored on is booked at its answer, which may have come (or
                 # may yet come) after we reserved: wait for it, then for the span after it.
                 anchor.answered.wait()
-                held.waited += self._wait(anchor.at + self.span + self.margin - self._clock())
+                more = anchor.at + self.span + self.margin - self._clock()
+                held.waited += self._wait(more, continued=held.waited > 0)
             yield held
         finally:
             with self._lock:
@@ -206,19 +231,32 @@ class RateLimiter:
             except Exception as exc:  # it stays booked, unanswered: the ledger's rules hold
                 log.warning("%s: %s", self.name, exc)
 
-    def _wait(self, seconds: float) -> float:
+    def _wait(self, seconds: float, *, continued: bool = False) -> float:
+        """Sleep ``seconds``; ``continued``: this thread's wait goes on (no new episode)."""
         if seconds <= 0:
             return 0.0
-        log.info(
-            "%s: client-side rate limit, waiting %.1f s",
-            self.name,
-            seconds,
-            extra={"event": "rate_limit_wait"},
-        )
+        with self._lock:
+            now = self._clock()
+            begins_episode = not continued and now >= self._episode_ends
+            self._episode_ends = max(self._episode_ends, now + seconds)
+        if begins_episode:
+            self._announce(seconds)
         if self._on_wait is not None:
             self._on_wait(seconds)
         self._sleep(seconds)
         return seconds
+
+    def _announce(self, seconds: float) -> None:
+        level = logging.WARNING if seconds >= NOTICEABLE_WAIT else logging.INFO
+        whose = f"{self.profile}: " if self.profile else ""
+        log.log(
+            level,
+            "%swaiting %d s for %s",
+            whose,
+            max(1, round(seconds)),
+            self.purpose,
+            extra={"event": WAIT_EVENT, "seconds": round(seconds, 3), "budget": self.name},
+        )
 
 
 @dataclass(frozen=True)
@@ -253,16 +291,26 @@ class RateLimits:
         sleep: Callable[[float], None] = time.sleep,
         window: float = 60.0,
         on_wait: Callable[[float], None] | None = None,
+        profile: str | None = None,
     ) -> RateLimits:
-        def make(per_minute: float, name: str) -> RateLimiter:
+        def make(budget: str, name: str) -> RateLimiter:
+            key, slot = BUDGETS[budget]
+            per_minute = getattr(settings, key)
             return RateLimiter(
-                per_minute, clock=clock, sleep=sleep, window=window, name=name, on_wait=on_wait
+                per_minute,
+                clock=clock,
+                sleep=sleep,
+                window=window,
+                name=name,
+                on_wait=on_wait,
+                purpose=f"{slot}: {key} = {per_minute:g}",
+                profile=profile,
             )
 
         return cls(
-            jobs=make(settings.jobs_per_minute, "jobs"),
-            job_status=make(settings.job_status_per_minute, "job status"),
-            tables=make(settings.tables_per_minute, "tables"),
-            schema=make(settings.schema_per_minute, "schema"),
-            urls=make(settings.urls_per_minute, "urls"),
+            jobs=make("jobs", "jobs"),
+            job_status=make("job_status", "job status"),
+            tables=make("tables", "tables"),
+            schema=make("schema", "schema"),
+            urls=make("urls", "urls"),
         )

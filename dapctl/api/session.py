@@ -198,6 +198,7 @@ def _client(
         sleep=conn.sleep,
         window=conn.window,
         on_wait=conn.on_wait,
+        profile=name,
     )
     return DapClient(
         session=session,

@@ -4,7 +4,9 @@
 name in ``args.command`` (``"state list"`` for a subcommand); ``cli`` maps names to
 handlers, so this module only describes the language and never runs anything. Every
 command takes the shared flags ``--debug``, ``--log-level``, ``--log-format``,
-``--log-file`` and ``--no-color``; commands that report something take ``--json``.
+``--log-file`` and ``--no-color``, before or after its name (``dapctl --debug plan x`` is
+``dapctl plan x --debug``); commands that report something take ``--json``, which may come
+first too. A usage error is reported with the usage of the command it concerns.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ exit statuses:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="dapctl",
         description="Declarative, resumable exports from Instructure's Data Access Platform "
         "(Canvas Data 2). Declare profiles and targets in a TOML file; `plan` shows what "
-        "would run, `apply` runs it and records watermarks so the next run continues.",
+        "would run, `apply` runs it: it writes each table to files (local or in an s3://, "
+        "gs:// or az:// bucket) or to a PostgreSQL or DuckDB database, and records its "
+        "watermark in the state (a file, PostgreSQL or S3) so the next run continues.",
         epilog=_examples(
             "dapctl init dapctl.toml",
             "dapctl validate dapctl.toml",
@@ -46,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"dapctl {__version__}")
-    parser.set_defaults(debug=False, log_level=None, log_format="text", log_file=None)
+    _shared_flags(parser.add_argument_group("logging and display (before or after COMMAND)"))
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="for a command that reports something: print it as one JSON document",
+    )
     commands = parser.add_subparsers(
         title="commands", metavar="COMMAND", required=True, parser_class=DeferringParser
     )
@@ -61,6 +70,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token(commands)
     _add_config_schema(commands)
     _add_emulator(commands)
+    return parser
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """The top-level parser, which reports a usage error with the usage of the command it
+    concerns.
+
+    argparse hands a subcommand's unknown arguments up to the top-level parser (a subparser
+    parses with ``parse_known_args``), whose ``parse_args`` then refuses them with the
+    top-level usage: ``dapctl plan x --bogus`` showed ``usage: dapctl [-h] ... COMMAND``,
+    which says nothing about plan's flags. Here the command's own parser reports them.
+    """
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = self.parse_known_args(args, namespace)
+        command = _command_parser(self, parsed.command.split())
+        if extras:
+            command.error("unrecognized arguments: " + " ".join(extras))
+        if parsed.json and "--json" not in command._option_string_actions:
+            command.error(f"--json: `dapctl {parsed.command}` prints no JSON document")
+        return parsed
+
+
+def _command_parser(parser: argparse.ArgumentParser, words: Sequence[str]) -> Any:
+    """The parser of the (sub)command ``words`` names, such as ``["state", "list"]``."""
+    for word in words:
+        [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = commands.choices[word]
     return parser
 
 
@@ -103,28 +140,49 @@ def _command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub.set_defaults(command=command or name)
-    shared = sub.add_argument_group("logging and display")
-    shared.add_argument("--debug", action="store_true", help="log details and show tracebacks")
-    shared.add_argument(
+    _shared_flags(sub.add_argument_group("logging and display"), after_command=True)
+    return sub
+
+
+def _shared_flags(group: Any, *, after_command: bool = False) -> None:
+    """The flags every command takes: on the top-level parser with their defaults, and on
+    each command's parser with ``argparse.SUPPRESS``, so that a flag given after the command
+    sets its value and one left out leaves the value given before it (or the default)."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if after_command else value
+
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="log details and show tracebacks",
+    )
+    group.add_argument(
         "--log-level",
         choices=list(LEVELS),
-        default=None,
+        default=default(None),
         help="least severe records logged (default warning; --debug: debug)",
     )
-    shared.add_argument(
+    group.add_argument(
         "--log-format",
         choices=["text", "json"],
-        default="text",
+        default=default("text"),
         help="log records as text or as JSON lines (default text)",
     )
-    shared.add_argument(
+    group.add_argument(
         "--log-file",
         type=Path,
+        default=default(None),
         metavar="PATH",
         help="append log records to PATH (created 0600); the console keeps warnings",
     )
-    shared.add_argument("--no-color", action="store_true", help="no colour, even on a terminal")
-    return sub
+    group.add_argument(
+        "--no-color",
+        action="store_true",
+        default=default(False),
+        help="no colour, even on a terminal",
+    )
 
 
 def _examples(*lines: str) -> str:
@@ -136,7 +194,13 @@ def _config_arg(sub: argparse.ArgumentParser) -> None:
 
 
 def _json_flag(sub: argparse.ArgumentParser, what: str) -> None:
-    sub.add_argument("--json", action="store_true", help=f"print {what} as one JSON document")
+    # SUPPRESS: `dapctl --json plan x` sets it before the command (default False there).
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=f"print {what} as one JSON document",
+    )
 
 
 def _selection_args(sub: argparse.ArgumentParser) -> None:
@@ -240,7 +304,8 @@ def _add_apply(commands: Any) -> None:
         commands,
         "apply",
         "Run the plan: start or resume each table's query job, download its parts, write the "
-        "declared output file atomically, and record the watermark in the state file.",
+        "declared output whole or not at all (a file, a bucket object or a database table), "
+        "and record the watermark in the state.",
         [
             "dapctl apply dapctl.toml",
             "dapctl apply dapctl.toml --profile univ_a --target 'univ_a/core/*' --json",
@@ -346,14 +411,20 @@ def _add_describe(commands: Any) -> None:
 def _add_state(commands: Any) -> None:
     parent: argparse.ArgumentParser = commands.add_parser(
         "state",
-        help="Inspect the state file, or forget a step's watermark.",
-        description="Inspect the state file, or forget a step's watermark so the next apply "
-        "takes a new snapshot of that table.",
+        help="Inspect the state, forget or rename its addresses, or move it elsewhere.",
+        description="Work on the state where [settings] state keeps it: a local file "
+        "(default dapctl.state.json), a PostgreSQL database (postgresql://) or an S3 bucket "
+        "(s3://). list and show inspect it; rm forgets a step's watermark so the next apply "
+        "takes a new snapshot of that table; mv renames addresses after a target or profile "
+        "was renamed; migrate copies the state to another backend. Database targets' "
+        "records, kept in their own databases, are listed and forgotten there too.",
         epilog=_examples(
             "dapctl state list dapctl.toml",
             "dapctl state show dapctl.toml univ_a/core/canvas.accounts",
             "dapctl state rm dapctl.toml univ_a/core/canvas.accounts",
             "dapctl state mv dapctl.toml 'univ_a/core/*' 'univ_a/main/*'",
+            "dapctl state migrate dapctl.toml --to postgresql://db.example.edu/dapctl",
+            "dapctl state migrate dapctl.toml --to s3://bucket/dapctl/",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -420,12 +491,13 @@ def _add_state_migrate(state: Any) -> None:
     sub = _command(
         state,
         "migrate",
-        "Copy the state to another backend (a PostgreSQL URL or a local path), keeping its "
+        "Copy the state to another backend (a PostgreSQL or S3 URL, or a local path), keeping its "
         "lineage and serial, with both locks held; then point [settings] state at it. The "
         "source stays as it was. A destination that holds steps already is refused unless "
         "--force.",
         [
             "dapctl state migrate dapctl.toml --to postgresql://db.example.edu/dapctl",
+            "dapctl state migrate dapctl.toml --to s3://bucket/dapctl/",
             "dapctl state migrate dapctl.toml --to state/dapctl.state.json --json",
         ],
         command="state migrate",
@@ -435,8 +507,9 @@ def _add_state_migrate(state: Any) -> None:
         "--to",
         required=True,
         metavar="URL_OR_PATH",
-        help="postgresql://host/db (no password: PGPASSWORD, ~/.pgpass or a service file) "
-        "or a path (relative to the working directory)",
+        help="postgresql://host/db (no password: PGPASSWORD, ~/.pgpass or a service file), "
+        "s3://bucket/prefix/ (the s3 extra; AWS credentials and endpoint as for outputs) or a "
+        "path (relative to the working directory)",
     )
     sub.add_argument(
         "--force", action="store_true", help="replace a state the destination holds already"

@@ -7,7 +7,10 @@ the console in ``fmt``; with one, they go to the file (created 0600 in folders c
 ``fmt`` and the console keeps only warnings and errors (a failed step's record too), as
 text. Without a file, a text console leaves out each step's ``finished`` record: the command
 prints results itself. An error that ends the command and an interruption are logged for the
-file (event ``fatal`` / ``interrupted``); the console prints those itself. JSON lines carry
+file (event ``fatal`` / ``interrupted``); the console prints those itself. A rate-limit
+wait's notice (event ``rate_limit_wait``) is a warning where nothing else shows the wait, and
+info (for the file and the console alike) while ``progress_shows()``: the live progress then
+counts the wait down on its step's row. JSON lines carry
 ``time`` (UTC), ``level``, ``logger``, ``event``, ``address``, ``message`` and the record's
 fields (``job_id``, ``status``, ``error_uuid``, ...). Every line passes through ``redact``,
 a last guard that masks bearer tokens, JWTs and pre-signed URL signatures should one ever
@@ -21,11 +24,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
+from dapctl.api.ratelimit import WAIT_EVENT
 from dapctl.errors import ConfigError
 from dapctl.files import ensure_private_dir
 from dapctl.text import format_time
@@ -109,6 +113,26 @@ def _not_a_result(record: logging.LogRecord) -> bool:
     return getattr(record, "event", None) != "finished"
 
 
+class _WaitShownAsProgress(logging.Filter):
+    """A handler's threshold, applied after demoting a rate-limit wait's warning to info
+    while the live progress shows that wait (a handler checks its own level before its
+    filters run, so a demoted record is judged again here)."""
+
+    def __init__(self, progress_shows: Callable[[], bool], level: int) -> None:
+        super().__init__()
+        self.progress_shows = progress_shows
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            getattr(record, "event", None) == WAIT_EVENT
+            and record.levelno == logging.WARNING
+            and self.progress_shows()
+        ):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return record.levelno >= self.level
+
+
 def _formatter(fmt: Format, *, stamped: bool) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter(stamped=stamped)
 
@@ -126,9 +150,15 @@ def open_log_file(path: Path) -> TextIO:
 
 @contextlib.contextmanager
 def logging_to(
-    console: Console, *, level: int, fmt: Format = "text", file: Path | None = None
+    console: Console,
+    *,
+    level: int,
+    fmt: Format = "text",
+    file: Path | None = None,
+    progress_shows: Callable[[], bool] = lambda: False,
 ) -> Iterator[None]:
-    """Send the ``dapctl`` logger's records where the command line asked, for one command."""
+    """Send the ``dapctl`` logger's records where the command line asked, for one command;
+    ``progress_shows`` says whether a live progress display is on the console now."""
     logger = logging.getLogger("dapctl")
     with contextlib.ExitStack() as stack:
         handlers: list[logging.Handler] = []
@@ -137,11 +167,14 @@ def logging_to(
             to_file = logging.StreamHandler(stream)
             to_file.setFormatter(_formatter(fmt, stamped=True))
             to_file.setLevel(level)
+            to_file.addFilter(_WaitShownAsProgress(progress_shows, level))
             handlers.append(to_file)
         to_console: logging.Handler = logging.StreamHandler(console)
         console_fmt: Format = "text" if file is not None else fmt
         to_console.setFormatter(_formatter(console_fmt, stamped=False))
-        to_console.setLevel(max(level, logging.WARNING) if file is not None else level)
+        console_level = max(level, logging.WARNING) if file is not None else level
+        to_console.setLevel(console_level)
+        to_console.addFilter(_WaitShownAsProgress(progress_shows, console_level))
         to_console.addFilter(lambda record: not _printed_anyway(record))
         if console_fmt == "text" and file is None:
             to_console.addFilter(_not_a_result)

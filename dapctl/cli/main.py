@@ -62,7 +62,13 @@ def main(
     ctx.style = Style.for_stream(ctx.stdout, ctx.environ, disabled=args.no_color)
     level = logging.DEBUG if args.debug else LEVELS[args.log_level or "warning"]
     try:
-        with logging_to(Console(ctx), level=level, fmt=args.log_format, file=args.log_file):
+        with logging_to(
+            Console(ctx),
+            level=level,
+            fmt=args.log_format,
+            file=args.log_file,
+            progress_shows=lambda: ctx.progress is not None,
+        ):
             return _run(args, ctx)
     except DapctlError as exc:  # the log file cannot be opened
         return _failed(args, ctx, exc)

@@ -23,6 +23,10 @@ STARTER = """\
 
 [settings]                            # every key is optional
 state = "dapctl.state.json"           # watermarks; relative to this file's folder
+# state = "postgresql://dapctl@db.example.edu/dapctl"   # instead: in PostgreSQL, for CI pods
+#                                     # and many workers at once; no password here (PGPASSWORD,
+#                                     # ~/.pgpass); pip install 'dapctl[postgresql]'.
+#                                     # Or "s3://bucket/dapctl/" (pip install 'dapctl[s3]')
 concurrency = 4                       # tables downloaded at once
 # refresh_margin = 300                # renew a token this many seconds before it expires
 # on_snapshot_required = "snapshot"   # or "fail", when an incremental window is gone
@@ -56,6 +60,19 @@ format = "jsonl"                      # jsonl, csv, tsv or parquet
 sync = "incremental"                  # a snapshot first, then only the changes
 # since = 2026-01-01T00:00:00Z        # first run: changes since then instead of a snapshot
 output = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
+# output = "s3://bucket/canvas/{profile}/{table}/{kind}-{timestamp}.{format}.gz"   # instead:
+#                                     # objects in a bucket (pip install 'dapctl[s3]'; AWS
+#                                     # credentials from the environment, never from here)
+
+# Tables kept in a database instead of files: a snapshot, then changes merged in.
+# pip install 'dapctl[postgresql]' (or 'dapctl[duckdb]' for a DuckDB file).
+# [databases.warehouse]
+# url = "postgresql://dapctl@db.example.edu/canvas"   # or "duckdb:///warehouse.duckdb"
+#
+# [[targets]]
+# name = "warehouse"
+# tables = ["accounts", "courses", "enrollments", "users"]
+# database = "warehouse"              # add output = "..." to keep files as well
 """
 
 
