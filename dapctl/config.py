@@ -140,10 +140,30 @@ class Settings(_Model):
         'group read them (folders it creates for them get the matching "0750"). Private by '
         "default; state, lock and log files stay private whatever this says.",
     )
+    catch_up_after: Annotated[float, Field(ge=0)] | Literal["never"] = Field(
+        3600.0,
+        description="Seconds: after collecting a job an earlier apply started (with --no-wait, "
+        "or by a run that was stopped), start an incremental that brings the table current "
+        "in the same run only when that job's data is older than this at this apply's start "
+        "(by the server's clock). Each one spends one of DAP's 5 job creations a minute, and "
+        'DAP refreshes its data every few hours. 0: whenever the job ended before; "never": '
+        "leave it to the next run.",
+    )
 
     @property
     def file_mode_bits(self) -> int:
         return int(self.file_mode, 8)
+
+    @field_validator("catch_up_after", mode="before")
+    @classmethod
+    def _catch_up_after(cls, value: object) -> object:
+        # Checked before the union, whose per-branch errors would say nothing useful.
+        if value == "never":
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return value
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        raise ValueError(f'expected seconds, 0 or more, or "never"{shown}')
 
     @model_validator(mode="after")
     def _one_state(self) -> Settings:

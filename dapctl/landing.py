@@ -6,7 +6,8 @@ destination's load, refuses an incremental whose output name is taken, marks the
 writing, collects the parts (`dapctl.collect`) with progress events, and records the
 completed step, in the destination's own commit where the destination keeps it (a database
 table) and in the state. An empty incremental window writes nothing. After a job an earlier
-apply started, it queues the incremental that makes the table current (`plan.follow_up`).
+apply started, it queues the incremental that makes the table current (`plan.follow_up`), when
+that job's data is older than ``settings.catch_up_after``.
 """
 
 from __future__ import annotations
@@ -111,10 +112,17 @@ class Lander:
 
     def _catch_up(self, step: Step) -> None:
         """After a job an earlier apply started, the incremental that makes the table current
-        (``plan.follow_up``), in this run."""
+        (``plan.follow_up``), in this run, if the job's data is older than the config's
+        ``catch_up_after``."""
         began = self.clients[step.profile].began
         target = self.config.target(step.target)
-        after = follow_up(step, target, self.keeper.step(step.address), began=began)
+        after = follow_up(
+            step,
+            target,
+            self.keeper.step(step.address),
+            began=began,
+            catch_up_after=self.config.settings.catch_up_after,
+        )
         if after is not None:
             log.info("%s: %s", step.address, after.reason, extra={"event": "follow_up"})
             self.queue(after)

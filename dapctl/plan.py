@@ -327,21 +327,32 @@ def after_lost_job(step: Step, target: Target, state: StepState) -> Step:
 
 
 def follow_up(
-    step: Step, target: Target, state: StepState, *, began: datetime | None
+    step: Step,
+    target: Target,
+    state: StepState,
+    *,
+    began: datetime | None,
+    catch_up_after: float | Literal["never"],
 ) -> Step | None:
     """The incremental that brings a table current after this apply collected a job an
-    earlier apply started, when that job ends before this apply began (``began``: the
-    server's time when this apply first reached it). Without it a run that succeeds would
-    leave the table behind until the next run. ``None`` when the table is current, or its
-    target takes snapshots only."""
+    earlier apply started, when that job's data is older than ``catch_up_after`` seconds
+    (``settings.catch_up_after``; ``0``: any age, ``"never"``: no follow-up) at ``began``, the
+    server's time when this apply first reached it. Without it a run that succeeds would
+    leave the table behind until the next run; but each costs one of DAP's five job creations
+    a minute, and data that refreshes every few hours is rarely worth one for a job minutes
+    old: the collect run after ``--no-wait`` would start a new job per table (issue 20, item
+    3). ``None`` when the table is current enough, or its target takes snapshots only."""
     if step.action != "resume" or target.sync == "snapshot" or began is None:
         return None
-    if state.watermark is None or state.watermark >= began:
+    if state.watermark is None or catch_up_after == "never":
+        return None
+    age = (began - state.watermark).total_seconds()
+    if age <= 0 or age <= catch_up_after:
         return None
     return dataclasses.replace(
         plan_table(step.profile, target, step.table, state),
-        reason=f"the resumed job ended at {format_time(state.watermark)}, before this apply "
-        "began: continues from there",
+        reason=f"the resumed job ended at {format_time(state.watermark)}, {age:.0f} s before "
+        f"this apply began (catch_up_after = {catch_up_after:g}): continues from there",
     )
 
 

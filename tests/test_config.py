@@ -83,6 +83,25 @@ def test_models_are_frozen():
         parsed.targets[0].format = "csv"  # type: ignore[misc]
 
 
+def test_catch_up_after_defaults_to_an_hour():
+    assert Config.model_validate(config()).settings.catch_up_after == 3600.0
+
+
+@pytest.mark.parametrize(("given", "kept"), [(0, 0.0), (90.5, 90.5), ("never", "never")])
+def test_catch_up_after_takes_seconds_or_never(given, kept):
+    parsed = Config.model_validate(config(settings={"catch_up_after": given}))
+
+    assert parsed.settings.catch_up_after == kept
+
+
+@pytest.mark.parametrize("given", [-1, "1h", "Never", True, float("nan"), [60]])
+def test_catch_up_after_refuses_what_is_no_duration(given):
+    [(loc, message)] = errors_of(config(settings={"catch_up_after": given}))
+
+    assert loc == ("settings", "catch_up_after")
+    assert 'expected seconds, 0 or more, or "never"' in message
+
+
 def test_since_keeps_its_zone():
     raw = config(targets=[{"name": "core", "tables": ["a"], "since": "2026-11-01T02:00:00+02:00"}])
 

@@ -85,6 +85,12 @@ BAD_CONFIGS = [
         ["valid integer", "(got '4')"],
     ),
     (
+        "catch-up-after-as-text",
+        '[settings]\ncatch_up_after = "1h"  # <-\n' + GOOD,
+        "settings.catch_up_after",
+        ['expected seconds, 0 or more, or "never"', "(got '1h')"],
+    ),
+    (
         "quoted-boolean",
         '[profiles.demo]\nemulator = "true"  # <-\n' + GOOD,
         "profiles.demo.emulator",

@@ -111,7 +111,7 @@ def recover_and_check(path: Path, emu, killed: State) -> list:
         assert any("resumed" in note for note in result.notes), result.notes
     # Only steps with no recorded job may have cost a new one (the server's cache may even
     # hand back the job the killed apply started without recording it), and the follow-up
-    # incrementals of resumed jobs that ended before this apply began.
+    # incrementals of resumed jobs older than catch_up_after.
     follow_ups = len(results) - len({r.address for r in results})
     assert follow_ups <= len(pending)
     assert emu.stats.jobs_created - created <= len(TABLES) - len(pending) + follow_ups
@@ -148,7 +148,9 @@ def test_kill_during_login(make_emulator, write_config):
     recover_and_check(path, emu, killed)
 
 
-def test_kill_during_polling_resumes_every_recorded_job(make_emulator, write_config):
+def kill_while_polling(make_emulator, write_config, later: float) -> tuple[object, list, list]:
+    """Kill an apply once its three jobs are recorded, move the server's clock ``later``
+    seconds on, and recover: the emulator, the resumed results and the follow-ups."""
     path, emu = setup(make_emulator, write_config, job_delay=2.0)
     store = state_store(path)
 
@@ -162,14 +164,27 @@ def test_kill_during_polling_resumes_every_recorded_job(make_emulator, write_con
     assert kill_when(spawn(path, emu), all_recorded)
     killed = state_after_kill(path)
     assert emu.stats.jobs_created == 3
+    emu.advance(later)
     results = recover_and_check(path, emu, killed)
     resumed = [r for r in results if r.kind == "snapshot"]
-    follow_ups = [r for r in results if r.kind == "incremental"]
     assert len({r.job_id for r in resumed}) == 3  # all three resumed
-    # The data clock moved after the kill: each resumed snapshot is followed by an
-    # incremental from its end, the only new jobs.
+    return emu, resumed, [r for r in results if r.kind == "incremental"]
+
+
+def test_kill_during_polling_resumes_every_recorded_job(make_emulator, write_config):
+    emu, _, follow_ups = kill_while_polling(make_emulator, write_config, later=0)
+
+    # Jobs seconds old are not worth a new job each (issue 20, item 3): no follow-up.
+    assert follow_ups == []
+    assert emu.stats.jobs_created == 3
+
+
+def test_resumed_jobs_older_than_catch_up_after_are_followed(make_emulator, write_config):
+    emu, resumed, follow_ups = kill_while_polling(make_emulator, write_config, later=7200)
+
+    # Two hours behind, more than the default hour: an incremental from each job's end.
     assert {r.since for r in follow_ups} == {r.at for r in resumed}
-    assert emu.stats.jobs_created == 3 + len(follow_ups) == 6
+    assert emu.stats.jobs_created == 6
 
 
 def test_kill_mid_download(make_emulator, write_config):
