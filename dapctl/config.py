@@ -14,7 +14,6 @@ from __future__ import annotations
 import string
 from datetime import UTC, datetime
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +29,7 @@ from pydantic import (
 )
 
 from dapctl.buckets import is_url, parse_url
+from dapctl.databases.engine import holds_password
 from dapctl.template import (
     ANY_TABLE,
     DEFAULT_OUTPUT,
@@ -149,7 +149,7 @@ class Settings(_Model):
     def _one_state(self) -> Settings:
         if self.state_env is not None and "state" in self.model_fields_set:
             raise PathError(("state_env",), "set only one of state and state_env")
-        if "://" in self.state and urlsplit(self.state).password is not None:
+        if holds_password(self.state):
             raise PathError(
                 ("state",),
                 "the URL holds a password, which must not sit in a config file; take it "
@@ -254,7 +254,7 @@ class Database(_Model):
         given = [x for x in (self.url, self.url_env, self.url_file) if x is not None]
         if len(given) != 1:
             raise ValueError("set exactly one of url, url_env and url_file")
-        if self.url is not None and urlsplit(self.url).password is not None:
+        if self.url is not None and holds_password(self.url):
             raise PathError(
                 ("url",),
                 "the URL holds a password, which must not sit in a config file; take it "

@@ -283,9 +283,12 @@ def _toml(value: object) -> str:
 
 
 def _sensitive(loc: Loc) -> bool:
-    # A mistyped secret is still a secret: never echo what a *secret* key holds.
-    # A database URL may carry a password.
-    return any("secret" in str(part) or str(part) == "url" for part in loc)
+    # A mistyped secret is still a secret: never echo what a *secret* key holds. A database
+    # or state URL may carry a password, and one pasted where its variable's name belongs too.
+    return any("secret" in str(part) or str(part) in _URL_KEYS for part in loc)
+
+
+_URL_KEYS = frozenset({"url", "url_env", "url_file", "state", "state_env"})
 
 
 def _is_scalar(value: object) -> bool:
