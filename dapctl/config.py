@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from dapctl.buckets import is_url, parse_url
+from dapctl.databases.columns import IDENTIFIER_RULE, is_identifier
 from dapctl.databases.engine import holds_password
 from dapctl.template import (
     ANY_TABLE,
@@ -481,7 +482,7 @@ class Config(_Model):
             tables = ["*"] if target.tables == "all" else target.tables
             for profile in self.target_profiles(target):
                 for table in tables:
-                    key = (target.database, *db_names(target, profile, table))
+                    key = (target.database, *_db_identifiers(target, index, profile, table))
                     address = address_of(profile, target.name, target.namespace, table)
                     if key in claimed:
                         raise PathError(
@@ -536,6 +537,23 @@ def _table_in_template(target: Target, profile: str, index: int) -> None:
             f'tables = "all": the steps {every} would all write the same output '
             f"path {target.output!r}; add {{table}} to output",
         )
+
+
+def _db_identifiers(target: Target, index: int, profile: str, table: str) -> tuple[str, str]:
+    """A step's (schema, table) in its database, refused here, before any job, unless both
+    are identifiers the database takes. ``table`` is ``*`` for every table of ``tables =
+    "all"``, checked as a plain name stands in for it."""
+    names = db_names(target, profile, table)
+    checked = db_names(target, profile, "t") if table == "*" else names
+    for key, shown, value in zip(("db_schema", "db_table"), names, checked, strict=True):
+        if not is_identifier(value):
+            address = address_of(profile, target.name, target.namespace, table)
+            raise PathError(
+                ("targets", index, key),
+                f"{shown!r}, the {key} of step {address}, is not a plain SQL name: "
+                f"{IDENTIFIER_RULE}",
+            )
+    return names
 
 
 def address_of(profile: str, target: str, namespace: str, table: str) -> str:
