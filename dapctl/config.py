@@ -14,7 +14,6 @@ from __future__ import annotations
 import string
 from datetime import UTC, datetime
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +29,8 @@ from pydantic import (
 )
 
 from dapctl.buckets import is_url, parse_url
+from dapctl.databases.columns import IDENTIFIER_RULE, is_identifier
+from dapctl.databases.engine import holds_password
 from dapctl.template import (
     ANY_TABLE,
     DEFAULT_OUTPUT,
@@ -169,7 +170,7 @@ class Settings(_Model):
     def _one_state(self) -> Settings:
         if self.state_env is not None and "state" in self.model_fields_set:
             raise PathError(("state_env",), "set only one of state and state_env")
-        if "://" in self.state and urlsplit(self.state).password is not None:
+        if holds_password(self.state):
             raise PathError(
                 ("state",),
                 "the URL holds a password, which must not sit in a config file; take it "
@@ -274,7 +275,7 @@ class Database(_Model):
         given = [x for x in (self.url, self.url_env, self.url_file) if x is not None]
         if len(given) != 1:
             raise ValueError("set exactly one of url, url_env and url_file")
-        if self.url is not None and urlsplit(self.url).password is not None:
+        if self.url is not None and holds_password(self.url):
             raise PathError(
                 ("url",),
                 "the URL holds a password, which must not sit in a config file; take it "
@@ -501,7 +502,7 @@ class Config(_Model):
             tables = ["*"] if target.tables == "all" else target.tables
             for profile in self.target_profiles(target):
                 for table in tables:
-                    key = (target.database, *db_names(target, profile, table))
+                    key = (target.database, *_db_identifiers(target, index, profile, table))
                     address = address_of(profile, target.name, target.namespace, table)
                     if key in claimed:
                         raise PathError(
@@ -556,6 +557,23 @@ def _table_in_template(target: Target, profile: str, index: int) -> None:
             f'tables = "all": the steps {every} would all write the same output '
             f"path {target.output!r}; add {{table}} to output",
         )
+
+
+def _db_identifiers(target: Target, index: int, profile: str, table: str) -> tuple[str, str]:
+    """A step's (schema, table) in its database, refused here, before any job, unless both
+    are identifiers the database takes. ``table`` is ``*`` for every table of ``tables =
+    "all"``, checked as a plain name stands in for it."""
+    names = db_names(target, profile, table)
+    checked = db_names(target, profile, "t") if table == "*" else names
+    for key, shown, value in zip(("db_schema", "db_table"), names, checked, strict=True):
+        if not is_identifier(value):
+            address = address_of(profile, target.name, target.namespace, table)
+            raise PathError(
+                ("targets", index, key),
+                f"{shown!r}, the {key} of step {address}, is not a plain SQL name: "
+                f"{IDENTIFIER_RULE}",
+            )
+    return names
 
 
 def address_of(profile: str, target: str, namespace: str, table: str) -> str:

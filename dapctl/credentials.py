@@ -8,7 +8,9 @@ key and the variable or file, never the value. Secrets stay ``SecretStr`` from h
 network in clear text. The environment is a parameter, so tests pass their own.
 ``validate`` and ``plan`` talk to no server: ``check_used`` lets them warn about a missing
 variable or secret file (``MissingCredentialError``) instead of failing, so a lint job
-without secrets can run them.
+without secrets can run them; ``check_locations`` does the same for the state's and the
+databases' URLs (``state_env``, ``url_env``, ``url_file``). ``resolve_source`` is the one
+reading of a setting given as itself, as ``*_env`` or as ``*_file``.
 """
 
 from __future__ import annotations
@@ -167,17 +169,44 @@ def _client_id(profile: Profile, environ: Mapping[str, str], where: Callable[...
 def _client_secret(
     profile: Profile, environ: Mapping[str, str], where: Callable[..., str], base_dir: Path
 ) -> tuple[str, tuple[str, ...]]:
-    if profile.client_secret is not None:
-        value = profile.client_secret.get_secret_value()
-        if not value.strip():
-            raise ConfigError(f"{where('client_secret')}: is empty")
-        return value, ()
-    if profile.client_secret_env is not None:
-        return _from_env(environ, profile.client_secret_env, where("client_secret_env")), ()
-    if profile.client_secret_file is not None:
-        path = base_dir / Path(profile.client_secret_file).expanduser()
-        return _from_file(path, where("client_secret_file"))
+    inline = profile.client_secret
+    resolved = resolve_source(
+        "client_secret",
+        value=None if inline is None else inline.get_secret_value(),
+        env=profile.client_secret_env,
+        file=profile.client_secret_file,
+        where=where,
+        environ=environ,
+        base_dir=base_dir,
+    )
+    if resolved is not None:
+        return resolved
     return _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True), ()
+
+
+def resolve_source(
+    key: str,
+    *,
+    value: str | None,
+    env: str | None,
+    file: str | None = None,
+    where: Callable[[str], str],
+    environ: Mapping[str, str],
+    base_dir: Path,
+) -> tuple[str, tuple[str, ...]] | None:
+    """A setting given as ``key`` itself, the variable ``key_env`` names or the file
+    ``key_file`` names (``client_secret``, a database's ``url``, the ``state``): its value
+    and warnings, or None when none is given. ``where(name)`` places a key for messages;
+    a variable not set or a file not there is a `MissingCredentialError`."""
+    if value is not None:
+        if not value.strip():
+            raise ConfigError(f"{where(key)}: is empty")
+        return value, ()
+    if env is not None:
+        return _from_env(environ, env, where(f"{key}_env")), ()
+    if file is not None:
+        return _from_file(base_dir / Path(file).expanduser(), where(f"{key}_file"))
+    return None
 
 
 def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: bool = False) -> str:
@@ -250,6 +279,52 @@ def resolve_used(
         for warning in creds.warnings if creds else ():
             log.warning(warning)
     return resolved
+
+
+def check_locations(
+    loaded: LoadedConfig, *, environ: Mapping[str, str], require: bool = False
+) -> list[str]:
+    """Check, without connecting, the URLs a command would read for the state
+    (``state_env``) and the targets' databases (``url_env``, ``url_file``); return (and log)
+    the warnings: a missing variable or file is one, unless ``require`` makes it the error
+    it is for ``apply``; a file others may read is one always."""
+    warnings: list[str] = []
+    for section, key, value, env, file in _locations(loaded.config):
+
+        def where(name: str, section: tuple[str, ...] = section) -> str:
+            return loaded.locate((*section, name))
+
+        try:
+            resolved = resolve_source(
+                key,
+                value=value,
+                env=env,
+                file=file,
+                where=where,
+                environ=environ,
+                base_dir=loaded.base_dir,
+            )
+        except MissingCredentialError as exc:
+            if require:
+                raise
+            warnings.append(f"{exc.message} (apply needs it; --require-credentials: an error)")
+            continue
+        warnings += resolved[1] if resolved else ()
+    for warning in warnings:
+        log.warning(warning)
+    return warnings
+
+
+Location = tuple[tuple[str, ...], str, str | None, str | None, str | None]
+
+
+def _locations(config: Config) -> list[Location]:
+    """(section, key, value, variable, file) of the state's URL and each used database's."""
+    found: list[Location] = [(("settings",), "state", None, config.settings.state_env, None)]
+    for name in sorted({t.database for t in config.targets if t.database is not None}):
+        spec = config.databases[name]
+        found.append((("databases", name), "url", spec.url, spec.url_env, spec.url_file))
+    return found
 
 
 def check_used(

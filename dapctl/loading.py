@@ -34,6 +34,8 @@ _ASSIGN = re.compile(
     r"^((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
 )
 _UNION_TAG = re.compile(r"[\[\]()]")
+_QUALIFIED_TABLE = re.compile(r"[A-Za-z0-9_]+\.[A-Za-z0-9_]+")
+_URL_KEYS = frozenset({"url", "url_env", "url_file", "state", "state_env"})
 
 Loc = tuple[str | int, ...]
 Importer = Callable[[str], object]
@@ -272,10 +274,22 @@ def _bad_name(error: ErrorDetails, loc: Loc) -> str:
     if _sensitive(loc):
         return message
     message += f" (got {value!r})"
-    if len(loc) >= 2 and loc[-2] == "tables" and isinstance(value, str) and "." in value:
-        namespace, _, table = value.partition(".")
-        message += f"; write the table as {_toml(table)} and set namespace = {_toml(namespace)}"
+    if len(loc) >= 2 and loc[-2] == "tables" and isinstance(value, str):
+        message += _table_hint(value)
     return message
+
+
+def _table_hint(value: str) -> str:
+    """What to write instead of a table given as ``namespace.table``, or as a path."""
+    if _QUALIFIED_TABLE.fullmatch(value):
+        namespace, _, table = value.partition(".")
+        return f"; write the table as {_toml(table)} and set namespace = {_toml(namespace.lower())}"
+    if any(mark in value for mark in ("/", "\\", "..")):
+        return (
+            '; a table is a DAP table\'s name, such as "accounts", not a path (`dapctl '
+            "tables CONFIG` lists them; output says where files go)"
+        )
+    return ""
 
 
 def _toml(value: object) -> str:
@@ -283,9 +297,9 @@ def _toml(value: object) -> str:
 
 
 def _sensitive(loc: Loc) -> bool:
-    # A mistyped secret is still a secret: never echo what a *secret* key holds.
-    # A database URL may carry a password.
-    return any("secret" in str(part) or str(part) == "url" for part in loc)
+    # A mistyped secret is still a secret: never echo what a *secret* key holds. A database
+    # or state URL may carry a password, and one pasted where its variable's name belongs too.
+    return any("secret" in str(part) or str(part) in _URL_KEYS for part in loc)
 
 
 def _is_scalar(value: object) -> bool:

@@ -306,3 +306,42 @@ def test_since_is_checked_against_the_clock_the_loader_passes():
     with pytest.raises(ValidationError, match="since is in the future"):
         Config.model_validate(raw, context={"now": before})
     Config.model_validate(raw, context={"now": before + timedelta(days=31)})
+
+
+def database_target(**keys: Any) -> dict[str, Any]:
+    target = {"name": "core", "tables": ["accounts"], "database": "wh", **keys}
+    return config(databases={"wh": {"url": "duckdb:///x.duckdb"}}, targets=[target])
+
+
+@pytest.mark.parametrize(
+    ("keys", "key", "shown"),
+    [
+        ({"db_schema": 'x"; drop table y; --'}, "db_schema", 'x"; drop table y; --'),
+        ({"db_table": "a'b"}, "db_table", "a'b"),
+        ({"db_schema": "Weird Schema ü {profile}"}, "db_schema", "Weird Schema ü univ_a"),
+        ({"name": "core-2", "db_table": "{target}_{table}"}, "db_table", "core-2_accounts"),
+        ({"db_table": "{table}_" + "x" * 60}, "db_table", "accounts_" + "x" * 60),
+        ({"tables": "all", "db_table": "t {table}"}, "db_table", "t *"),
+        ({"tables": ["2fa"]}, "db_table", "2fa"),
+    ],
+)
+def test_a_database_name_that_is_no_identifier_is_refused_as_rendered(keys, key, shown):
+    ((loc, message),) = errors_of(database_target(**keys))
+
+    assert loc == ("targets", 0, key)
+    assert f"{shown!r}, the {key} of step univ_a/" in message
+    assert "use letters, digits and underscores" in message
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {},
+        {"db_schema": "{profile}_{namespace}", "db_table": "{target}_{table}"},
+        {"db_schema": "Canvas_Data", "db_table": "_t$1"},
+        {"tables": "all", "db_table": "{profile}_{table}"},
+        {"db_table": "{table}_" + "x" * 54},  # 63 bytes
+    ],
+)
+def test_identifiers_the_databases_take_stay_legal(keys):
+    Config.model_validate(database_target(**keys))

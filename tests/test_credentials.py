@@ -594,3 +594,67 @@ def test_a_surrogate_in_the_secret_fails_token_with_exit_1(write_config, run_cli
 
     assert result.code == 1, result.stderr
     assert "the client secret holds a character a login cannot send" in result.stderr
+
+
+# ------------------------------------------------------------- state and database URLs
+
+EMULATED = "[profiles.univ_a]\nemulator = true\n"
+DATABASE_TARGET = TARGET + 'database = "wh"\n'
+URL_SOURCES = [
+    pytest.param(
+        '[settings]\nstate_env = "STATE_URL"\n' + EMULATED + TARGET,
+        {"STATE_URL": "postgresql://h/db"},
+        "settings.state_env: environment variable STATE_URL is not set",
+        id="state_env",
+    ),
+    pytest.param(
+        '[databases.wh]\nurl_env = "WH_URL"\n' + EMULATED + DATABASE_TARGET,
+        {"WH_URL": "duckdb:///wh.duckdb"},
+        "databases.wh.url_env: environment variable WH_URL is not set",
+        id="url_env",
+    ),
+    pytest.param(
+        '[databases.wh]\nurl_file = "wh.url"\n' + EMULATED + DATABASE_TARGET,
+        {},
+        "databases.wh.url_file: secret file {base}/wh.url does not exist",
+        id="url_file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "environ", "message"), URL_SOURCES)
+def test_validate_checks_the_state_and_database_urls_as_it_checks_credentials(
+    text, environ, message, tmp_path, write_config, run_cli
+):
+    path = str(write_config(text))
+    message = message.format(base=tmp_path)
+
+    required = run_cli("validate", path, "--require-credentials")
+    warned = run_cli("validate", path, "--json")
+    (tmp_path / "wh.url").write_text("duckdb:///wh.duckdb\n")
+    (tmp_path / "wh.url").chmod(0o600)
+    present = run_cli("validate", path, "--require-credentials", environ=environ)
+
+    assert required.code == 1 and message in required.stderr, required
+    assert f"{path}:" in required.stderr  # the file and line of the key
+    assert warned.code == 0 and warned.stderr.count(message) == 1, warned
+    assert [w for w in json.loads(warned.stdout)["warnings"] if message in w]
+    assert present.code == 0 and present.stderr == "", present
+
+
+@pytest.mark.parametrize(("bits", "warned"), [(0o600, False), (0o640, True), (0o604, True)])
+def test_a_url_file_readable_by_others_gets_the_secret_files_warning(
+    bits, warned, write_config, run_cli
+):
+    path = write_config('[databases.wh]\nurl_file = "wh.url"\n' + EMULATED + DATABASE_TARGET)
+    url_file = path.parent / "wh.url"
+    url_file.write_text("postgresql://u:hunter2@h/db\n")
+    url_file.chmod(bits)
+
+    result = run_cli("validate", str(path), "--json")
+
+    assert result.code == 0, result
+    expected = f"databases.wh.url_file: secret file {url_file} is readable by others; chmod 600"
+    assert (expected in result.stderr) == warned, result.stderr
+    assert any(expected in w for w in json.loads(result.stdout)["warnings"]) == warned
+    assert "hunter2" not in result.stdout + result.stderr

@@ -40,8 +40,25 @@ TARGET = '[[targets]]\nname = "core"\n'
             "targets[0].tables[0]: use only letters, digits and _ (got 'canvas.accounts'); "
             'write the table as "accounts" and set namespace = "canvas"',
         ),
+        (
+            PROFILE + TARGET + 'tables = ["../../etc"]\n',
+            "targets[0].tables[0]: use only letters, digits and _ (got '../../etc'); a table "
+            'is a DAP table\'s name, such as "accounts", not a path (`dapctl tables CONFIG` '
+            "lists them; output says where files go)",
+        ),
+        (
+            PROFILE + TARGET + 'tables = ["Canvas.accounts"]\n',
+            'write the table as "accounts" and set namespace = "canvas"',
+        ),
     ],
-    ids=["profile-name", "tables-string", "single-brackets", "namespace-in-table"],
+    ids=[
+        "profile-name",
+        "tables-string",
+        "single-brackets",
+        "namespace-in-table",
+        "path-as-table",
+        "namespace-in-table-capitalised",
+    ],
 )
 def test_config_mistakes_say_what_to_write(tmp_path, text, message):
     path = tmp_path / "c.toml"
@@ -52,6 +69,7 @@ def test_config_mistakes_say_what_to_write(tmp_path, text, message):
 
     assert message in str(caught.value)
     assert "Input should be" not in str(caught.value)
+    assert 'set namespace = ""' not in str(caught.value)
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path):

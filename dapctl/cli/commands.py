@@ -30,7 +30,7 @@ from dapctl.cli.render import (
 from dapctl.cli.starter import write_starter
 from dapctl.cli.style import Style, is_terminal
 from dapctl.config import Config
-from dapctl.credentials import check_used, resolve_used
+from dapctl.credentials import check_locations, check_used, resolve_used
 from dapctl.errors import ConfigError, ExitStatus
 from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
@@ -62,7 +62,9 @@ def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     require_extras(loaded, importer=ctx.importer)
     names = list(loaded.config.profiles)
-    warnings = check_used(loaded, names, environ=ctx.environ, require=args.require_credentials)
+    require = args.require_credentials
+    warnings = check_used(loaded, names, environ=ctx.environ, require=require)
+    warnings += check_locations(loaded, environ=ctx.environ, require=require)
     config = loaded.config
     if args.json:
         emit_json(ctx, _validated(loaded, warnings))

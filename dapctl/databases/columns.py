@@ -68,13 +68,20 @@ class Column:
         return self.pg_type == "jsonb"
 
 
+IDENTIFIER_RULE = (
+    "use letters, digits and underscores, starting with a letter or underscore, at most 63 bytes"
+)
+
+
+def is_identifier(name: str) -> bool:
+    """Whether ``name`` is a plain SQL identifier (63 bytes at most), as both backends take."""
+    return bool(_IDENTIFIER.match(name)) and len(name.encode()) <= 63
+
+
 def check_identifier(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a plain SQL identifier (63 bytes at most), else raise."""
-    if not _IDENTIFIER.match(name) or len(name.encode()) > 63:
-        raise ConfigError(
-            f"invalid {what} {name!r}: use letters, digits and underscores, "
-            "starting with a letter or underscore, at most 63 bytes"
-        )
+    if not is_identifier(name):
+        raise ConfigError(f"invalid {what} {name!r}: {IDENTIFIER_RULE}")
     return name
 
 

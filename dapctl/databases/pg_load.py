@@ -44,12 +44,12 @@ SET address = EXCLUDED.address, record = EXCLUDED.record, updated_at = now()
 
 
 @contextmanager
-def guarded(doing: str, secret: str | None) -> Iterator[None]:
+def guarded(doing: str, secrets: Sequence[str]) -> Iterator[None]:
     """Re-raise psycopg errors as `DatabaseError`, password scrubbed, no chained cause."""
     try:
         yield
     except psycopg.Error as exc:
-        detail = scrub(str(exc).strip(), secret) or type(exc).__name__
+        detail = scrub(str(exc).strip(), secrets) or type(exc).__name__
         raise DatabaseError(f"{doing}: {detail}") from None
 
 

@@ -20,14 +20,13 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 
 from dapctl.databases import evolve
 from dapctl.databases.columns import check_identifier, table_columns
-from dapctl.databases.engine import LoadKind, StepRow, TableName, redact
+from dapctl.databases.engine import LoadKind, StepRow, TableName, passwords, redact
 from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad, guarded
 from dapctl.databases.pg_stage import guard_of
 from dapctl.errors import LockError
@@ -221,13 +220,10 @@ def connect_url(url: str) -> psycopg.Connection[Any]:
         return psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
 
 
-def url_password(url: str) -> str | None:
-    """The password to scrub from messages: the URL's own, or libpq's ``PGPASSWORD``."""
-    try:
-        raw = urlsplit(url).password
-    except ValueError:
-        return None
-    return unquote(raw) if raw else os.environ.get("PGPASSWORD") or None
+def url_password(url: str) -> tuple[str, ...]:
+    """The passwords to scrub from messages: the URL's own, in every form a URL or keyword
+    string may hold one (`engine.passwords`), and libpq's ``PGPASSWORD``."""
+    return (*passwords(url), *filter(None, [os.environ.get("PGPASSWORD")]))
 
 
 def _host_tag() -> str:

@@ -6,9 +6,10 @@ stays the same state wherever it lives; then it reads the copy back and compares
 destination that holds steps already is refused unless ``force``; one that holds an empty
 state (or, with ``force``, any) is removed first, which needs a store that can ``discard``
 (every backend here can). The source is left as it was, a backup until the config points at
-the destination. ``destination`` checks the ``--to`` value: a URL holding a password is
-refused (it would show in the process list and the shell's history), and a path is taken
-relative to the working directory, as any path typed on a command line.
+the destination. ``destination`` checks the ``--to`` value: one holding a password, in any
+form `databases.engine.redact` knows, is refused (it would show in the process list and
+the shell's history), and a path is taken relative to the working directory, as any path
+typed on a command line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from dapctl.databases.engine import holds_password
 from dapctl.errors import ConfigError, StateError
 from dapctl.state.model import State
 from dapctl.state.store import StateStore
@@ -66,18 +68,17 @@ def describe(state: State) -> str:
 
 def destination(value: str) -> str:
     """The ``--to`` value as a store location: a URL as given, a path made absolute."""
-    try:
-        parts = urlsplit(value)
-        password = parts.password
-    except ValueError as exc:
-        raise ConfigError(f"--to: not a URL or path dapctl can read: {exc}") from None
-    if len(parts.scheme) <= 1:  # a path (a one-letter "scheme" is a Windows drive)
-        return str(Path(value).expanduser().absolute())
-    if password is not None:
+    if holds_password(value):  # user:pw@, ?password=, or a keyword string's password=
         raise ConfigError(
             "--to: the URL holds a password, which would show in the process list and the "
             "shell's history; take it out and use PGPASSWORD or ~/.pgpass"
         )
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError as exc:
+        raise ConfigError(f"--to: not a URL or path dapctl can read: {exc}") from None
+    if len(scheme) <= 1:  # a path (a one-letter "scheme" is a Windows drive)
+        return str(Path(value).expanduser().absolute())
     return value
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from dapctl.databases.engine import holds_password
 from dapctl.errors import ConfigError, StateConflictError
 from dapctl.state.model import State, StepState
 
@@ -202,6 +203,12 @@ def store_at(
         raise ConfigError(
             f"{where}: dapctl has no state backend for {scheme}:// URLs",
             hint=f"state may be {', '.join(BACKENDS)}",
+        )
+    if holds_password(value):  # a libpq keyword string: as a path it would show everywhere
+        raise ConfigError(
+            f"{where}: not a URL, and it holds a password (a keyword string such as "
+            "host=... password=... is not a state location)",
+            hint="write it as postgresql://user:password@host/db",
         )
     from dapctl.state.local import LocalStateStore
 

@@ -1,7 +1,8 @@
 """Database targets through a whole apply: a snapshot and chained incrementals from the
 emulator leave each PostgreSQL and DuckDB table equal to the emulator's data, with the
 step record in the database; a target with both output and database feeds both from one
-job; a bad database URL fails at validate without showing a password."""
+job; a bad database URL, or a schema or table name that is no identifier, fails at
+validate (no password shown, no job spent)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,23 @@ def test_a_url_with_a_password_is_refused_without_showing_it(write_config, run_c
     result = run_cli("validate", str(path))
     assert result.code == 1
     assert "holds a password" in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_name_that_is_no_identifier_is_refused_before_any_job(
+    make_emulator, write_config, run_cli
+):
+    emu = make_emulator()
+    text = _config(emu, "duckdb:///data/wh.duckdb").replace(
+        'database = "wh"', 'database = "wh"\ndb_schema = \'x"; drop table y; --\''
+    )
+    path = str(write_config(text))
+    for argv in (["validate", path], ["plan", path, "--json"], ["apply", path]):
+        result = run_cli(*argv, environ=environ(emu))
+        assert result.code == 1, (argv, result)
+        assert "targets[0].db_schema: 'x\"; drop table y; --', the db_schema of step" in (
+            result.stderr
+        )
+    assert emu.stats.jobs_created == 0
 
 
 def test_a_change_no_incremental_can_make_is_a_snapshot_in_the_same_run(

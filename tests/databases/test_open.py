@@ -10,6 +10,7 @@ import pytest
 
 from dapctl.databases import DatabaseError, open_database, redact
 from dapctl.databases.columns import table_columns
+from dapctl.databases.engine import holds_password, passwords, scrub
 from dapctl.errors import ConfigError
 from tests.databases.helpers import dap_schema
 
@@ -88,6 +89,46 @@ def test_redact():
     assert redact("postgresql://u:p%40ss@h:5/d?x=1") == "postgresql://u:***@h:5/d?x=1"
     assert redact("postgresql://u@h/d") == "postgresql://u@h/d"
     assert redact("duckdb:///x.duckdb") == "duckdb:///x.duckdb"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "secrets"),
+    [
+        ("postgresql://u:p%40ss@h/d", "postgresql://u:***@h/d", {"p%40ss", "p@ss"}),
+        ("postgresql://u:p?s#s@h/d", "postgresql://u:***@h/d", {"p?s#s"}),  # as libpq reads it
+        ("postgresql://u@h/d?password=p%40ss", "postgresql://u@h/d?password=***", {"p@ss"}),
+        ("postgresql://h/d?a=1&PassWord=x&b=2", "postgresql://h/d?a=1&PassWord=***&b=2", {"x"}),
+        ("postgresql://h/d?pass%77ord=x", "postgresql://h/d?pass%77ord=***", {"x"}),
+        ("postgresql://h/d?sslpassword=x", "postgresql://h/d?sslpassword=***", {"x"}),
+        ("postgresql://h?password=a@b", "postgresql://h?password=***", {"a@b"}),
+        ("host=h password=x dbname=d", "host=h password=*** dbname=d", {"x"}),
+        ("host=h password = 'a \\'b' port=5", "host=h password = *** port=5", {"a 'b"}),
+        ("host=h password='open", "host=h password=***", {"open"}),
+        ("postgresql://u:@h/d?password=", "postgresql://u:***@h/d?password=***", set()),
+    ],
+)
+def test_redact_masks_a_password_in_every_form(url, shown, secrets):
+    assert redact(url) == shown
+    assert holds_password(url)
+    assert secrets <= set(passwords(url))
+    scrubbed = scrub(f"libpq quotes {url} or {sorted(secrets)}", passwords(url))
+    assert not any(secret in scrubbed for secret in secrets)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u@h/d?passfile=/p&sslmode=require", "host=h passfile=/p", "x.json"]
+)
+def test_no_password_is_no_password(url):
+    assert redact(url) == url and not holds_password(url) and passwords(url) == ()
+
+
+def test_a_keyword_string_is_not_a_database_url_and_never_shown(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        open_database("host=h dbname=d password=hunter2", base_dir=tmp_path)
+    assert "unsupported database URL" in str(caught.value) and "hunter2" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        open_database("duckdb://u:hunter2@h/x.duckdb", base_dir=tmp_path)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_duckdb_urls_are_relative_to_base_dir(tmp_path):

@@ -9,7 +9,13 @@ lock, log files, outputs) — ``token``'s stdout excepted, which exists to print
 are recognised by shape (every JWT the emulator issues), so ones from apply's own logins are
 caught too, not only the one ``dapctl token`` printed.
 
-A second test checks modes under ``umask 0``: state, backup, lock, log and output files
+Database and state URLs (issue 20): a password in every form (userinfo, percent-encoded or
+not; a query parameter, any case, its name percent-encoded; a libpq keyword string, quoted
+or not) is refused in a config's ``url`` / ``state`` and in ``state migrate --to``, and one
+from ``url_env``, ``url_file`` or ``state_env`` never shows in any command's output, JSON
+document, log record or file, nor in the rows written, whether the server answers or not.
+
+Another test checks modes under ``umask 0``: state, backup, lock, log and output files
 0600; the folders dapctl creates 0700; and a secret file readable by others gets a warning.
 """
 
@@ -22,15 +28,22 @@ import stat
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from dapctl.apply import ApplyOptions, run_apply
 from dapctl.loading import load_config
 from tests.apply_helpers import FAST, SECRET_VAR, config_text
+from tests.apply_helpers import environ as dap_environ
+from tests.databases import conftest as databases
 from tests.hardening.helpers import read_state
 
 SECRET = "Zq7-distinctive-SECRET-4242"
 WRONG = "Wx9-wrong-SECRET-7777"
+# The PostgreSQL fixtures of tests/databases: a server, and a database made per test.
+pg_admin_url = databases.pg_admin_url
+pg_url = databases.pg_url
+
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
@@ -241,3 +254,199 @@ def test_lock_file_mode_while_another_apply_waits(make_emulator, write_config):
         done.set()
         watcher.join()
     assert modes and set(modes) == {0o600}
+
+
+# Database and state URLs (issue 20, item 4): a password in every form a URL or a libpq
+# keyword string holds one. "Quokka" is in each, written as it is and percent-encoded.
+DB_PASSWORD = "Zebra@Quokka-71"
+DB_ENCODED = "Zebra%40Quokka-71"
+DB_MARK = "Quokka"
+
+
+def url_forms(host: str, port: int | str, db: str = "db") -> dict[str, str]:
+    """The same password in each form, each a URL libpq accepts."""
+    base = f"postgresql://postgres@{host}:{port}/{db}"
+    return {
+        "userinfo": f"postgresql://postgres:{DB_ENCODED}@{host}:{port}/{db}",
+        "userinfo, unencoded": f"postgresql://postgres:Zebra-Quokka-71@{host}:{port}/{db}",
+        "query": f"{base}?password={DB_ENCODED}",
+        "query, encoded name": f"{base}?sslmode=disable&pass%77ord={DB_ENCODED}",
+        "sslpassword": f"{base}?sslpassword={DB_ENCODED}",
+    }
+
+
+def every_form(port: int) -> dict[str, str]:
+    """Also forms libpq refuses, whose errors quote the URL or the password."""
+    host = "127.0.0.1"
+    return {
+        **url_forms(host, port),
+        "query, any case": f"postgresql://u@{host}:{port}/db?PassWord={DB_ENCODED}",
+        "query, bad encoding": f"postgresql://u@{host}:{port}/db?password=Quokka%4G",
+        "keyword string": f"host={host} port={port} dbname=db password={DB_PASSWORD}",
+        "keyword string, quoted": f"host={host} port={port} password='{DB_PASSWORD} \\' x'",
+    }
+
+
+def _database_config(emu, *, database: str, state: str = "") -> str:
+    text = config_text(emu, extra_target='database = "wh"').replace('output = "out/', '# "out/')
+    if state:
+        text = text.replace('state = "state/dapctl.state.json"', state)
+    return f"[databases.wh]\n{database}\n\n{text}"
+
+
+def _no_password_anywhere(argv, result) -> None:
+    assert "Traceback" not in result.stderr, (argv, result.stderr)
+    shown = result.stdout + result.stderr
+    assert DB_MARK not in shown, (argv, result)
+
+
+def test_a_password_in_a_config_url_is_refused_in_every_form(write_config, run_cli):
+    for name, url in every_form(5432).items():
+        written = url.replace("\\", "\\\\").replace('"', '\\"')
+        for key, section in (("url", "[databases.wh]"), ("state", "[settings]")):
+            path = write_config(
+                f'{section}\n{key} = "{written}"\n\n[profiles.p]\nemulator = true\n\n'
+                '[[targets]]\nname = "t"\ntables = ["a"]\n'
+            )
+            for argv in (["validate", str(path)], ["plan", str(path), "--json"]):
+                result = run_cli(*argv)
+                assert result.code == 1, (name, key, result)
+                assert f"{key}: the URL holds a password" in result.stderr, (name, result)
+                _no_password_anywhere((name, argv), result)
+        # Pasted where the variable's name belongs: refused, and not echoed either.
+        for key, section in (("url_env", "[databases.wh]"), ("state_env", "[settings]")):
+            path = write_config(
+                f'{section}\n{key} = "{written}"\n\n[profiles.p]\nemulator = true\n\n'
+                '[[targets]]\nname = "t"\ntables = ["a"]\n'
+            )
+            result = run_cli("validate", str(path))
+            assert result.code == 1 and f"{key}: use only" in result.stderr, (name, result)
+            _no_password_anywhere((name, key), result)
+
+
+def test_a_password_in_state_migrate_to_is_refused_in_every_form(
+    write_config, run_cli, monkeypatch
+):
+    path = write_config(
+        '[profiles.p]\nemulator = true\n\n[[targets]]\nname = "t"\ntables = ["a"]\n'
+    )
+    monkeypatch.chdir(path.parent)  # a --to path is relative to the working directory
+    for name, url in every_form(5432).items():
+        for argv in (
+            ["state", "migrate", str(path), "--to", url],
+            ["state", "migrate", str(path), "--to", url, "--json"],
+        ):
+            result = run_cli(*argv)
+            assert result.code == 1 and "--to: the URL holds a password" in result.stderr, (
+                name,
+                result,
+            )
+            _no_password_anywhere((name, argv), result)
+    assert not list(path.parent.glob("*=*")), "a keyword string became a state file"
+
+
+def test_an_unreachable_url_from_a_variable_or_file_never_shows_its_password(
+    make_emulator, write_config, run_cli, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    emu = make_emulator()
+    port = closed_port()
+    logs = write_config("", "x").parent / "logs"
+    logs.mkdir()
+    configs = {
+        "url_env": _database_config(emu, database='url_env = "WH_URL"'),
+        "url_file": _database_config(emu, database='url_file = "wh.url"'),
+        "state_env": config_text(emu).replace(
+            'state = "state/dapctl.state.json"', 'state_env = "STATE_URL"'
+        ),
+    }
+    commands = [
+        ["validate", "--require-credentials"],
+        ["validate", "--json"],
+        ["plan"],
+        ["plan", "--json", "--debug"],
+        ["apply", "--debug"],
+        ["apply", "--json", "--log-format", "json", "--log-file", str(logs / "j.log")],
+        ["apply", "--log-file", str(logs / "t.log"), "--log-level", "debug"],
+        ["state", "list"],
+        ["state", "list", "--json"],
+        ["state", "migrate", "--to", str(logs / "elsewhere.json"), "--debug"],
+    ]
+    for name, url in every_form(port).items():
+        write_config(url, "wh.url")
+        env = {**dap_environ(emu), "WH_URL": url, "STATE_URL": url}
+        for key, text in configs.items():
+            path = str(write_config(text, f"{key}.toml"))
+            for command in commands:
+                argv = (
+                    [*command[:2], path, *command[2:]]
+                    if command[0] == "state"
+                    else [
+                        command[0],
+                        path,
+                        *command[1:],
+                    ]
+                )
+                result = run_cli(*argv, environ=env)
+                assert result.code in (0, 1), (name, argv, result)
+                _no_password_anywhere((name, argv), result)
+    records = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {vars(r)}" for r in caplog.records)
+    assert DB_MARK not in records
+    for file in logs.parent.rglob("*"):
+        if file.is_file() and file.name != "wh.url":  # the input that holds it
+            assert DB_MARK not in file.read_text(encoding="utf-8", errors="replace"), file
+    assert (logs / "j.log").stat().st_size and (logs / "t.log").stat().st_size
+
+
+def test_a_reachable_url_with_a_password_never_shows_it(
+    pg_url, make_emulator, write_config, run_cli, caplog
+):
+    """The commands succeed here, so the headers and documents that name the state's and
+    the database's URL (state list, migrate, apply) are shown, and the rows written."""
+    caplog.set_level(logging.DEBUG)
+    emu = make_emulator()
+    where, db = pg_url.split("@", 1)[1].split("/", 1)
+    host, port = where.rsplit(":", 1)
+    root = write_config("", "x").parent
+    for index, (name, url) in enumerate(url_forms(host, port, db).items()):
+        # One table at a time: two steps reading dapctl.steps at once over the database's
+        # shared connection can fail ("transaction commit at the wrong nesting level"),
+        # a race of its own, not this test's subject.
+        state = 'state_env = "URL"\nconcurrency = 1'
+        text = _database_config(emu, database='url_env = "WH_URL"', state=state)
+        path = str(write_config(text, f"form{index}.toml"))
+        env = {**dap_environ(emu), "WH_URL": url, "URL": url}
+        emu.advance(60)
+        runs = [
+            ["validate", path, "--require-credentials"],
+            ["plan", path, "--json"],
+            ["apply", path, "--log-format", "json", "--log-file", str(root / f"{index}.log")],
+            ["apply", path, "--json", "--debug"],
+            ["plan", path, "--debug"],
+            ["state", "list", path],
+            ["state", "list", path, "--json"],
+            ["state", "show", path, "univ_a/core/canvas.accounts"],
+            ["state", "migrate", path, "--to", str(root / f"copy{index}.json")],
+            ["state", "migrate", path, "--to", str(root / f"copy{index}.json"), "--json"],
+        ]
+        for argv in runs:
+            result = run_cli(*argv, environ=env)
+            assert result.code == 0, (name, argv, result)
+            _no_password_anywhere((name, argv), result)
+            if argv[:2] == ["state", "list"]:  # the header names the state's URL, masked
+                assert "***" in result.stdout, (name, result.stdout)
+    records = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {vars(r)}" for r in caplog.records)
+    assert DB_MARK not in records
+    for file in root.rglob("*"):
+        if file.is_file():
+            assert DB_MARK not in file.read_text(encoding="utf-8", errors="replace"), file
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = [
+            str(conn.execute(sql).fetchall())
+            for sql in (
+                "SELECT * FROM dapctl.steps",
+                "SELECT * FROM dapctl.state_namespaces",
+                "SELECT * FROM dapctl.state_steps",
+            )
+        ]
+    assert rows[0] != "[]" and DB_MARK not in "".join(rows)
