@@ -401,7 +401,7 @@ def run_apply(
     round_name = environ.get("DAPCTL_ROUND", "").strip() or None  # an orchestrator's run
     sharing = sharing_for(store, loaded.config.settings, reread=reread, stop=stop, round=round_name)
     with sharing.session(store, timeout=lock_timeout), databases:
-        overlay = overlay_steps(loaded.config, store.read() or State(), databases.get)
+        overlay = overlay_steps(loaded.config, store.read() or State(), databases.shared)
         state = overlay.state
         for orphan in sweep_staging(loaded.config, databases, skip=overlay.unreachable):
             log.info("dropped staging table %s, left by a dapctl that was killed", orphan)

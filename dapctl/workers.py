@@ -342,7 +342,7 @@ def stored_with_databases(config: Config, databases: Databases) -> Reread:
     from dapctl.outputs.records import reread_step
 
     def reread(address: str, step: StepState) -> StepState:
-        from_database = reread_step(config, databases.get, address)
+        from_database = reread_step(config, databases.shared, address)
         return step if from_database is None else from_database
 
     return reread

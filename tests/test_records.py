@@ -3,6 +3,7 @@ database server: an in-memory stand-in holds the rows and tables."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 from dapctl.config import Config
@@ -39,7 +40,7 @@ class FakeDatabase:
 
 
 def _overlay(config, state, db) -> Overlay:
-    return overlay_steps(config, state, lambda name: db)
+    return overlay_steps(config, state, lambda name: contextlib.nullcontext(db))
 
 
 def _record(**fields: object) -> str:
@@ -111,8 +112,10 @@ def test_a_first_run_with_since_keeps_the_configs_window_and_says_why():
 def test_an_unreadable_database_is_reported_and_its_steps_carry_the_error():
     from dapctl.databases import DatabaseError
 
+    @contextlib.contextmanager
     def broken(name):
         raise DatabaseError("cannot connect to postgresql://u@127.0.0.1/db: refused")
+        yield
 
     state = State().with_step(A, StepState(watermark=T0, kind="snapshot"))
     overlay = overlay_steps(_config(), state, broken)

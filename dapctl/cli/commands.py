@@ -94,7 +94,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     require_extras(loaded, importer=ctx.importer)
     with _databases(loaded, ctx) as databases:
         store = _store(loaded, ctx)
-        overlay = overlay_steps(loaded.config, store.read() or State(), databases.get)
+        overlay = overlay_steps(loaded.config, store.read() or State(), databases.shared)
         result: Plan = plan(
             loaded.config,
             overlay.state,
@@ -242,7 +242,7 @@ def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> Overla
     if not used_databases(loaded.config):
         return Overlay(state) if state is not None else None
     with _databases(loaded, ctx) as databases:
-        overlay = overlay_steps(loaded.config, state or State(), databases.get)
+        overlay = overlay_steps(loaded.config, state or State(), databases.shared)
     _warn_unreachable(overlay)
     return overlay
 
@@ -330,7 +330,7 @@ def _mirror_records(loaded: LoadedConfig, ctx: Context, records: dict[str, StepS
         return
     with _databases(loaded, ctx) as databases:
         for address, step in records.items():
-            write_record(loaded.config, databases.get, address, step)
+            write_record(loaded.config, databases.shared, address, step)
 
 
 def cmd_state_migrate(args: argparse.Namespace, ctx: Context) -> int:

@@ -19,6 +19,7 @@ each other's rows. A database that cannot be read fails only its own targets' st
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from dapctl.config import Config, Target, address_of, db_names
@@ -26,7 +27,8 @@ from dapctl.databases import Database, StepRow, TableName
 from dapctl.errors import DapctlError
 from dapctl.state import State, StepState
 
-DatabaseOpener = Callable[[str], Database]  # a database's name -> its open connection
+# A database's name -> its open connection, held by the caller for the block.
+DatabaseOpener = Callable[[str], AbstractContextManager[Database]]
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def read_tables(
     unreachable: dict[str, str] = {}
     for name in used_databases(config):
         try:
-            read[name] = Tables.read(open_database(name))
+            with open_database(name) as database:
+                read[name] = Tables.read(database)
         except DapctlError as exc:
             unreachable[name] = exc.message  # a DatabaseError's message holds no password
     return read, unreachable
@@ -163,7 +166,8 @@ def reread_step(config: Config, open_database: DatabaseOpener, address: str) -> 
     where = table_of(config, address)
     if where is None:
         return None
-    return Tables.read(open_database(where.database)).step(where)
+    with open_database(where.database) as database:
+        return Tables.read(database).step(where)
 
 
 def write_record(
@@ -172,5 +176,5 @@ def write_record(
     """Write ``step`` as its table's row, if ``address``'s target keeps a database."""
     where = table_of(config, address)
     if where is not None:
-        database = open_database(where.database)
-        database.write_step(where.table, address=address, record=step.model_dump_json())
+        with open_database(where.database) as database:
+            database.write_step(where.table, address=address, record=step.model_dump_json())

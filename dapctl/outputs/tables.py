@@ -49,7 +49,8 @@ class Databases:
         self._base_dir = base_dir
         self._environ = environ
         self._open: dict[str, Database] = {}
-        self._serial: dict[str, threading.Lock] = {}
+        self._serial: dict[str, threading.Lock] = {}  # DuckDB: one load at a time
+        self._turns: dict[str, threading.Lock] = {}  # one user of a shared connection at a time
         self._guard = threading.Lock()
 
     def url(self, name: str) -> str:
@@ -87,16 +88,27 @@ class Databases:
             yield self.get(name)
 
     def get(self, name: str) -> Database:
-        """The shared connection, for step records and sweeping."""
+        """The shared connection, for step records and sweeping (from one thread; threads
+        take turns on it through `shared`)."""
         with self._guard:
             if name not in self._open:
                 self._open[name] = open_database(self.url(name), base_dir=self._base_dir)
             return self._open[name]
 
+    @contextlib.contextmanager
+    def shared(self, name: str) -> Iterator[Database]:
+        """The shared connection, held by this thread until the block ends: a PostgreSQL
+        connection runs one transaction at a time, and job threads record steps and claims
+        re-read them at once."""
+        with self._guard:
+            turn = self._turns.setdefault(name, threading.Lock())
+        with turn:
+            yield self.get(name)
+
     def mirror(self, address: str, step: StepState) -> None:
         """A ``StateKeeper`` mirror: a database target's step goes to its table's row too (a
         pending job before it is polled; a completed one was committed there already)."""
-        write_record(self._config, self.get, address, step)
+        write_record(self._config, self.shared, address, step)
 
     def close(self) -> None:
         for database in self._open.values():

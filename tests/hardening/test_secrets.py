@@ -409,10 +409,7 @@ def test_a_reachable_url_with_a_password_never_shows_it(
     host, port = where.rsplit(":", 1)
     root = write_config("", "x").parent
     for index, (name, url) in enumerate(url_forms(host, port, db).items()):
-        # One table at a time: two steps reading dapctl.steps at once over the database's
-        # shared connection can fail ("transaction commit at the wrong nesting level"),
-        # a race of its own, not this test's subject.
-        state = 'state_env = "URL"\nconcurrency = 1'
+        state = 'state_env = "URL"'
         text = _database_config(emu, database='url_env = "WH_URL"', state=state)
         path = str(write_config(text, f"form{index}.toml"))
         env = {**dap_environ(emu), "WH_URL": url, "URL": url}
@@ -444,7 +441,7 @@ def test_a_reachable_url_with_a_password_never_shows_it(
         rows = [
             str(conn.execute(sql).fetchall())
             for sql in (
-                "SELECT * FROM dapctl.steps",
+                "SELECT * FROM dapctl.table_steps",
                 "SELECT * FROM dapctl.state_namespaces",
                 "SELECT * FROM dapctl.state_steps",
             )
