@@ -51,6 +51,9 @@ class Landed:
     sha256: str | None
     shown: tuple[str, ...] = ()  # as a person or a script can open them (absolute, or URLs)
     notes: tuple[str, ...] = ()  # for the step's result: why nothing was written, say
+    # False: nothing of the load's own to measure (a table); ``collect`` then puts the
+    # bytes the job's download took in ``bytes``
+    measured: bool = True
 
     @classmethod
     def nothing(cls, *notes: str) -> Landed:
