@@ -80,6 +80,19 @@ class PrivateUmask:
 PRIVATE_UMASK = PrivateUmask()
 
 
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (made first, with any missing parents, if
+    it is not there), or ``None`` when they can. Nothing is created to find out."""
+    here = folder
+    while not os.path.lexists(here) and here.parent != here:
+        here = here.parent
+    if not here.is_dir():
+        return f"{here} is a file, not a folder" if here.is_file() else f"{here} is not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"this user may not write in {here}"
+    return None
+
+
 def folder_mode(file_mode: int) -> int:
     """The mode of a folder holding files of ``file_mode``: search wherever read is allowed
     (0600 -> 0700, 0640 -> 0750, 0644 -> 0755)."""

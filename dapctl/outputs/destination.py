@@ -98,7 +98,8 @@ class Destination(Protocol):
 
     def check(self) -> None:
         """Fail now if this destination cannot take data (a bucket missing, unreachable or
-        refusing these credentials), before a job of the 5-a-minute quota is spent on it."""
+        refusing these credentials; a local folder that cannot be made or written), before
+        a job of the 5-a-minute quota is spent on it."""
         ...
 
     def exists(self, location: str) -> bool:
