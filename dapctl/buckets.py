@@ -134,10 +134,14 @@ class Bucket:
                 elif not self.fs.exists(self.name):
                     raise FileNotFoundError(self.name)
             except FileNotFoundError:
-                raise self._error(
-                    f"{self.root}: no such bucket",
-                    hint="create it, or correct its name in the config",
-                ) from None
+                raise self.missing() from None
+
+    def missing(self, holding: str = "") -> DapctlError:
+        """The error for a bucket that does not exist (``holding``: what it was to hold)."""
+        return self._error(
+            f"{self.root}: no such bucket{holding}",
+            hint="create it, or correct its name in the config",
+        )
 
     def exists(self, key: str) -> bool:
         with self.failures(f"cannot look for {key}"):
@@ -247,7 +251,9 @@ def _diagnose(exc: BaseException, scheme: str) -> tuple[str, str | None]:
             if scheme == "s3"
             else "check the network"
         )
-    if isinstance(exc, FileNotFoundError) or code in ("NoSuchBucket", "404", "ContainerNotFound"):
+    if code == "NoSuchBucket":
+        return "no such bucket", "create it, or correct its name in the config"
+    if isinstance(exc, FileNotFoundError) or code in ("404", "ContainerNotFound"):
         return "not found (no such bucket, or no such object)", "check the bucket's name"
     if isinstance(exc, PermissionError) or code in ("AccessDenied", "403", "AllAccessDisabled"):
         return "access denied", (
@@ -255,6 +261,12 @@ def _diagnose(exc: BaseException, scheme: str) -> tuple[str, str | None]:
             "bucket's policy"
         )
     return f"{type(exc).__name__}" + (f" ({code})" if code else ""), None
+
+
+def missing_bucket(exc: BaseException) -> bool:
+    """Whether a request failed because its bucket does not exist (S3's ``NoSuchBucket``:
+    fsspec raises it as ``FileNotFoundError``, as it does a missing object)."""
+    return _code(exc) == "NoSuchBucket"
 
 
 def conflict(exc: BaseException) -> bool:

@@ -4,7 +4,9 @@ Parts download concurrently (a few at a time) into the load's part files, each v
 the client (complete length, whole gzip stream), in the form the load asks for
 (``part_mode``), and go to ``add_part`` as soon as each part and those before it are in, so
 merging or loading overlaps the downloads. ``commit`` then makes the whole job visible;
-on any failure the load is aborted. Whatever happens, the part files are removed.
+on any failure the load is aborted. Whatever happens, the part files are removed. A load
+with nothing of its own to measure (``Landed.measured``: a table) lands the bytes the
+download took, the same count the progress display shows.
 
 A download's buffers (network chunks, pieces of inflated text) are a few MiB a thread, made
 and freed over and over. glibc's default allocator hands such blocks back to the kernel and
@@ -21,8 +23,10 @@ import ctypes
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -58,11 +62,11 @@ def collect(
     download threads, for progress displays.
     """
     _steady_allocator()
-    parts = [load.part_path(i) for i in range(len(job.objects))]
     download = _counted(_DOWNLOADS[load.part_mode], on_part)
+    tally = _Tally(on_bytes)
     try:
         with client.batching_urls([ref.id for ref in job.objects]):
-            return _collect(client, job, load, parts, download, settle, on_bytes)
+            landed = _collect(client, job, load, download, tally.settling(settle), tally.add)
     except OSError as exc:
         if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
             raise
@@ -70,18 +74,21 @@ def collect(
             f"{load.location}: cannot write the output: {exc.strerror or exc}",
             hint="check that the output template names a place dapctl may write",
         ) from None
+    return tally.measure(landed)
 
 
 def _collect(
     client: DapClient,
     job: Job,
     load: Load,
-    parts: list[Path],
     download: Callable[..., PartCounter | None],
     settle: Settle,
     on_bytes: Callable[[int], None] | None,
 ) -> Landed:
+    parts: list[Path] = []
     try:
+        # Inside the try: a load whose part folder cannot be made is still aborted.
+        parts += (load.part_path(i) for i in range(len(job.objects)))
         if parts:
             with ThreadPoolExecutor(min(PART_WORKERS, len(parts)), "dapctl-part") as pool:
                 downloads = [
@@ -120,6 +127,29 @@ def _steady_allocator() -> None:
         return
     mallopt(-3, KEEP_BLOCKS)  # M_MMAP_THRESHOLD (fixing it ends glibc's own adjusting)
     mallopt(-1, KEEP_FREE)  # M_TRIM_THRESHOLD
+
+
+class _Tally:
+    """The bytes a job's download took so far (a retry's cut-off part taken off again),
+    passed on to the progress display's ``report`` too."""
+
+    def __init__(self, report: Callable[[int], None] | None) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self.size = 0
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.size += count
+        if self._report is not None:
+            self._report(count)
+
+    def measure(self, landed: Landed) -> Landed:
+        """``landed`` with the bytes downloaded, if it had nothing of its own to measure."""
+        return landed if landed.measured else replace(landed, bytes=self.size, measured=True)
+
+    def settling(self, settle: Settle) -> Settle:
+        return lambda landed: settle(self.measure(landed))
 
 
 def _counted(

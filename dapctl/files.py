@@ -5,7 +5,9 @@ temporary file in the same folder (so the rename never crosses file systems), ar
 and are renamed into place with ``os.replace``; the folder is fsynced so the rename survives
 a power cut. Temporary names start with ``.`` and end with ``.dapctl-tmp`` so a later run
 (or a person) can tell them apart and clean them up. New folders are created 0700 and new
-files 0600: state and outputs may hold an institution's data.
+files 0600: state and outputs may hold an institution's data. ``PRIVATE_UMASK`` covers the
+files a library creates itself (DuckDB's database, ``.wal`` and spill files), whose modes
+only the umask decides.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +46,51 @@ def ensure_dir(path: Path, mode: int) -> None:
             raise
         return
     os.chmod(path, mode)
+
+
+class PrivateUmask:
+    """While held, what other code creates in this process is private: the umask gains 077.
+
+    A library that opens its own files asks for 0666 (folders 0755) less the umask; DuckDB
+    does so for its database, its ``.wal`` (made again after every checkpoint) and its spill
+    folder, so no chmod after the fact can keep up. The umask belongs to the whole process,
+    which is why it is counted: the first holder tightens it, the last one puts it back.
+    dapctl's own files never depend on it: they are created with exact modes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._saved = os.umask(0o077)
+                os.umask(self._saved | 0o077)
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                os.umask(self._saved)
+
+
+PRIVATE_UMASK = PrivateUmask()
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (made first, with any missing parents, if
+    it is not there), or ``None`` when they can. Nothing is created to find out."""
+    here = folder
+    while not os.path.lexists(here) and here.parent != here:
+        here = here.parent
+    if not here.is_dir():
+        return f"{here} is a file, not a folder" if here.is_file() else f"{here} is not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"this user may not write in {here}"
+    return None
 
 
 def folder_mode(file_mode: int) -> int:

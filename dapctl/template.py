@@ -7,8 +7,9 @@ step of one run, with ``{kind}`` and ``{timestamp}`` left literal and any table 
 ``ANY_TABLE``, so the config can find two steps that would write the same place;
 ``Claims`` finds an earlier step's claim on the same place (a claim for any table matching
 as a pattern); ``output_pattern`` turns a claim into a pattern of every location it may
-take. The config validates templates with ``template_fields`` and checks the extension a
-file name spells out (``literal_extension``) against the target's format.
+take; ``literal_folder`` is the folder all of them lie in. The config validates templates
+with ``template_fields`` and checks the extension a file name spells out
+(``literal_extension``) against the target's format.
 """
 
 from __future__ import annotations
@@ -112,6 +113,17 @@ def output_pattern(target: Target, profile: str) -> re.Pattern[str]:
         .replace(re.escape("{kind}"), "(snapshot|incremental)")
         .replace(re.escape("{timestamp}"), "[0-9]{8}T[0-9]{6}Z")
     )
+
+
+def literal_folder(output: str) -> str:
+    """The folder every location of an output template lies in: its literal text before
+    the first placeholder, up to the last ``/`` (``""`` when a placeholder comes first)."""
+    literal = ""
+    for text, field, _, _ in string.Formatter().parse(output):
+        literal += text
+        if field is not None:
+            break
+    return os.path.dirname(literal)
 
 
 def template_fields(template: str) -> list[str]:

@@ -191,3 +191,27 @@ def test_the_factory_gives_the_object_destination_for_a_bucket_url(tmp_path, wri
     destination = open_destination(loaded.config.targets[0], base_dir=loaded.base_dir)
     assert isinstance(destination, ObjectDestination)
     assert destination.bucket.root == "s3://bucket"
+
+
+def test_an_output_folder_that_cannot_be_made_fails_its_target_before_any_job(
+    make_emulator, write_config, run_cli
+):
+    # Root writes anywhere, so the folder is kept from being made by a file in its way.
+    emu = make_emulator()
+    text = config_text(emu, output="blocked/out/{profile}/{table}/{kind}-{timestamp}.{format}.gz")
+    fine = 'output = "fine/{table}/{kind}-{timestamp}.gz"'
+    text += f'\n[[targets]]\nname = "fine"\ntables = ["users"]\n{fine}\n'
+    path = write_config(text)
+    (path.parent / "blocked").write_text("a file, not a folder")
+
+    result = run_cli("apply", str(path), "--json", environ=environ(emu))
+
+    assert result.code == 1, result
+    outcomes = {r["address"]: r for r in json.loads(result.stdout)["results"]}
+    assert outcomes["univ_a/fine/canvas.users"]["status"] == "ok"
+    folder = path.parent / "blocked" / "out"
+    for table in TABLES:
+        error = outcomes[f"univ_a/core/canvas.{table}"]["error"]
+        assert f"target core: cannot write its files in {folder}" in error["message"], error
+        assert "is a file, not a folder" in error["message"]
+    assert emu.stats.jobs_created == 1  # the fine target's: none was spent on the blocked one

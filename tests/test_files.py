@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import shutil
 import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +19,9 @@ from dapctl.files import (
     atomic_writer,
     ensure_private_dir,
     keep_copy,
+    unwritable_folder,
 )
+from dapctl.template import literal_folder
 
 
 def mode_of(path) -> int:
@@ -139,3 +148,65 @@ def test_keeping_a_copy_that_already_is_the_source_leaves_no_temporary_link(tmp_
     keep_copy(state, backup)  # the kill's aftermath: backup and state are one file
     assert sorted(p.name for p in tmp_path.iterdir()) == [state.name, backup.name]
     assert backup.read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    ("output", "folder"),
+    [
+        ("out/{profile}/{table}/{kind}-{timestamp}.{format}.gz", "out"),
+        ("out/x/data-{table}-{timestamp}.gz", "out/x"),
+        ("{profile}/{table}.gz", ""),
+        ("/srv/dap/{table}.gz", "/srv/dap"),
+        ("out/{{literal}}/{table}.gz", "out/{literal}"),
+    ],
+)
+def test_the_literal_folder_of_an_output_template(output, folder):
+    assert literal_folder(output) == folder
+
+
+def test_a_folder_is_writable_when_it_or_its_nearest_existing_parent_is(tmp_path):
+    assert unwritable_folder(tmp_path) is None
+    assert unwritable_folder(tmp_path / "not" / "yet") is None
+    assert not (tmp_path / "not").exists(), "nothing is created to find out"
+    (tmp_path / "file").write_text("x")
+    assert (
+        unwritable_folder(tmp_path / "file" / "out")
+        == f"{tmp_path / 'file'} is a file, not a folder"
+    )
+
+
+def _as_nobody(probe: Callable[[], str | None]) -> str | None:
+    """``probe()`` in a forked child running as uid/gid 65534 (root writes anywhere)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, probe, report, leave without cleanup
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write_end, json.dumps(probe()).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        data = reader.read()
+    os.waitpid(pid, 0)
+    assert data, "the child running as nobody reported nothing"
+    return json.loads(data)
+
+
+def test_a_folder_this_user_may_not_write_in():
+    root = Path(tempfile.mkdtemp(prefix="dapctl-ro-"))  # beyond tmp_path's 0700 parents
+    try:
+        read_only = root / "ro"
+        read_only.mkdir()
+        for folder in (root, read_only):
+            folder.chmod(0o555)
+        probe = functools.partial(unwritable_folder, read_only / "out")
+        reason = _as_nobody(probe) if os.geteuid() == 0 else probe()
+        assert reason == f"this user may not write in {read_only}"
+    finally:
+        root.chmod(0o700)
+        read_only.chmod(0o700)
+        shutil.rmtree(root)

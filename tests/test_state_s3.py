@@ -189,3 +189,22 @@ def test_a_local_state_migrates_to_s3_and_every_command_works_there(
     assert A in listed.stdout
     actions = {s["address"]: s["action"] for s in json.loads(plan.stdout)["steps"]}
     assert actions[A] == "snapshot" and set(actions.values()) == {"snapshot", "incremental"}
+
+
+def test_a_state_in_a_bucket_that_does_not_exist_is_named_not_taken_for_a_first_run(
+    s3, make_emulator, write_config, run_cli
+):
+    emu = make_emulator()
+    missing = f"{s3.bucket}-missing"
+    path = write_config(
+        _cloud_config(emu, s3).replace(f"s3://{s3.bucket}/states/", f"s3://{missing}/states/")
+    )
+
+    for command in ("plan", "apply"):
+        result = run_cli(command, str(path), environ=environ(emu))
+
+        assert result.code == 1, (command, result)
+        assert f"s3://{missing}: " in result.stderr, (command, result.stderr)
+        assert "no such bucket" in result.stderr and "or no such object" not in result.stderr
+        assert "first run" not in result.stdout, command
+    assert emu.stats.jobs_created == 0

@@ -9,6 +9,11 @@ A staging table not registered as live in this process is an orphan (its process
 since no other process can have the file open), which `sweep_staging` drops. A type change
 DuckDB cannot apply in place (an index on the table) raises `NeedsReload` in an incremental;
 a snapshot drops the table's indexes, changes the type and re-creates them.
+
+The file holds an institution's data: a folder `connect` makes for it is 0700, and while a
+connection is open the process holds `dapctl.files.PRIVATE_UMASK`, so the file, its ``.wal``
+and its spill folder are created 0600 / 0700 whatever the umask (issue 20). A file that
+exists keeps its mode.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dapctl.databases import duck_sql, evolve
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
 from dapctl.errors import LockError
+from dapctl.files import PRIVATE_UMASK, ensure_private_dir
 
 STAGING_PREFIX = "staging_"
 _REGISTRY = threading.Lock()
@@ -65,23 +71,44 @@ class DuckDatabase:
     """A `dapctl.databases.engine.Database` in one DuckDB file."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """``conn`` comes with a hold on ``PRIVATE_UMASK``, which ``close`` lets go."""
         self.conn, self.path = conn, path
         self.key = str(path.resolve())
+        self._closed = False
 
     @classmethod
     def connect(cls, path: Path, *, sleep: Callable[[float], None]) -> DuckDatabase:
         """Open (creating) the file; ``sleep`` is unused, as waits are on threading locks."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with guarded(f"cannot open DuckDB file {path}"):
-            conn = duckdb.connect(str(path))
-            conn.execute(_SETUP)
+        try:
+            ensure_private_dir(path.parent)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create the folder of DuckDB file {path}: {exc.strerror or exc}"
+            ) from None
+        PRIVATE_UMASK.acquire()
+        conn: duckdb.DuckDBPyConnection | None = None
+        try:
+            with guarded(f"cannot open DuckDB file {path}"):
+                conn = duckdb.connect(str(path))
+                conn.execute(_SETUP)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            PRIVATE_UMASK.release()
+            raise
         return cls(conn, path)
 
     def __repr__(self) -> str:
         return f"DuckDatabase({str(self.path)!r})"
 
     def close(self) -> None:
-        self.conn.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.conn.close()
+        finally:
+            PRIVATE_UMASK.release()
 
     @contextmanager
     def transaction(self, doing: str) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -51,6 +51,9 @@ class Landed:
     sha256: str | None
     shown: tuple[str, ...] = ()  # as a person or a script can open them (absolute, or URLs)
     notes: tuple[str, ...] = ()  # for the step's result: why nothing was written, say
+    # False: nothing of the load's own to measure (a table); ``collect`` then puts the
+    # bytes the job's download took in ``bytes``
+    measured: bool = True
 
     @classmethod
     def nothing(cls, *notes: str) -> Landed:
@@ -95,7 +98,8 @@ class Destination(Protocol):
 
     def check(self) -> None:
         """Fail now if this destination cannot take data (a bucket missing, unreachable or
-        refusing these credentials), before a job of the 5-a-minute quota is spent on it."""
+        refusing these credentials; a local folder that cannot be made or written), before
+        a job of the 5-a-minute quota is spent on it."""
         ...
 
     def exists(self, location: str) -> bool:

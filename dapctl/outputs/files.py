@@ -5,13 +5,16 @@ folder (as the state records it) unless the template is absolute. Parts download
 temporary files beside the output (same disk, swept if a killed apply left them), merge in
 order through ``Merger`` (or ``ParquetMerger``) into an ``AtomicFile``, and the file takes
 its final name only on ``commit``. A job with no parts writes no file, nor does an incremental
-whose parts hold no records (counted while merging, decided before publishing).
+whose parts hold no records (counted while merging, decided before publishing). ``check``
+finds, before the first job is started, a folder the output cannot be written in: the one
+all of the template's locations lie in (``template.literal_folder``), there or creatable.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +22,14 @@ from dapctl import template
 from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Target
 from dapctl.errors import OutputError
-from dapctl.files import AtomicFile, ensure_dir, folder_mode, sweep_stale_temp_files, temp_path_for
+from dapctl.files import (
+    AtomicFile,
+    ensure_dir,
+    folder_mode,
+    sweep_stale_temp_files,
+    temp_path_for,
+    unwritable_folder,
+)
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.merge import Merger, PartCounter
 from dapctl.outputs.parquet import ParquetMerger
@@ -36,6 +46,9 @@ class FileDestination:
         self.target = target
         self.base_dir = base_dir
         self.file_mode = file_mode
+        self._lock = threading.Lock()
+        self._failure: OutputError | None = None
+        self._checked = False
 
     def path_of(self, location: str) -> Path:
         return (self.base_dir / location).resolve()
@@ -44,7 +57,20 @@ class FileDestination:
         return self.target.format, self.target.mode
 
     def check(self) -> None:
-        """Nothing to check ahead: a folder that cannot be written fails with its path."""
+        """Fail, naming the folder, if no output of this target can be written there; looked
+        at once (it fails every step the same way), before a job is spent on it."""
+        with self._lock:
+            if not self._checked:
+                self._checked = True
+                folder = self.path_of(template.literal_folder(self.target.output))
+                reason = unwritable_folder(folder)
+                if reason is not None:
+                    self._failure = OutputError(
+                        f"target {self.target.name}: cannot write its files in {folder}: {reason}",
+                        hint="make the folder writable, or point the target's output elsewhere",
+                    )
+            if self._failure is not None:
+                raise self._failure
 
     def begin(
         self,

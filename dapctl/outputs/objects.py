@@ -175,12 +175,13 @@ class ObjectLoad:
         shutil.rmtree(self._stage, ignore_errors=True)
 
 
-def sweep_stages(scratch: Path) -> list[Path]:
-    """Remove the staging folders that killed dapctl processes left in ``scratch``."""
+def sweep_stages(scratch: Path, name: str = STAGE) -> list[Path]:
+    """Remove the staging folders (``temp_path_for(scratch / name)``) that killed dapctl
+    processes left in ``scratch``."""
     removed: list[Path] = []
     with contextlib.suppress(OSError):
         for entry in scratch.iterdir():
-            if not (entry.name.startswith(f".{STAGE}.") and left_by_dead_process(entry.name)):
+            if not (entry.name.startswith(f".{name}.") and left_by_dead_process(entry.name)):
                 continue
             if entry.is_symlink() or not entry.is_dir() or entry.stat().st_uid != os.getuid():
                 continue

@@ -10,6 +10,12 @@ parallel. ``Databases`` opens the config's databases by name, resolving ``url``,
 ``url_env`` or ``url_file``; which record of a step counts, and where it is read from, is
 ``dapctl.outputs.records``.
 
+A table has no folder of its own, so a table-only load's parts download into a private
+folder in the system's temporary folder (``$TMPDIR``), named for this process: each part is
+removed once loaded and the folder when the load ends, whatever the outcome, and ``check``
+sweeps the folders of killed processes before the first job. Its result's bytes are those
+downloaded (``Landed.measured``: there is no file to measure).
+
 A target with both ``output`` and ``database`` feeds both from one job (``BothLoad``): the
 file is published first, then the table and its record commit; a crash between the two
 leaves the file as the pending output, which the next apply removes and writes again.
@@ -18,7 +24,7 @@ leaves the file as the pending output, which the next apply removes and writes a
 from __future__ import annotations
 
 import contextlib
-import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -30,15 +36,17 @@ from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Config, Target, db_names
 from dapctl.databases import Database, TableLoad, open_database, wire_format
 from dapctl.errors import ConfigError
-from dapctl.files import temp_path_for
+from dapctl.files import ensure_private_dir, temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.files import FileLoad
 from dapctl.outputs.merge import PartCounter
+from dapctl.outputs.objects import sweep_stages
 from dapctl.outputs.records import used_databases, write_record
 from dapctl.plan import Step
 from dapctl.state import Kind, StepState
 
 SchemaLookup = Callable[[str, str, str], Mapping[str, Any]]  # profile, namespace, table
+PARTS = "dapctl-parts"
 
 
 class Databases:
@@ -141,6 +149,7 @@ class TableDestination:
         databases: Databases,
         schema_of: SchemaLookup,
         lock_timeout: float = 600.0,
+        scratch: Path | None = None,
     ) -> None:
         assert target.database is not None
         self.target = target
@@ -148,6 +157,8 @@ class TableDestination:
         self._databases = databases
         self._schema_of = schema_of
         self._lock_timeout = lock_timeout
+        self.scratch = scratch or Path(tempfile.gettempdir())
+        self._swept = False
 
     def begin(self, step: Step, job: Job, *, kind: Kind, watermark: datetime) -> TableStepLoad:
         schema, table = db_names(self.target, step.profile, step.table)
@@ -157,7 +168,8 @@ class TableDestination:
             stack.enter_context(database.lock(f"{schema}.{table}", timeout=self._lock_timeout))
             load = database.begin_load(schema=schema, table=table, dap_schema=dap_schema, kind=kind)
             location = f"database://{self.name}/{schema}.{table}"
-            return TableStepLoad(location, step.address, load, stack.pop_all())
+            parts = temp_path_for(self.scratch / PARTS)
+            return TableStepLoad(location, step.address, load, stack.pop_all(), parts)
 
     def wire_format(self) -> tuple[Format, Mode | None]:
         """The query format to ask for: the one this database loads fastest (condensed TSV
@@ -166,7 +178,11 @@ class TableDestination:
         return wire_format(self._databases.url(self.name))
 
     def check(self) -> None:
-        """Nothing ahead: the database is reached when the step's state is read."""
+        """The database is reached when the step's state is read; here, once, the part
+        folders killed processes left in the scratch folder are removed."""
+        if not self._swept:
+            self._swept = True
+            sweep_stages(self.scratch, PARTS)
 
     def exists(self, location: str) -> bool:
         return False  # a table takes every window in turn; nothing is ever replaced
@@ -176,27 +192,43 @@ class TableDestination:
 
 
 class TableStepLoad:
+    """One job into a table; ``parts`` is the folder its parts download into (made with
+    the first part, removed with whatever is in it when the load ends)."""
+
     part_mode: PartMode = "text"
 
     def __init__(
-        self, location: str, address: str, load: TableLoad, held: contextlib.ExitStack
+        self,
+        location: str,
+        address: str,
+        load: TableLoad,
+        held: contextlib.ExitStack,
+        parts: Path,
     ) -> None:
         self.location = location
         self._address = address
         self._load = load
         self._held = held
-        self._scratch = Path(tempfile.mkdtemp(prefix="dapctl-parts-"))
+        self._parts = parts
         self._rows = 0
 
     def part_path(self, index: int) -> Path:
-        return temp_path_for(self._scratch / "part", f"{index:05d}.")
+        ensure_private_dir(self._parts)
+        return self._parts / f"part{index:05d}"
 
     def add_part(self, part: Path, counted: PartCounter | None) -> None:
+        self.stage(part)
+        part.unlink()  # loaded: a large table's parts need not wait for the commit
+
+    def stage(self, part: Path) -> None:
+        """Load ``part`` into the staging table, leaving the file to the caller."""
         self._rows += self._load.add_part(part)
 
     def commit(self, settle: Settle) -> Landed:
         try:
-            landed = Landed((self.location,), 0, self._rows, None, shown=(self.location,))
+            landed = Landed(
+                (self.location,), 0, self._rows, None, shown=(self.location,), measured=False
+            )
             self._load.commit(address=self._address, record=settle(landed).model_dump_json())
             return landed
         finally:
@@ -209,9 +241,10 @@ class TableStepLoad:
             self._release()
 
     def _release(self) -> None:
-        self._held.close()
-        with contextlib.suppress(OSError):
-            os.rmdir(self._scratch)
+        try:
+            self._held.close()
+        finally:
+            shutil.rmtree(self._parts, ignore_errors=True)
 
 
 class BothDestination:
@@ -250,7 +283,7 @@ class BothLoad:
         return self.file.part_path(index)
 
     def add_part(self, part: Path, counted: PartCounter | None) -> None:
-        self.table.add_part(part, None)  # the table reads the part; the file then takes it
+        self.table.stage(part)  # the table reads the part; the file then takes it
         self.file.add_part(part, None)
 
     def commit(self, settle: Settle) -> Landed:

@@ -6,7 +6,9 @@ ETag; ``head`` its ETag, its age by the server's own clock (its ``Date`` header,
 two machines' clocks are compared) and nothing else; ``put`` writes only if the object is
 still the one with the given ETag (``If-Match``) or absent (``If-None-Match: *``); ``delete``
 removes it only if unchanged. A refused condition (412, or 409 when two conditional writes
-race) raises ``Conflict``; every other failure a ``StateError`` naming the bucket.
+race) raises ``Conflict``; every other failure a ``StateError`` naming the bucket. A missing
+bucket is never taken for a missing object: ``get`` (the state's first read) says so, where
+"no object" would read as a first run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from dapctl.buckets import Bucket, conflict
+from dapctl.buckets import Bucket, conflict, missing_bucket
 from dapctl.errors import DapctlError, StateError
 
 
@@ -67,7 +69,9 @@ class S3Objects:
         with self._calls(f"cannot read {key}"):
             try:
                 result: tuple[bytes, str] = sync(fs.loop, read)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                if missing_bucket(exc):
+                    raise self.bucket.missing(f", so {key} cannot be read or kept") from None
                 return None
         return result
 
