@@ -56,7 +56,9 @@ def test_duckdb_file_and_its_wal(tmp_path, umask):
     path = tmp_path / "new" / "deeper" / "wh.duckdb"
     db = DuckDatabase.connect(path, sleep=time.sleep)
     try:
-        db.write_step("a/b/c.d", "{}")  # a write: DuckDB keeps it in the .wal until closed
+        db.write_step(
+            ("c", "d"), address="a/b/c.d", record="{}"
+        )  # a write: DuckDB keeps it in the .wal until closed
         wal = path.with_name("wh.duckdb.wal")
         assert wal.exists()
         assert (mode(path), mode(wal)) == (0o600, 0o600)
