@@ -41,8 +41,9 @@ def _peak_rss_mb() -> float:
 
 def run_apply_once(args: argparse.Namespace) -> dict[str, Any]:
     from dapctl.api.session import Connection
-    from dapctl.apply import ApplyOptions, run_apply
+    from dapctl.apply import ApplyOptions
     from dapctl.loading import load_config
+    from dapctl.wiring import run_apply
 
     loaded = load_config(Path(args.config))
     connection = Connection(

@@ -18,55 +18,42 @@ ends ``held``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from dapctl.api.client import DapClient
-from dapctl.api.session import Connection, connect, interruptible
 from dapctl.api.wire import Job
 from dapctl.config import Config, Target
-from dapctl.credentials import resolve_used
-from dapctl.databases import NeedsReload
 from dapctl.errors import (
     ApiError,
     AuthError,
     DapctlError,
     JobFailedError,
+    NeedsReload,
     SnapshotRequiredError,
 )
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.landing import Lander
-from dapctl.loading import LoadedConfig
-from dapctl.outputs.destination import Destination, open_destination
-from dapctl.outputs.records import overlay_steps
-from dapctl.outputs.tables import Databases, sweep_staging
+from dapctl.outputs.destination import Destination
 from dapctl.pipeline import Pipeline
 from dapctl.plan import (
-    Plan,
     Step,
     expand,
     in_turns,
-    plan,
     plan_table,
     reload_snapshot,
     replaced,
 )
 from dapctl.results import Status, StepError, StepKind, StepResult, log_result
 from dapctl.state import (
-    SharesBudgets,
-    State,
     StateKeeper,
-    StateStore,
-    open_store,
 )
 from dapctl.state.leases import FencedError
-from dapctl.workers import Sharing, Solo, sharing_for, stored_with_databases
+from dapctl.workers import Sharing, Solo
 
 log = logging.getLogger("dapctl.apply")
 
@@ -372,85 +359,3 @@ def _is_profile_fatal(exc: DapctlError) -> bool:
     return isinstance(exc, AuthError) or (
         isinstance(exc, ApiError) and exc.error_type in ACCOUNT_ERRORS
     )
-
-
-def run_apply(
-    loaded: LoadedConfig,
-    *,
-    environ: Mapping[str, str],
-    profiles: Sequence[str] = (),
-    options: ApplyOptions | None = None,
-    lock_timeout: float = 0.0,
-    connection: Connection | None = None,
-    store: StateStore | None = None,
-    destinations: Callable[[Target], Destination] | None = None,
-    on_plan: Callable[[Plan], None] = lambda plan: None,
-    on_result: Callable[[StepResult], None] = lambda result: None,
-    on_event: EventSink = ignore,
-) -> list[StepResult]:
-    """Lock the state (or, with a store that leases steps, join the workers sharing it),
-    plan from it, and carry the plan out; return every step's result."""
-    options = options or ApplyOptions()
-    store = store or open_store(loaded)
-    stop = threading.Event()
-    conn = connection or Connection()
-    context = StepContext(on_event)
-    conn = dataclasses.replace(conn, sleep=interruptible(conn.sleep, stop), on_wait=context.waited)
-    databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=environ)
-    reread = stored_with_databases(loaded.config, databases)
-    round_name = environ.get("DAPCTL_ROUND", "").strip() or None  # an orchestrator's run
-    sharing = sharing_for(store, loaded.config.settings, reread=reread, stop=stop, round=round_name)
-    with sharing.session(store, timeout=lock_timeout), databases:
-        overlay = overlay_steps(loaded.config, store.read() or State(), databases.shared)
-        state = overlay.state
-        for orphan in sweep_staging(loaded.config, databases, skip=overlay.unreachable):
-            log.info("dropped staging table %s, left by a dapctl that was killed", orphan)
-        steps = plan(
-            loaded.config,
-            state,
-            profiles=profiles,
-            targets=options.targets,
-            replace=options.replace,
-            unreachable=overlay.unreachable,
-        )
-        on_plan(steps)
-        used = sorted({step.profile for step in steps.steps})
-        credentials = resolve_used(loaded, used, environ=environ)
-        with (
-            _shared_budgets(store, conn) as conn,
-            connect(loaded.config, credentials, connection=conn) as clients,
-        ):
-            if destinations is None:
-                destinations = functools.partial(
-                    open_destination,
-                    base_dir=loaded.base_dir,
-                    databases=databases,
-                    schema_of=lambda p, ns, t: clients[p].get_schema(ns, t).schema_,
-                    file_mode=loaded.config.settings.file_mode_bits,
-                )
-            applier = Applier(
-                loaded.config,
-                clients=clients,
-                keeper=sharing.keeper(store, overlay.recorded, mirror=databases.mirror),
-                destinations=sharing.fenced(destinations),
-                options=options,
-                now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
-                clock=conn.monotonic,
-                on_result=on_result,
-                on_event=on_event,
-                context=context,
-                stop=stop,
-                sharing=sharing,
-            )
-            return applier.run(steps.steps)
-
-
-@contextlib.contextmanager
-def _shared_budgets(store: StateStore, conn: Connection) -> Iterator[Connection]:
-    """The connection, keeping its rate-limit budgets in ``store`` if every process can
-    reach it (PostgreSQL): workers anywhere on one credential then share one budget."""
-    if not isinstance(store, SharesBudgets) or conn.ledger is not None:
-        yield conn
-        return
-    with store.send_ledger() as ledger:
-        yield dataclasses.replace(conn, ledger=ledger)

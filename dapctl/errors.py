@@ -9,6 +9,7 @@ no message ever holds a secret.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -57,6 +58,19 @@ class StateConflictError(StateError):
 
 class OutputError(DapctlError):
     """An output file cannot be written where the config says."""
+
+
+class NeedsReload(OutputError):
+    """A destination cannot take an incremental in place (a table's schema changed in a way
+    only a fresh snapshot can apply): apply takes a snapshot instead, in the same run."""
+
+    def __init__(self, table: str, changes: Sequence[str]) -> None:
+        super().__init__(
+            f"table {table} cannot be updated in place: {'; '.join(changes)}",
+            hint="load a fresh snapshot of the table (dapctl replaces it atomically)",
+        )
+        self.table = table
+        self.changes = list(changes)
 
 
 class ApiError(DapctlError):

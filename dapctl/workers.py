@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from dapctl.config import Config, Settings
+from dapctl.config import Settings
 from dapctl.fencing import FencedDestination, LeasedKeeper
 from dapctl.outputs.destination import Destination
 from dapctl.state import State, StateKeeper, StateStore, StepState
@@ -38,7 +38,6 @@ from dapctl.state.leases import FencedError, Lease, Leases, SupportsLeases
 from dapctl.text import format_time
 
 if TYPE_CHECKING:
-    from dapctl.outputs.tables import Databases
     from dapctl.plan import Step
 
 log = logging.getLogger("dapctl.workers")
@@ -334,15 +333,3 @@ class Worker:
         except FencedError:
             self._lose(address, lease.token)
             raise
-
-
-def stored_with_databases(config: Config, databases: Databases) -> Reread:
-    """A ``Reread`` that takes a database target's step as its database says, as the
-    apply's first read does (``outputs.records``)."""
-    from dapctl.outputs.records import reread_step
-
-    def reread(address: str, step: StepState) -> StepState:
-        from_database = reread_step(config, databases.shared, address)
-        return step if from_database is None else from_database
-
-    return reread

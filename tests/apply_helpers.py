@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from dapctl.api.session import Connection
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.emulator import Emulator
 from dapctl.loading import load_config
 from dapctl.results import StepResult
+from dapctl.wiring import run_apply
 
 SECRET_VAR = "TEST_DAP_SECRET"
 

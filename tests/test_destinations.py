@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.loading import load_config
 from dapctl.outputs.destination import open_destination
 from dapctl.outputs.memory import MemoryDestination
 from dapctl.outputs.objects import ObjectDestination
 from dapctl.state import LocalStateStore, MemoryBackend, MemoryStateStore
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ, expected_rows, replay
 
 TABLES = ("accounts", "users")

@@ -29,12 +29,13 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.buckets import Bucket
 from dapctl.config import Target
 from dapctl.loading import load_config
 from dapctl.outputs.objects import STAGE, ObjectDestination
 from dapctl.text import compact_time
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, apply, config_text, environ, expected_rows, replay
 
 TEMPLATE = "{profile}/{table}/{kind}-{timestamp}.{format}.gz"

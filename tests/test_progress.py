@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 from dapctl.api.ratelimit import RateLimiter
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.cli import main
 from dapctl.cli.progress import HIDE_CURSOR, SHOW_CURSOR, Progress
 from dapctl.cli.style import ANSI, Style
 from dapctl.events import StepContext, StepEvent
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 from tests.clock import FakeClock
 

@@ -12,10 +12,11 @@ import io
 import shutil
 from pathlib import Path
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.emulator import Emulator, EmulatorSettings
 from dapctl.loading import load_config
 from dapctl.results import StepResult
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, expected_rows, read_jsonl, replay
 from tests.clock import T0, FakeClock
 

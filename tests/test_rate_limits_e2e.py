@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.emulator import RateLimits
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 
 DEFAULT_LIMITS = "# the published limits: rate_limits left at their defaults"

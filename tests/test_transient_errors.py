@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.events import StepEvent
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 
 

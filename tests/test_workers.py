@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dapctl.apply import run_apply
 from dapctl.databases import table_columns
 from dapctl.loading import load_config
 from dapctl.results import StepResult
 from dapctl.state import MemoryBackend, MemoryStateStore
 from dapctl.state.leases import SupportsLeases
 from dapctl.state.memory_leases import LeasedMemoryStore, MemoryLeases
+from dapctl.wiring import run_apply
 from dapctl.workers import Worker
 from tests.apply_helpers import FAST, apply, config_text, environ
 from tests.databases import conftest as databases

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import psycopg
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.loading import load_config
 from dapctl.results import StepResult
 from dapctl.state import State
 from dapctl.state.postgres import PostgresStateStore
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 
 ACCOUNTS, USERS = "univ_a/core/canvas.accounts", "univ_a/core/canvas.users"

@@ -1,10 +1,11 @@
-"""Turning resolved profiles into API clients, starting the embedded emulator when asked.
+"""Turning resolved profiles into API clients (and an embedded emulator's, when asked).
 
 ``connect`` is a context manager: for the profiles a command uses it builds one HTTP session,
 token provider, rate limiters and ``DapClient`` per profile, and, if any of them says
-``emulator = true``, starts one in-process emulator on a free loopback port with its demo
-credentials for the duration of the command. Everything is closed on exit. Tests and
-benchmarks pass ``window`` (the rate limits' window) and their own clock and sleeper.
+``emulator = true``, starts one in-process emulator with the connection's ``demo`` factory
+(which the wiring supplies: ``dapctl.wiring.embedded``) for the duration of the command.
+Everything is closed on exit. Tests and benchmarks pass ``window`` (the rate limits' window)
+and their own clock and sleeper.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from dapctl.api.auth import TokenProvider
@@ -27,7 +28,7 @@ from dapctl.api.client import DapClient
 from dapctl.api.ratelimit import RateLimits, SendLedger
 from dapctl.config import Config, RateLimitSettings
 from dapctl.credentials import Credentials
-from dapctl.errors import Interrupted
+from dapctl.errors import ConfigError, Interrupted
 
 # The embedded emulator grants a generous quota (the quickstart must finish in seconds);
 # `dapctl emulator` and the real service keep the published limits.
@@ -38,6 +39,10 @@ EMBEDDED_LIMITS = RateLimitSettings(
     schema_per_minute=60000,
     urls_per_minute=60000,
 )
+
+
+# Given the clock, a block in which an embedded emulator runs: profile -> its credentials.
+DemoFactory = Callable[[Callable[[], float]], AbstractContextManager[Callable[[str], Credentials]]]
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class Connection:
     on_wait: Callable[[float], None] | None = None  # told of every rate-limit wait
     keep_budgets: bool = True  # record sends for the next process (api.budget)
     ledger: SendLedger | None = None  # a shared state's budgets, for every worker anywhere
+    # Starts the embedded emulator for ``emulator = true`` profiles (the wiring passes
+    # dapctl.wiring.embedded's; the API client itself never imports the emulator).
+    demo: DemoFactory | None = None
 
 
 def interruptible(sleep: Callable[[float], None], stop: threading.Event) -> Callable[[float], None]:
@@ -87,7 +95,11 @@ def connect(
     conn = connection or Connection()
     with contextlib.ExitStack() as stack:
         if any(creds is None for creds in credentials.values()):
-            demo = stack.enter_context(_embedded_emulator(conn.clock))
+            if conn.demo is None:
+                raise ConfigError(
+                    "emulator = true needs the embedded emulator, which this command cannot start"
+                )
+            demo = stack.enter_context(conn.demo(conn.clock))
         clients = {}
         for name, given in credentials.items():
             creds = given if given is not None else demo(name)
@@ -103,21 +115,6 @@ def connect(
                     kept(client.limits, path, wall=conn.clock, monotonic=conn.monotonic)
                 )
         yield clients
-
-
-@contextlib.contextmanager
-def _embedded_emulator(clock: Callable[[], float]) -> Iterator[Callable[[str], Credentials]]:
-    from dapctl.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorSettings
-
-    # The demo's data moves with this clock: a later run sees what changed since (live).
-    with Emulator(EmulatorSettings.embedded(), clock=clock) as emulator:
-
-        def demo(profile: str) -> Credentials:
-            return Credentials(
-                profile, emulator.base_url, DEMO_CLIENT_ID, SecretStr(DEMO_CLIENT_SECRET)
-            )
-
-        yield demo
 
 
 class _VerifyingAdapter(HTTPAdapter):

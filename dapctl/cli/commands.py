@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from dapctl import inspect
-from dapctl.api.session import fetch_token
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.api.session import Connection, fetch_token
+from dapctl.apply import ApplyOptions
 from dapctl.cli.context import Context, emit_json, load
 from dapctl.cli.progress import Progress
 from dapctl.cli.render import (
@@ -35,16 +35,18 @@ from dapctl.errors import ConfigError, ExitStatus
 from dapctl.events import EventSink, ignore
 from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig, require_extras
-from dapctl.outputs.records import Overlay, overlay_steps, used_databases, write_record
+from dapctl.outputs.records import DatabaseRecords, used_databases
 from dapctl.outputs.tables import Databases
 from dapctl.plan import Plan, orphans, plan
-from dapctl.refresh import schema_changes
 from dapctl.results import StepResult, all_ok
-from dapctl.state import State, StateStore, StepState, open_store, store_at
+from dapctl.state import Overlay, State, StateStore, StepState, open_store, store_at
 from dapctl.state.filelock import describe_holder
 from dapctl.state.migrate import describe, destination, migrate
 from dapctl.state.ops import forget, is_glob, move, select, state_json
 from dapctl.text import plural
+from dapctl.wiring import run_apply
+from dapctl.wiring.embedded import embedded
+from dapctl.wiring.refresh import schema_changes
 
 log = logging.getLogger("dapctl")
 
@@ -94,7 +96,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     require_extras(loaded, importer=ctx.importer)
     with _databases(loaded, ctx) as databases:
         store = _store(loaded, ctx)
-        overlay = overlay_steps(loaded.config, store.read() or State(), databases.shared)
+        overlay = DatabaseRecords(loaded.config, databases).overlay(store.read() or State())
         result: Plan = plan(
             loaded.config,
             overlay.state,
@@ -203,7 +205,13 @@ def cmd_tables(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
     profile = inspect.pick_profile(loaded.config, args.profile)
     namespaces = args.namespace or inspect.default_namespaces(loaded.config, profile)
-    found = inspect.list_tables(loaded, profile=profile, namespaces=namespaces, environ=ctx.environ)
+    found = inspect.list_tables(
+        loaded,
+        profile=profile,
+        namespaces=namespaces,
+        environ=ctx.environ,
+        connection=Connection(demo=embedded),
+    )
     if args.json:
         emit_json(ctx, {"ok": True, "profile": profile, "namespaces": found})
     else:
@@ -216,7 +224,12 @@ def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
     profile = inspect.pick_profile(loaded.config, args.profile)
     namespace, table = inspect.split_table(args.table)
     described = inspect.describe_table(
-        loaded, profile=profile, namespace=namespace, table=table, environ=ctx.environ
+        loaded,
+        profile=profile,
+        namespace=namespace,
+        table=table,
+        environ=ctx.environ,
+        connection=Connection(demo=embedded),
     )
     document = {"ok": True, "profile": profile, **described.to_json()}
     if args.output is not None:
@@ -242,7 +255,7 @@ def _read_state(loaded: LoadedConfig, ctx: Context, store: StateStore) -> Overla
     if not used_databases(loaded.config):
         return Overlay(state) if state is not None else None
     with _databases(loaded, ctx) as databases:
-        overlay = overlay_steps(loaded.config, state or State(), databases.shared)
+        overlay = DatabaseRecords(loaded.config, databases).overlay(state or State())
     _warn_unreachable(overlay)
     return overlay
 
@@ -329,8 +342,9 @@ def _mirror_records(loaded: LoadedConfig, ctx: Context, records: dict[str, StepS
     if not used_databases(loaded.config):
         return
     with _databases(loaded, ctx) as databases:
+        homes = DatabaseRecords(loaded.config, databases)
         for address, step in records.items():
-            write_record(loaded.config, databases.shared, address, step)
+            homes.mirror(address, step)
 
 
 def cmd_state_migrate(args: argparse.Namespace, ctx: Context) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dapctl.databases.columns import Column
-from dapctl.errors import OutputError
+from dapctl.errors import NeedsReload as NeedsReload  # an outputs-side error the loads raise
 
 # Old type -> new types it converts to without loss, in either backend's spelling (lowercased).
 _WIDENINGS: dict[str, frozenset[str]] = {
@@ -30,18 +30,6 @@ _WIDENINGS: dict[str, frozenset[str]] = {
     "timestamp": frozenset({"timestamp with time zone"}),
 }
 _TEXT = frozenset({"text", "varchar"})
-
-
-class NeedsReload(OutputError):
-    """A schema change cannot be applied in place: take a fresh snapshot into a new table."""
-
-    def __init__(self, table: str, changes: Sequence[str]) -> None:
-        super().__init__(
-            f"table {table} cannot be updated in place: {'; '.join(changes)}",
-            hint="load a fresh snapshot of the table (dapctl replaces it atomically)",
-        )
-        self.table = table
-        self.changes = list(changes)
 
 
 @dataclass(frozen=True)

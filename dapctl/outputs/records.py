@@ -18,14 +18,15 @@ each other's rows. A database that cannot be read fails only its own targets' st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dapctl.config import Config, Target, address_of, db_names
 from dapctl.databases import Database, StepRow, TableName
 from dapctl.errors import DapctlError
-from dapctl.state import State, StepState
+from dapctl.outputs.tables import Databases
+from dapctl.state import Overlay, State, StepState
 
 # A database's name -> its open connection, held by the caller for the block.
 DatabaseOpener = Callable[[str], AbstractContextManager[Database]]
@@ -100,21 +101,6 @@ class Tables:
         return record
 
 
-@dataclass(frozen=True)
-class Overlay:
-    """The state as apply must see it, and the databases that could not be read."""
-
-    state: State
-    unreachable: dict[str, str] = field(default_factory=dict)  # database -> why
-
-    @property
-    def recorded(self) -> State:
-        """The state without the ``absent`` steps: what a state store may cache, and what
-        ``state list`` shows (a table no database holds has nothing to show)."""
-        steps = {a: s for a, s in self.state.steps.items() if s.absent is None}
-        return self.state.model_copy(update={"steps": steps})
-
-
 def read_tables(
     config: Config, open_database: DatabaseOpener
 ) -> tuple[dict[str, Tables], dict[str, str]]:
@@ -178,3 +164,33 @@ def write_record(
     if where is not None:
         with open_database(where.database) as database:
             database.write_step(where.table, address=address, record=step.model_dump_json())
+
+
+class DatabaseRecords:
+    """The ``StepRecords`` of a config with table targets: their records in their databases."""
+
+    def __init__(self, config: Config, databases: Databases) -> None:
+        self._config = config
+        self._databases = databases
+
+    def overlay(self, state: State) -> Overlay:
+        return overlay_steps(self._config, state, self._databases.shared)
+
+    def mirror(self, address: str, step: StepState) -> None:
+        """A pending job goes to its table's row before it is polled (a completed one was
+        committed there with its data)."""
+        write_record(self._config, self._databases.shared, address, step)
+
+    def reread(self, address: str, step: StepState) -> StepState:
+        from_database = reread_step(self._config, self._databases.shared, address)
+        return step if from_database is None else from_database
+
+    def sweep(self, skip: Collection[str] = ()) -> list[str]:
+        """Drop the staging tables killed runs left in the config's databases (but those in
+        ``skip``, which could not be read); return them."""
+        return [
+            table
+            for name in used_databases(self._config)
+            if name not in skip
+            for table in self._databases.get(name).sweep_staging()
+        ]

@@ -27,7 +27,7 @@ import contextlib
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,8 @@ from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.files import FileLoad
 from dapctl.outputs.merge import PartCounter
 from dapctl.outputs.objects import sweep_stages
-from dapctl.outputs.records import used_databases, write_record
 from dapctl.plan import Step
-from dapctl.state import Kind, StepState
+from dapctl.state import Kind
 
 SchemaLookup = Callable[[str, str, str], Mapping[str, Any]]  # profile, namespace, table
 PARTS = "dapctl-parts"
@@ -113,11 +112,6 @@ class Databases:
         with turn:
             yield self.get(name)
 
-    def mirror(self, address: str, step: StepState) -> None:
-        """A ``StateKeeper`` mirror: a database target's step goes to its table's row too (a
-        pending job before it is polled; a completed one was committed there already)."""
-        write_record(self._config, self.shared, address, step)
-
     def close(self) -> None:
         for database in self._open.values():
             database.close()
@@ -128,17 +122,6 @@ class Databases:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def sweep_staging(config: Config, databases: Databases, *, skip: Collection[str] = ()) -> list[str]:
-    """Drop the staging tables killed runs left in the config's databases (but those in
-    ``skip``, which could not be read); return them."""
-    return [
-        table
-        for name in used_databases(config)
-        if name not in skip
-        for table in databases.get(name).sweep_staging()
-    ]
 
 
 class TableDestination:

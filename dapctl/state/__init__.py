@@ -7,7 +7,9 @@ for tests), ``postgres`` (rows in a PostgreSQL database, its layout in ``pg_sche
 per-step leases for many workers in ``pg_leases``), ``leases`` (the protocol those leases
 keep; ``memory_leases`` in memory), ``filelock`` (the local lock file), ``ops`` (find,
 forget, describe), ``migrate`` (copy a state to another backend), ``objects`` (one object
-in S3, its lock object in ``object_lock``, its conditional requests in ``s3``).
+in S3, its lock object in ``object_lock``, its conditional requests in ``s3``), ``records``
+(the ``StepRecords`` seam: homes of step records that count over the store's, such as a table
+target's database).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dapctl.state.model import (
     StepState,
     parse_state,
 )
+from dapctl.state.records import NoRecords, Overlay, StepRecords
 from dapctl.state.store import (
     LockHolder,
     SerialGuard,
@@ -41,12 +44,15 @@ __all__ = [
     "LockHolder",
     "MemoryBackend",
     "MemoryStateStore",
+    "NoRecords",
+    "Overlay",
     "PendingJob",
     "SerialGuard",
     "SharesBudgets",
     "State",
     "StateKeeper",
     "StateStore",
+    "StepRecords",
     "StepState",
     "open_store",
     "parse_state",

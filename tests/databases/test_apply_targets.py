@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.databases import table_columns
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 from tests.databases.helpers import dap_schema, expected_rows
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.databases import DatabaseError, table_columns
 from dapctl.emulator import Emulator, EmulatorSettings
 from dapctl.emulator.formats import encode_text
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 from tests.databases.helpers import (
     Backend,

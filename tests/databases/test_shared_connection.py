@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from dapctl.loading import load_config
-from dapctl.outputs.records import reread_step
+from dapctl.outputs.records import DatabaseRecords, reread_step
 from dapctl.outputs.tables import Databases
 from dapctl.state import StepState
 
@@ -30,12 +30,13 @@ def test_threads_share_the_connection_in_turns(backend, write_config):
         try:
             start.wait()
             for n in range(25):
-                databases.mirror(address, StepState(records=n))
+                records.mirror(address, StepState(records=n))
                 reread_step(config, databases.shared, address)
         except BaseException as exc:
             errors.append(exc)
 
     with Databases(config, base_dir=path.parent, environ={}) as databases:
+        records = DatabaseRecords(config, databases)
         threads = [threading.Thread(target=work, args=(t,)) for t in TABLES]
         for thread in threads:
             thread.start()

@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dapctl.api.session import Connection
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import GENEROUS, SECRET_VAR
 from tests.hardening.helpers import scaled, temp_files, whole_gzip
 from tests.stubs import JSON, Reply, Seen, StubServer, jsonl_gz

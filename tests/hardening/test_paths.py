@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.errors import ConfigError
 from dapctl.loading import load_config
 from dapctl.outputs.files import FileDestination, FileLoad
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, SECRET_VAR, apply, config_text, environ
 from tests.hardening.test_fuzz_server import CONNECTION, stub_config
 from tests.stubs import Reply, StubServer

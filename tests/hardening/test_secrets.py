@@ -31,8 +31,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dapctl.apply import ApplyOptions, run_apply
+from dapctl.apply import ApplyOptions
 from dapctl.loading import load_config
+from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, SECRET_VAR, config_text
 from tests.apply_helpers import environ as dap_environ
 from tests.databases import conftest as databases

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dapctl.api.session import connect
+from dapctl.api.session import Connection, connect
 from dapctl.config import db_names
 from dapctl.credentials import resolve_used
 from dapctl.loading import LoadedConfig
 from dapctl.outputs.tables import Databases
 from dapctl.plan import Plan
+from dapctl.wiring.embedded import embedded
 
 SchemaChanges = dict[str, list[str]]  # address -> one line per pending change
 
@@ -37,7 +38,7 @@ def schema_changes(
         return {}
     credentials = resolve_used(loaded, sorted({s.profile for s in steps}), environ=environ)
     changes: SchemaChanges = {}
-    with connect(config, credentials) as clients:
+    with connect(config, credentials, connection=Connection(demo=embedded)) as clients:
         for step in steps:
             target = config.target(step.target)
             assert target.database is not None
