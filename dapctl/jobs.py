@@ -2,12 +2,15 @@
 
 A step's job is recorded in the state (``pending``) as soon as the server has it, before
 any polling, so a killed apply is resumed by the next one instead of starting another job.
-Resuming checks the job still exists, will outlive its download and was asked for in the
-format its target still wants (the config may have changed meanwhile); otherwise the job is
-forgotten, along with any output it published but never recorded, and the table is planned
-afresh (``plan.after_lost_job``). When an incremental window is gone the step falls back to
-the snapshot ``plan.fallback_snapshot`` gives, if the config allows one, and notes why; the
-job remembers the window it replaces, for apply to refuse a snapshot no later than it.
+What to ask for, and whether to resume, are the plan's rules (``dapctl.plan.midrun``); this
+module asks the server and the state what they need and does what they say. Resuming checks
+the job still exists, will outlive its download (``plan.expired``) and was asked for in the
+format its target still wants (``plan.other_format``: the config may have changed
+meanwhile); otherwise the job is forgotten, along with any output it published but never
+recorded, and the table is planned afresh (``plan.after_lost_job``). When an incremental
+window is gone the step falls back to the snapshot ``plan.fallback_snapshot`` gives, if the
+config allows one, and notes why; the job remembers the window it replaces
+(``plan.fallback_ask``), for apply to refuse a snapshot no later than it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from dapctl.api.client import DapClient
 from dapctl.api.wire import Job, QueryRequest
@@ -23,13 +26,20 @@ from dapctl.config import Config
 from dapctl.errors import ApiError, SnapshotRequiredError
 from dapctl.events import StepEvent
 from dapctl.outputs.destination import Destination
-from dapctl.plan import Step, after_lost_job, fallback_snapshot
+from dapctl.plan import (
+    Ask,
+    Step,
+    after_lost_job,
+    ask_for,
+    expired,
+    fallback_ask,
+    fallback_snapshot,
+    other_format,
+    resumed,
+)
 from dapctl.state import Kind, PendingJob, StateKeeper
 
 log = logging.getLogger("dapctl.apply")
-
-# A resumed job must outlive its download: its objects expire with it.
-RESUME_MARGIN = timedelta(minutes=5)
 
 
 @dataclass
@@ -70,37 +80,16 @@ class JobStarter:
             return self._start(step, started)
         job, gone = self._pending_job(step, step.job_id)
         if job is None:
-            log.warning(
-                "%s: job %s %s; starting a new one",
-                step.address,
-                step.job_id,
-                gone,
-                extra={"event": "job_gone", "job_id": step.job_id, "status": gone},
-            )
-            return self._restart(step, started)
-        pending = self.keeper.step(step.address).pending
+            return self._restart(step, started, step.job_id, gone, status=gone)
+        state = self.keeper.step(step.address)
+        pending = state.pending
         if pending is not None and pending.format is not None:
-            asked = (pending.format, pending.mode)
             wanted = self.destinations[step.target].wire_format()
-            if asked != wanted:  # the config changed while the job waited
-                log.warning(
-                    "%s: job %s was asked for as %s, the target now wants %s; starting a new one",
-                    step.address,
-                    job.id,
-                    _shown(asked),
-                    _shown(wanted),
-                    extra={"event": "job_gone", "job_id": job.id, "status": "other format"},
-                )
-                return self._restart(step, started)
-        kind: Kind = pending.kind if pending else "snapshot"
-        # A fallback snapshot replaces the window since the watermark, which has not moved.
-        replaced = (
-            self.keeper.step(step.address).watermark if pending and pending.fallback else None
-        )
-        work = StepJob(step, job, kind, step.since, started, gone_since=replaced)
+            changed = other_format((pending.format, pending.mode), wanted)
+            if changed is not None:
+                return self._restart(step, started, job.id, changed, status="other format")
         self.job_ids[step.address] = job.id
-        work.notes.append(f"resumed job {job.id} started by an earlier apply")
-        return work
+        return _work(step, job, resumed(step, state, job.id), started)
 
     def _pending_job(self, step: Step, job_id: str) -> tuple[Job | None, str]:
         """The recorded job if it can still be collected, else None and why not."""
@@ -110,12 +99,22 @@ class JobStarter:
             if exc.status != 404:
                 raise
             return None, "is gone"
-        if self._expired(job):
+        if expired(job.expires_at, self.now()):
             return None, "has expired"
         return job, ""
 
-    def _restart(self, step: Step, started: float) -> StepJob:
-        """Forget a pending job that can no longer be collected and plan the table afresh."""
+    def _restart(
+        self, step: Step, started: float, job_id: str, why: str, *, status: str
+    ) -> StepJob:
+        """Forget a pending job that can no longer be collected (``why``, logged) and plan
+        the table afresh."""
+        log.warning(
+            "%s: job %s %s; starting a new one",
+            step.address,
+            job_id,
+            why,
+            extra={"event": "job_gone", "job_id": job_id, "status": status},
+        )
         self.forget(step)
         target = self.config.target(step.target)
         return self._start(after_lost_job(step, target, self.keeper.step(step.address)), started)
@@ -137,39 +136,26 @@ class JobStarter:
             self.destinations[step.target].discard(orphan)
         self.keeper.update(step.address, lambda s: s.forgotten())
 
-    def _expired(self, job: Job) -> bool:
-        # Its objects go with it; a job about to expire would vanish mid-download.
-        return job.expires_at is not None and job.expires_at <= self.now() + RESUME_MARGIN
-
-    def _start(
-        self,
-        step: Step,
-        started: float,
-        *,
-        notes: tuple[str, ...] = (),
-        gone_since: datetime | None = None,
-    ) -> StepJob:
+    def _start(self, step: Step, started: float, ask: Ask | None = None) -> StepJob:
+        """Start the job ``ask`` says (by default ``ask_for(step)``) and record it; when the
+        server says its incremental window is gone, the fallback snapshot if one is allowed."""
+        ask = ask if ask is not None else ask_for(step)
         client = self.clients[step.profile]
-        since = step.since if step.action == "incremental" else None
-        kind: Kind = "incremental" if since is not None else "snapshot"
-        noted = list(notes)
         destination = self.destinations[step.target]
         destination.check()  # a missing bucket fails the step before a job is spent on it
         fmt, mode = destination.wire_format()
-        query = QueryRequest(format=fmt, mode=mode, since=since)
+        query = QueryRequest(format=fmt, mode=mode, since=ask.since)
         self._emit(StepEvent(step.address, "starting"))
         try:
             job = client.start_query(step.namespace, step.table, query)
         except SnapshotRequiredError:
-            snapshot = self.fallback(step, since)
+            snapshot = self.fallback(step, ask.since)
             if snapshot is None:
                 raise
-            noted.append(snapshot.reason)
-            gone_since, since, kind = since, None, "snapshot"
-            job = client.start_query(
-                step.namespace, step.table, query.model_copy(update={"since": None})
-            )
-        return self._record(step, job, kind, since, started, noted, gone_since, query)
+            ask = fallback_ask(ask, snapshot)
+            query = query.model_copy(update={"since": None})
+            job = client.start_query(step.namespace, step.table, query)
+        return self._record(step, job, ask, started, query)
 
     def fallback(self, step: Step, since: datetime | None) -> Step | None:
         """The snapshot to take when ``step``'s incremental window is gone (logged), if the
@@ -185,26 +171,19 @@ class JobStarter:
         """The job of ``work`` failed because its window is gone: start ``snapshot`` (from
         ``fallback``) in its place."""
         self.forget(work.step)
-        return self._start(snapshot, work.started, notes=(snapshot.reason,), gone_since=work.since)
+        ask = fallback_ask(Ask(work.kind, work.since), snapshot)
+        return self._start(snapshot, work.started, ask)
 
     def _record(
-        self,
-        step: Step,
-        job: Job,
-        kind: Kind,
-        since: datetime | None,
-        started: float,
-        notes: list[str],
-        gone_since: datetime | None,
-        query: QueryRequest,
+        self, step: Step, job: Job, ask: Ask, started: float, query: QueryRequest
     ) -> StepJob:
         """Write the job into the state before anything waits on it, so it can be resumed."""
         pending = PendingJob(
             job_id=job.id,
-            kind=kind,
-            since=since,
+            kind=ask.kind,
+            since=ask.since,
             started_at=self.now(),
-            fallback=bool(notes),
+            fallback=ask.fallback,
             format=query.format,
             mode=query.mode,
         )
@@ -213,13 +192,12 @@ class JobStarter:
         log.info(
             "%s: %s job %s started",
             step.address,
-            kind,
+            ask.kind,
             job.id,
             extra={"event": "job_started", "job_id": job.id, "status": job.status},
         )
-        return StepJob(step, job, kind, since, started, notes, gone_since)
+        return _work(step, job, ask, started)
 
 
-def _shown(wire: tuple[str, str | None]) -> str:
-    fmt, mode = wire
-    return f"{fmt} ({mode})" if mode else fmt
+def _work(step: Step, job: Job, ask: Ask, started: float) -> StepJob:
+    return StepJob(step, job, ask.kind, ask.since, started, list(ask.notes), ask.gone_since)

@@ -1,13 +1,15 @@
 """Landing a finished job: its parts collected into the step's destination, then recorded.
 
 `Lander.land` is the collect phase of apply (`dapctl.apply`): it checks the job carries the
-watermark its kind needs (and is not an old job the server answered with), begins the
-destination's load, refuses an incremental whose output name is taken, marks the step as
-writing, collects the parts (`dapctl.collect`) with progress events, and records the
-completed step, in the destination's own commit where the destination keeps it (a database
-table) and in the state. An empty incremental window writes nothing. After a job an earlier
-apply started, it queues the incremental that makes the table current (`plan.follow_up`), when
-that job's data is older than ``settings.catch_up_after``.
+watermark its kind needs (and is not an old job the server answered with,
+``plan.stale_fallback``), begins the destination's load, refuses an incremental whose output
+name another output holds (``plan.name_taken``), marks the step as writing, collects the parts
+(`dapctl.collect`) with progress events, and records the completed step, in the destination's
+own commit where the destination keeps it (a database table) and in the state. An empty
+incremental window writes nothing (``plan.empty_window``). After a job an earlier apply
+started, it queues the incremental that makes the table current (`plan.follow_up`), when that
+job's data is older than ``settings.catch_up_after``. The decisions are the plan's rules; this
+module asks the destination and the state what they need.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from typing import Protocol
 from dapctl.api.client import DapClient
 from dapctl.collect import collect
 from dapctl.config import Config
-from dapctl.errors import ApiError, OutputError
+from dapctl.errors import ApiError
 from dapctl.events import StepEvent
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.outputs.destination import Destination, Landed, Load
-from dapctl.plan import Step, follow_up, stale_fallback
+from dapctl.plan import Step, empty_window, follow_up, name_taken, stale_fallback
 from dapctl.results import Status, StepKind
 from dapctl.state import Completed, StateKeeper, StepState
-from dapctl.text import format_time
 
 # Apply's logger: its records keep the name they had before landing was a module of its own.
 log = logging.getLogger("dapctl.apply")
@@ -131,26 +132,21 @@ class Lander:
         self, work: StepJob, load: Load, watermark: datetime, settle: Callable[[Landed], StepState]
     ) -> Landed:
         step, job = work.step, work.job
-        if work.kind == "incremental" and work.since is not None and watermark <= work.since:
-            # An empty window: nothing can have changed, and a file named by its `until`
-            # would replace the previous run's file of the same name.
+        empty = empty_window(work.kind, work.since, watermark)
+        if empty is not None:
             log.info("%s: nothing new since %s; no file written", step.address, watermark)
             load.abort()
-            return Landed.nothing(f"nothing new since {format_time(work.since)}: no file written")
+            return Landed.nothing(empty)
         pending = self.keeper.step(step.address).pending
         ours = pending is not None and pending.output == load.location  # a resumed job's own
         taken = not ours and self.destinations[step.target].exists(load.location)
-        if work.kind == "incremental" and taken:
+        refused = name_taken(work.kind, load.location, taken=taken)
+        if refused is not None:
             load.abort()
             # This job would take the same name again on every resume: let it go, so the
             # next apply starts a job with a window of its own.
             self.jobs.forget(step)
-            raise OutputError(
-                f"{load.location} exists already; an incremental never replaces a file, which "
-                "may hold changes found nowhere else",
-                hint="two windows that end within the same second share a file name; the next "
-                "apply starts a new job, whose window ends later",
-            )
+            raise refused
         self.keeper.update(step.address, lambda s: s.writing(load.location))
         try:
             on_bytes, on_part = self._download_meter(step, len(job.objects))

@@ -7,13 +7,9 @@
 collect. A database target's step is what its database holds (``outputs.records``): a table
 that is not there is a first run, and the step says why; a target whose database could not be
 read gets steps with an ``error``, which apply reports as failed without starting a job. A
-target with ``tables = "all"`` stays one ``list`` step that apply expands with ``plan_table``
-once it has listed the namespace. Apply carries out the plan and never
-re-derives intent: the rules it needs mid-run are pure functions here too, called by apply
-with what it learned (``expand`` a listed namespace, ``after_lost_job`` when a recorded job
-is gone, ``fallback_snapshot`` when an incremental window is gone, ``stale_fallback`` when
-that snapshot comes back no later than the watermark it replaces). A plan is a typed value
-with a JSON form; ``dapctl.cli.render`` shows it to people.
+target with ``tables = "all"`` stays one ``list`` step that apply expands with ``expand``
+once it has listed the namespace. ``--target`` and ``--replace`` selectors pick steps
+(``matches``, ``replaced``); ``orphans`` are the addresses no target declares any more.
 """
 
 from __future__ import annotations
@@ -21,91 +17,19 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from itertools import zip_longest
-from typing import Any, Literal
 
 from dapctl.config import (
     IDENTIFIER_MAX_LENGTH,
     IDENTIFIER_PATTERN,
     Config,
-    Settings,
     Target,
     address_of,
 )
 from dapctl.errors import ConfigError
-from dapctl.state import Kind, State, StepState
-from dapctl.text import format_time
-
-Action = Literal["snapshot", "incremental", "resume", "list"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One table's next job. ``table`` is ``"*"`` for a ``list`` step."""
-
-    profile: str
-    target: str
-    namespace: str
-    table: str
-    action: Action
-    reason: str
-    since: datetime | None = None
-    job_id: str | None = None  # resume: the pending job
-    resume_kind: Kind | None = None  # resume: what that job is
-    error: str | None = None  # why this step cannot run (its database could not be read)
-
-    @property
-    def address(self) -> str:
-        return address_of(self.profile, self.target, self.namespace, self.table)
-
-    def as_snapshot(self, reason: str) -> Step:
-        """This table's step as a fresh snapshot instead, for ``reason``."""
-        return dataclasses.replace(
-            self, action="snapshot", since=None, job_id=None, resume_kind=None, reason=reason
-        )
-
-    def describe(self) -> str:
-        if self.error is not None:
-            return "cannot run"
-        if self.action == "incremental":
-            return f"incremental since {format_time(self.since)}"
-        if self.action == "resume":
-            return f"resume {self.resume_kind} job {self.job_id}"
-        if self.action == "list":
-            return f"list {self.namespace} tables at apply"
-        return "snapshot"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "profile": self.profile,
-            "target": self.target,
-            "namespace": self.namespace,
-            "table": None if self.action == "list" else self.table,
-            "action": self.action,
-            "since": format_time(self.since) if self.since else None,
-            "job_id": self.job_id,
-            "resume_kind": self.resume_kind,
-            "reason": self.reason,
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True)
-class Plan:
-    steps: tuple[Step, ...]
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.steps)
-
-    def to_json(self) -> dict[str, Any]:
-        counts = Counter(step.action for step in self.steps)
-        return {"steps": [s.to_json() for s in self.steps], "summary": dict(sorted(counts.items()))}
+from dapctl.plan.step import Plan, Step
+from dapctl.state import State, StepState
 
 
 def plan(
@@ -319,84 +243,3 @@ def expand(
 def _is_identifier(name: str) -> bool:
     """A name fit for a path segment: the characters, and the length, a config allows."""
     return len(name) <= IDENTIFIER_MAX_LENGTH and bool(re.fullmatch(IDENTIFIER_PATTERN, name))
-
-
-def after_lost_job(step: Step, target: Target, state: StepState) -> Step:
-    """The step again, planned afresh, when its recorded job can no longer be collected."""
-    return plan_table(step.profile, target, step.table, state.forgotten())
-
-
-def follow_up(
-    step: Step,
-    target: Target,
-    state: StepState,
-    *,
-    began: datetime | None,
-    catch_up_after: float | Literal["never"],
-) -> Step | None:
-    """The incremental that brings a table current after this apply collected a job an
-    earlier apply started, when that job's data is older than ``catch_up_after`` seconds
-    (``settings.catch_up_after``; ``0``: any age, ``"never"``: no follow-up) at ``began``, the
-    server's time when this apply first reached it. Without it a run that succeeds would
-    leave the table behind until the next run; but each costs one of DAP's five job creations
-    a minute, and data that refreshes every few hours is rarely worth one for a job minutes
-    old: the collect run after ``--no-wait`` would start a new job per table (issue 20, item
-    3). ``None`` when the table is current enough, or its target takes snapshots only."""
-    if step.action != "resume" or target.sync == "snapshot" or began is None:
-        return None
-    if state.watermark is None or catch_up_after == "never":
-        return None
-    age = (began - state.watermark).total_seconds()
-    if age <= 0 or age <= catch_up_after:
-        return None
-    return dataclasses.replace(
-        plan_table(step.profile, target, step.table, state),
-        reason=f"the resumed job ended at {format_time(state.watermark)}, {age:.0f} s before "
-        f"this apply began (catch_up_after = {catch_up_after:g}): continues from there",
-    )
-
-
-def fallback_snapshot(step: Step, since: datetime | None, settings: Settings) -> Step | None:
-    """The snapshot that replaces an incremental whose window is gone, or ``None`` when the
-    config says to fail instead (or the step was no incremental)."""
-    if since is None or settings.on_snapshot_required != "snapshot":
-        return None
-    return step.as_snapshot(
-        f"the incremental window since {format_time(since)} is gone: took a snapshot "
-        'instead (on_snapshot_required = "snapshot")'
-    )
-
-
-def stale_fallback(gone_since: datetime | None, at: datetime) -> str | None:
-    """Why a fallback snapshot at ``at`` cannot replace the incremental window since
-    ``gone_since`` (``None`` when it can, or when the snapshot was no fallback).
-
-    A snapshot no later than that watermark would not move it: the next apply would find the
-    same window gone and fall back again, forever.
-    """
-    if gone_since is None or at > gone_since:
-        return None
-    return (
-        f"the snapshot taken because the window since {format_time(gone_since)} is gone is "
-        f"at {format_time(at)}, not later than that watermark; not written, the watermark stays"
-    )
-
-
-def publishes(kind: Kind, records: int) -> bool:
-    """Whether a collected job's output is published: an incremental with no records writes
-    nothing (its watermark still moves); a snapshot is the table's whole content, so even an
-    empty one is written."""
-    return kind == "snapshot" or records > 0
-
-
-NO_RECORDS = "no records in this window: no file written"
-
-
-def reload_snapshot(step: Step, table: str, changes: Sequence[str]) -> Step | None:
-    """The snapshot that rebuilds a database table whose new schema an incremental cannot
-    apply in place (``None`` if ``step`` was no incremental)."""
-    if step.action not in ("incremental", "resume"):
-        return None
-    return step.as_snapshot(
-        f"table {table} needs a reload ({'; '.join(changes)}): took a snapshot instead"
-    )
