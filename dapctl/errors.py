@@ -59,6 +59,10 @@ class OutputError(DapctlError):
     """An output file cannot be written where the config says."""
 
 
+class DatabaseError(OutputError):
+    """A database could not be reached, or refused a statement; the message is redacted."""
+
+
 class ApiError(DapctlError):
     """The DAP API answered with an error, or could not be reached.
 

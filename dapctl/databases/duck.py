@@ -30,8 +30,9 @@ import duckdb
 from dapctl.databases import duck_sql, evolve
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
-from dapctl.errors import LockError
+from dapctl.errors import ConfigError, LockError
 from dapctl.files import PRIVATE_UMASK, ensure_private_dir
+from dapctl.redaction import redact
 
 STAGING_PREFIX = "staging_"
 _REGISTRY = threading.Lock()
@@ -54,6 +55,20 @@ _TABLES = """
 SELECT table_schema, table_name FROM information_schema.tables
 WHERE table_type = 'BASE TABLE' AND table_schema <> 'dapctl'
 """
+
+
+def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DuckDatabase:
+    """The registry's opener: ``duckdb:///x.duckdb`` is relative to ``base_dir``."""
+    return DuckDatabase.connect(duck_path(url, base_dir), sleep=sleep)
+
+
+def duck_path(url: str, base_dir: Path) -> Path:
+    """The file a ``duckdb:///x.duckdb`` (relative) or ``duckdb:////abs/x.duckdb`` URL names."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest == "/":
+        raise ConfigError(f"a DuckDB URL looks like duckdb:///file.duckdb, got {redact(url)!r}")
+    path = Path(rest[1:])
+    return path if path.is_absolute() else base_dir / path
 
 
 @contextmanager
