@@ -180,8 +180,8 @@ class DuckDatabase:
     ) -> DuckLoad:
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
         columns = table_columns(dap_schema)
-        changes = evolve.diff(self.existing_columns(*target), columns, lambda c: c.duck_type)
-        if kind == "incremental" and (bad := evolve.unsafe(changes)):
+        changes = evolve.diff(self.existing_columns(*target), columns, duck_sql.TYPES)
+        if kind == "incremental" and (bad := evolve.unsafe(changes, duck_sql.TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
         return DuckLoad(self, target, columns, kind)
 
@@ -192,7 +192,7 @@ class DuckDatabase:
         existing = self.existing_columns(*target)
         if not existing:
             return [f"create table {schema}.{table}"]
-        changes = evolve.diff(existing, table_columns(dap_schema), lambda c: c.duck_type)
+        changes = evolve.diff(existing, table_columns(dap_schema), duck_sql.TYPES)
         return [c.describe() for c in changes]
 
     def sweep_staging(self) -> list[str]:
@@ -264,9 +264,9 @@ class DuckLoad:
                 list(self.target),
             ).fetchall()
         }
-        changes = evolve.diff(existing, self.columns, lambda c: c.duck_type)
+        changes = evolve.diff(existing, self.columns, duck_sql.TYPES)
         snapshot = self.kind == "snapshot"
-        if not snapshot and (bad := evolve.unsafe(changes)):
+        if not snapshot and (bad := evolve.unsafe(changes, duck_sql.TYPES)):
             raise evolve.NeedsReload(".".join(self.target), bad)
         # DuckDB refuses to retype a column of an indexed table. A snapshot must still apply
         # it (it is what a NeedsReload asks for), so it takes the indexes off and back on.
@@ -291,7 +291,7 @@ class DuckLoad:
         return [(str(n), str(d)) for n, d in cur.execute(query, list(self.target)).fetchall()]
 
     def _alter(self, cur: duckdb.DuckDBPyConnection, change: evolve.Change, snapshot: bool) -> None:
-        name, kind = duck_sql.q(change.column.name), change.column.duck_type
+        name, kind = duck_sql.q(change.column.name), change.new_type
         table = duck_sql.ident(self.target)
         if change.kind == "add":
             cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")

@@ -133,9 +133,9 @@ class PostgresLoad:
 
     def _evolve(self, cur: psycopg.Cursor[Any], *, merge: bool) -> None:
         existing = self.db.existing_columns(*self.target)
-        changes = evolve.diff(existing, self.columns, lambda c: c.pg_type)
+        changes = evolve.diff(existing, self.columns, pg_sql.TYPES)
         snapshot = self.kind == "snapshot"
-        if not snapshot and (bad := evolve.unsafe(changes)):
+        if not snapshot and (bad := evolve.unsafe(changes, pg_sql.TYPES)):
             raise evolve.NeedsReload(".".join(self.target), bad)
         retypes = [c for c in changes if c.kind == "retype"]
         views = (
