@@ -29,6 +29,7 @@ import duckdb
 
 from dapctl.databases import duck_sql, evolve
 from dapctl.databases.columns import Column, check_identifier, table_columns
+from dapctl.databases.duck_sql import TYPES
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
 from dapctl.errors import ConfigError, LockError
 from dapctl.files import PRIVATE_UMASK, ensure_private_dir
@@ -180,8 +181,8 @@ class DuckDatabase:
     ) -> DuckLoad:
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
         columns = table_columns(dap_schema)
-        changes = evolve.diff(self.existing_columns(*target), columns, duck_sql.TYPES)
-        if kind == "incremental" and (bad := evolve.unsafe(changes, duck_sql.TYPES)):
+        changes = evolve.diff(self.existing_columns(*target), columns, TYPES)
+        if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
         return DuckLoad(self, target, columns, kind)
 
@@ -192,7 +193,7 @@ class DuckDatabase:
         existing = self.existing_columns(*target)
         if not existing:
             return [f"create table {schema}.{table}"]
-        changes = evolve.diff(existing, table_columns(dap_schema), duck_sql.TYPES)
+        changes = evolve.diff(existing, table_columns(dap_schema), TYPES)
         return [c.describe() for c in changes]
 
     def sweep_staging(self) -> list[str]:
@@ -264,9 +265,9 @@ class DuckLoad:
                 list(self.target),
             ).fetchall()
         }
-        changes = evolve.diff(existing, self.columns, duck_sql.TYPES)
+        changes = evolve.diff(existing, self.columns, TYPES)
         snapshot = self.kind == "snapshot"
-        if not snapshot and (bad := evolve.unsafe(changes, duck_sql.TYPES)):
+        if not snapshot and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(".".join(self.target), bad)
         # DuckDB refuses to retype a column of an indexed table. A snapshot must still apply
         # it (it is what a NeedsReload asks for), so it takes the indexes off and back on.

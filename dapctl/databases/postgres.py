@@ -26,10 +26,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dapctl.databases import evolve, pg_sql
+from dapctl.databases import evolve
 from dapctl.databases.columns import check_identifier, table_columns
 from dapctl.databases.engine import LoadKind, StepRow, TableName
 from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad
+from dapctl.databases.pg_sql import TYPES
 from dapctl.databases.pg_stage import guard_of
 from dapctl.errors import LockError
 from dapctl.pg import connect_url, guarded, url_password
@@ -170,8 +171,8 @@ class PostgresDatabase:
         """Check the table can evolve (`NeedsReload` if not) and create its staging table."""
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
         columns = table_columns(dap_schema)
-        changes = evolve.diff(self.existing_columns(*target), columns, pg_sql.TYPES)
-        if kind == "incremental" and (bad := evolve.unsafe(changes, pg_sql.TYPES)):
+        changes = evolve.diff(self.existing_columns(*target), columns, TYPES)
+        if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
         staging = f"{STAGING_PREFIX}{_host_tag()}_{os.getpid()}_{os.urandom(4).hex()}"
         return PostgresLoad(self, target, columns, kind, staging)
@@ -196,7 +197,7 @@ class PostgresDatabase:
         )
         if not existing:
             return [f"create table {schema}.{table}"]
-        changes = evolve.diff(existing, table_columns(dap_schema), pg_sql.TYPES)
+        changes = evolve.diff(existing, table_columns(dap_schema), TYPES)
         return [c.describe() for c in changes]
 
     def sweep_staging(self) -> list[str]:

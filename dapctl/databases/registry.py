@@ -6,7 +6,8 @@ it, so a missing driver costs nothing until then), the driver package that modul
 and the ``dapctl[extra]`` that installs it, and its `Capabilities` (what dlt calls a
 destination's ``capabilities()``): the query format it loads fastest, and whether it has
 one writer, so that loads share its one connection, one at a time, instead of each opening
-its own. Each backend module has ``open_url(url, *, base_dir, sleep) -> Database``. Adding
+its own. Each backend module has ``open_url(url, *, base_dir, sleep) -> Database`` and
+``TYPES``, its `columns.TypeMapper`, which spells every `columns.ColumnType`. Adding
 an engine is its module (or modules) under ``dapctl/databases/``, one `Engine` line here,
 its extra in ``pyproject.toml`` and a test URL in ``tests/databases/conftest.py``; nothing in
 the core asks which engine it holds.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dapctl.databases import registry
+from dapctl.databases.columns import ColumnType
 from dapctl.databases.registry import ENGINES, Capabilities, Engine, engine_of, open_database
 from dapctl.errors import ConfigError
 from dapctl.loading import load_config
@@ -82,8 +83,11 @@ def test_a_url_opens_through_its_engine_s_module(engine, tmp_path):
 
 @pytest.mark.parametrize("engine", ENGINES, ids=IDS)
 def test_every_engine_is_wired_up(engine):
-    """Its backend module has the opener, and pyproject declares its extra with its driver."""
-    assert callable(importlib.import_module(engine.module).open_url)
+    """Its backend module has the opener and a type mapper spelling every neutral type, and
+    pyproject declares its extra with its driver."""
+    backend = importlib.import_module(engine.module)
+    assert callable(backend.open_url)
+    assert all(backend.TYPES.spell(kind) for kind in ColumnType)
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
