@@ -46,7 +46,7 @@ from common import (
     measure,
 )
 
-from dapctl.databases import Column, table_columns
+from dapctl.databases import Column, pg_sql, table_columns
 from dapctl.emulator import Emulator
 from dapctl.emulator.catalog import format_ts, json_schema
 
@@ -303,7 +303,7 @@ def _cell(record: dict[str, Any], column: Column) -> Any:
 
 
 def _typed(columns: list[Column]) -> str:
-    return ", ".join(f'"{c.name}" {c.pg_type}' for c in columns)
+    return ", ".join(f'"{c.name}" {pg_sql.TYPES.spell(c.type)}' for c in columns)
 
 
 def _count(url: str, table: str) -> int:

@@ -29,8 +29,8 @@ from pydantic import (
 )
 
 from dapctl.buckets import is_url, parse_url
-from dapctl.databases.columns import IDENTIFIER_RULE, is_identifier
-from dapctl.databases.engine import holds_password
+from dapctl.identifiers import IDENTIFIER_RULE, is_identifier
+from dapctl.redaction import holds_password
 from dapctl.template import (
     ANY_TABLE,
     DEFAULT_OUTPUT,

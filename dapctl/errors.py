@@ -73,6 +73,10 @@ class NeedsReload(OutputError):
         self.changes = list(changes)
 
 
+class DatabaseError(OutputError):
+    """A database could not be reached, or refused a statement; the message is redacted."""
+
+
 class ApiError(DapctlError):
     """The DAP API answered with an error, or could not be reached.
 

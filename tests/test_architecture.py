@@ -84,3 +84,81 @@ def test_apply_reaches_backends_only_through_their_factories():
     used = _imports(PACKAGE / "apply.py") | _imports(PACKAGE / "jobs.py")
     backends = {"dapctl.state.local", "dapctl.state.memory", "dapctl.outputs.files"}
     assert used & backends == set()
+
+
+def _reaches(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_state_imports_nothing_from_databases():
+    """The PostgreSQL state shares only the leaves `dapctl.pg` and `dapctl.redaction` with the
+    table backend, so a change to a table engine cannot break the state (issue 21)."""
+    offenders = {
+        p.relative_to(ROOT).as_posix()
+        for p in (PACKAGE / "state").rglob("*.py")
+        if any(_reaches(m, "dapctl.databases") for m in _imports(p))
+    }
+    assert sorted(offenders) == []
+
+
+def test_the_shared_postgresql_leaves_import_no_backend():
+    for leaf in ("pg.py", "redaction.py"):
+        ours = {m for m in _imports(PACKAGE / leaf) if _reaches(m, "dapctl")}
+        assert ours <= {"dapctl.errors", "dapctl.redaction"}, leaf
+
+
+_CONCRETE = (
+    "dapctl.databases",
+    "dapctl.outputs.tables",
+    "dapctl.outputs.records",
+    "dapctl.emulator",
+    "dapctl.wiring",
+    *(
+        f"dapctl.state.{backend}"
+        for backend in (
+            "local",
+            "memory",
+            "memory_leases",
+            "postgres",
+            "pg_leases",
+            "pg_lock",
+            "pg_schema",
+            "pg_sends",
+            "s3",
+            "objects",
+            "object_lock",
+            "filelock",
+        )
+    ),
+)
+
+
+def _core_modules() -> list[Path]:
+    """The flat core and the plan package: what apply, plan and the workers are made of."""
+    return [
+        *(p for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")),
+        *(PACKAGE / "plan").glob("*.py"),
+    ]
+
+
+def test_the_core_knows_the_seams_not_the_backends():
+    """No core module imports a table engine, a concrete state backend, the records kept in
+    databases, the emulator or the wiring that chooses them (issue 21, item 3)."""
+    offenders = sorted(
+        f"{p.relative_to(ROOT).as_posix()} imports {m}"
+        for p in _core_modules()
+        for m in _imports(p)
+        if any(_reaches(m, concrete) for concrete in _CONCRETE)
+    )
+    assert offenders == []
+
+
+def test_the_api_client_never_imports_the_emulator():
+    """The embedded emulator is started by the wiring (``Connection.demo``), so the client a
+    real run uses carries none of it."""
+    offenders = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (PACKAGE / "api").glob("*.py")
+        if any(_reaches(m, "dapctl.emulator") for m in _imports(p))
+    )
+    assert offenders == []

@@ -2,9 +2,13 @@
 
 Module map:
 
-- `engine`: the `Database` / `TableLoad` protocols, `open_database` (picks a backend from the
-  URL), `wire_format` (the query format it loads fastest), `DatabaseError`, URL redaction.
-- `columns`: DAP table schema -> `Column` list (names and types as ``dap initdb`` has them).
+- `engine`: the `Database` / `TableLoad` protocols, `DatabaseError`, URL redaction (from the
+  leaf `dapctl.redaction`).
+- `registry`: the engines (`ENGINES`: scheme -> backend module, driver, extra, `Capabilities`),
+  `open_database` (picks a backend from the URL), `wire_format` (the query format it loads
+  fastest), `capabilities`.
+- `columns`: DAP table schema -> `Column` list (names as ``dap initdb`` has them, each with a
+  neutral `ColumnType` that each engine's type mapper spells).
 - `evolve`: the pure schema diff (`Change`), which type changes are in place, `NeedsReload`.
 - `postgres`: the PostgreSQL backend (connection, advisory locks, steps, staging sweep);
   `pg_load` (a load: typed staging, the one commit transaction), `pg_tsv` (TSV parts COPYed
@@ -26,13 +30,13 @@ from dapctl.databases.engine import (
     StepRow,
     TableLoad,
     TableName,
-    open_database,
     redact,
-    wire_format,
 )
 from dapctl.databases.evolve import Change, NeedsReload
+from dapctl.databases.registry import Capabilities, capabilities, open_database, wire_format
 
 __all__ = [
+    "Capabilities",
     "Change",
     "Column",
     "Database",
@@ -42,6 +46,7 @@ __all__ = [
     "StepRow",
     "TableLoad",
     "TableName",
+    "capabilities",
     "check_identifier",
     "open_database",
     "redact",

@@ -29,9 +29,11 @@ import duckdb
 
 from dapctl.databases import duck_sql, evolve
 from dapctl.databases.columns import Column, check_identifier, table_columns
+from dapctl.databases.duck_sql import TYPES
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
-from dapctl.errors import LockError
+from dapctl.errors import ConfigError, LockError
 from dapctl.files import PRIVATE_UMASK, ensure_private_dir
+from dapctl.redaction import redact
 
 STAGING_PREFIX = "staging_"
 _REGISTRY = threading.Lock()
@@ -54,6 +56,20 @@ _TABLES = """
 SELECT table_schema, table_name FROM information_schema.tables
 WHERE table_type = 'BASE TABLE' AND table_schema <> 'dapctl'
 """
+
+
+def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DuckDatabase:
+    """The registry's opener: ``duckdb:///x.duckdb`` is relative to ``base_dir``."""
+    return DuckDatabase.connect(duck_path(url, base_dir), sleep=sleep)
+
+
+def duck_path(url: str, base_dir: Path) -> Path:
+    """The file a ``duckdb:///x.duckdb`` (relative) or ``duckdb:////abs/x.duckdb`` URL names."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest == "/":
+        raise ConfigError(f"a DuckDB URL looks like duckdb:///file.duckdb, got {redact(url)!r}")
+    path = Path(rest[1:])
+    return path if path.is_absolute() else base_dir / path
 
 
 @contextmanager
@@ -165,8 +181,8 @@ class DuckDatabase:
     ) -> DuckLoad:
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
         columns = table_columns(dap_schema)
-        changes = evolve.diff(self.existing_columns(*target), columns, lambda c: c.duck_type)
-        if kind == "incremental" and (bad := evolve.unsafe(changes)):
+        changes = evolve.diff(self.existing_columns(*target), columns, TYPES)
+        if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
         return DuckLoad(self, target, columns, kind)
 
@@ -177,7 +193,7 @@ class DuckDatabase:
         existing = self.existing_columns(*target)
         if not existing:
             return [f"create table {schema}.{table}"]
-        changes = evolve.diff(existing, table_columns(dap_schema), lambda c: c.duck_type)
+        changes = evolve.diff(existing, table_columns(dap_schema), TYPES)
         return [c.describe() for c in changes]
 
     def sweep_staging(self) -> list[str]:
@@ -249,9 +265,9 @@ class DuckLoad:
                 list(self.target),
             ).fetchall()
         }
-        changes = evolve.diff(existing, self.columns, lambda c: c.duck_type)
+        changes = evolve.diff(existing, self.columns, TYPES)
         snapshot = self.kind == "snapshot"
-        if not snapshot and (bad := evolve.unsafe(changes)):
+        if not snapshot and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(".".join(self.target), bad)
         # DuckDB refuses to retype a column of an indexed table. A snapshot must still apply
         # it (it is what a NeedsReload asks for), so it takes the indexes off and back on.
@@ -276,7 +292,7 @@ class DuckLoad:
         return [(str(n), str(d)) for n, d in cur.execute(query, list(self.target)).fetchall()]
 
     def _alter(self, cur: duckdb.DuckDBPyConnection, change: evolve.Change, snapshot: bool) -> None:
-        name, kind = duck_sql.q(change.column.name), change.column.duck_type
+        name, kind = duck_sql.q(change.column.name), change.new_type
         table = duck_sql.ident(self.target)
         if change.kind == "add":
             cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")

@@ -3,15 +3,38 @@
 Staging rows are whole JSON Lines records in a ``JSON`` column ``doc``; the staging table's
 ``rowid`` follows arrival order (DuckDB preserves insertion order by default), which breaks
 ties between records of one key with equal ``meta.ts``: the later line of the later part wins.
+`TYPES` is DuckDB's type mapper: how it spells each neutral `ColumnType`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dapctl.databases.columns import Column
+from dapctl.databases.columns import Column, ColumnType, TypeMapper
 
 Target = tuple[str, str]
+TYPES = TypeMapper(
+    {
+        ColumnType.INT16: "SMALLINT",
+        ColumnType.INT32: "INTEGER",
+        ColumnType.INT64: "BIGINT",
+        ColumnType.FLOAT32: "FLOAT",
+        ColumnType.FLOAT64: "DOUBLE",
+        ColumnType.BOOLEAN: "BOOLEAN",
+        ColumnType.TIMESTAMP: "TIMESTAMP WITH TIME ZONE",
+        ColumnType.DATE: "DATE",
+        ColumnType.TIME: "TIME",
+        ColumnType.UUID: "UUID",
+        ColumnType.TEXT: "VARCHAR",
+        ColumnType.JSON: "JSON",
+    },
+    # A table another tool made may hold UTC wall-clock times without a zone; REAL is FLOAT.
+    adopted={
+        "timestamp": ColumnType.TIMESTAMP,
+        "timestamp without time zone": ColumnType.TIMESTAMP,
+        "real": ColumnType.FLOAT32,
+    },
+)
 
 
 def q(name: str) -> str:
@@ -32,11 +55,15 @@ def extract(column: Column, doc: str = "doc") -> str:
     if column.is_json:
         return f"nullif(json_extract({doc}, {path}), 'null')"
     text = f"json_extract_string({doc}, {path})"
-    return text if column.duck_type == "VARCHAR" else f"CAST({text} AS {column.duck_type})"
+    if column.type is ColumnType.TEXT:
+        return text
+    return f"CAST({text} AS {TYPES.spell(column.type)})"
 
 
 def create_table(target: Target, columns: Sequence[Column]) -> str:
-    defs = ", ".join(f"{q(c.name)} {c.duck_type}{' NOT NULL' if c.key else ''}" for c in columns)
+    defs = ", ".join(
+        f"{q(c.name)} {TYPES.spell(c.type)}{' NOT NULL' if c.key else ''}" for c in columns
+    )
     keys = ", ".join(q(c.name) for c in columns if c.key)
     return f"CREATE TABLE IF NOT EXISTS {ident(target)} ({defs}, PRIMARY KEY ({keys}))"
 

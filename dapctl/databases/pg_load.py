@@ -12,13 +12,12 @@ or delete/upsert the latest record per key (incremental, and the snapshot of a t
 table's foreign key references, which cannot be truncated: its rows missing from the
 snapshot are deleted, which such a key may refuse, naming its constraint), upsert the step
 row, and drop the staging table. Keeping the latest record per key costs a sort, so it runs
-only when a key occurs twice. `guarded` turns driver errors into `DatabaseError`.
+only when a key occurs twice. Driver errors become `DatabaseError` (`dapctl.pg.guarded`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from psycopg import sql
 
 from dapctl.databases import evolve, pg_indexes, pg_sql, pg_views
 from dapctl.databases.columns import Column
-from dapctl.databases.engine import DatabaseError, LoadKind, scrub
+from dapctl.databases.engine import LoadKind
 from dapctl.databases.pg_stage import Helpers, Stager
 from dapctl.databases.pg_tsv import TsvStager, tsv_header
 
@@ -41,16 +40,6 @@ INSERT INTO dapctl.table_steps (schema_name, table_name, address, record) VALUES
 ON CONFLICT (schema_name, table_name) DO UPDATE
 SET address = EXCLUDED.address, record = EXCLUDED.record, updated_at = now()
 """
-
-
-@contextmanager
-def guarded(doing: str, secrets: Sequence[str]) -> Iterator[None]:
-    """Re-raise psycopg errors as `DatabaseError`, password scrubbed, no chained cause."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        detail = scrub(str(exc).strip(), secrets) or type(exc).__name__
-        raise DatabaseError(f"{doing}: {detail}") from None
 
 
 class PostgresLoad:
@@ -144,9 +133,9 @@ class PostgresLoad:
 
     def _evolve(self, cur: psycopg.Cursor[Any], *, merge: bool) -> None:
         existing = self.db.existing_columns(*self.target)
-        changes = evolve.diff(existing, self.columns, lambda c: c.pg_type)
+        changes = evolve.diff(existing, self.columns, pg_sql.TYPES)
         snapshot = self.kind == "snapshot"
-        if not snapshot and (bad := evolve.unsafe(changes)):
+        if not snapshot and (bad := evolve.unsafe(changes, pg_sql.TYPES)):
             raise evolve.NeedsReload(".".join(self.target), bad)
         retypes = [c for c in changes if c.kind == "retype"]
         views = (

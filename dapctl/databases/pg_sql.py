@@ -7,7 +7,7 @@ their rows straight into typed staging (PostgreSQL's own text format, as DAP wri
 staging rows carry the target's columns plus `PART`, `LINE` (the raw row's ctid), `ACTION` and
 `SEQ` (COPYed rows' order, from a sequence), names no DAP column can have. "Latest" means: one
 row per key, the one with the greatest ``meta_ts`` and, among equals, the later line of the
-later part.
+later part. `TYPES` is PostgreSQL's type mapper: how it spells each neutral `ColumnType`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,32 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from dapctl.databases.columns import META_TS, Column
+from dapctl.databases.columns import META_TS, Column, ColumnType, TypeMapper
 
 Target = tuple[str, str]
+TYPES = TypeMapper(
+    {
+        ColumnType.INT16: "smallint",
+        ColumnType.INT32: "integer",
+        ColumnType.INT64: "bigint",
+        ColumnType.FLOAT32: "real",
+        ColumnType.FLOAT64: "double precision",
+        ColumnType.BOOLEAN: "boolean",
+        ColumnType.TIMESTAMP: "timestamp with time zone",
+        ColumnType.DATE: "date",
+        ColumnType.TIME: "time without time zone",
+        ColumnType.UUID: "uuid",
+        ColumnType.TEXT: "text",
+        ColumnType.JSON: "jsonb",
+    },
+    # `dap initdb` tables hold UTC wall-clock times without a zone (at any precision: the
+    # spelling is read without its modifier), and a plain json column converts to jsonb.
+    adopted={
+        "timestamp without time zone": ColumnType.TIMESTAMP,
+        "timestamp": ColumnType.TIMESTAMP,
+        "json": ColumnType.JSON,
+    },
+)
 # Staging lives minutes and is read once: autovacuum there would only burn CPU the load needs.
 _NO_VACUUM = sql.SQL("WITH (autovacuum_enabled = off)")
 PART, LINE, ACTION, SEQ = (sql.Identifier(f"dapctl.{n}") for n in ("part", "line", "action", "seq"))
@@ -37,9 +60,14 @@ def extract(column: Column, doc: str = "doc") -> sql.Composable:
         # Records omit nulls, but an explicit JSON null must still become SQL NULL.
         return sql.SQL("nullif({} #> {}, 'null'::jsonb)").format(sql.Identifier(doc), path)
     text = sql.SQL("({} #>> {})").format(sql.Identifier(doc), path)
-    if column.pg_type == "text":
+    if column.type is ColumnType.TEXT:
         return text
-    return sql.SQL("{}::{}").format(text, sql.SQL(column.pg_type))
+    return sql.SQL("{}::{}").format(text, type_sql(column))
+
+
+def type_sql(column: Column) -> sql.SQL:
+    """``column``'s type as PostgreSQL spells it."""
+    return sql.SQL(TYPES.spell(column.type))
 
 
 def qualified(name: str) -> sql.Identifier:
@@ -70,7 +98,7 @@ def create_staging(name: str, columns: Sequence[Column]) -> sql.Composed:
     of its transaction, and the next number of a sequence, which counts one COPY's rows in
     order. The sequence belongs to the table, so it goes when the table does.
     """
-    defs = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns]
+    defs = [sql.SQL("{} {}").format(sql.Identifier(c.name), type_sql(c)) for c in columns]
     seq = sql.Identifier("dapctl", name + SEQUENCE_SUFFIX)
     return sql.SQL(
         "CREATE SEQUENCE {seq} CACHE 1000; "
@@ -125,7 +153,7 @@ def create_table(target: Target, columns: Sequence[Column]) -> sql.Composed:
     by someone else, keeps its own setting."""
     defs = [
         sql.SQL("{} {}{}").format(
-            sql.Identifier(c.name), sql.SQL(c.pg_type), sql.SQL(" NOT NULL" if c.key else "")
+            sql.Identifier(c.name), type_sql(c), sql.SQL(" NOT NULL" if c.key else "")
         )
         for c in columns
     ]
@@ -231,7 +259,7 @@ def alter(
     """One ALTER TABLE: ``("add", column, None)`` or ``("retype", column, using)`` items."""
     parts = []
     for kind, column, using in changes:
-        name, kind_sql = sql.Identifier(column.name), sql.SQL(column.pg_type)
+        name, kind_sql = sql.Identifier(column.name), type_sql(column)
         if kind == "add":
             parts.append(sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(name, kind_sql))
         else:

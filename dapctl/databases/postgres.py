@@ -8,7 +8,8 @@ Step rows live in ``dapctl.table_steps``, keyed by (schema, table); staging tabl
 schema ``dapctl`` and each (with its raw parts) is guarded by an advisory lock its loading
 session holds, which is how
 `sweep_staging` tells a dead run's tables (lock free) from a live one's. Loads are in
-`dapctl.databases.pg_load`; they also open `helper` connections for staging work.
+`dapctl.databases.pg_load`; they also open `helper` connections for staging work. Connecting
+and error translation are the leaf `dapctl.pg`'s, which the PostgreSQL state shares.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,10 +28,13 @@ from psycopg import sql
 
 from dapctl.databases import evolve
 from dapctl.databases.columns import check_identifier, table_columns
-from dapctl.databases.engine import LoadKind, StepRow, TableName, passwords, redact
-from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad, guarded
+from dapctl.databases.engine import LoadKind, StepRow, TableName
+from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad
+from dapctl.databases.pg_sql import TYPES
 from dapctl.databases.pg_stage import guard_of
 from dapctl.errors import LockError
+from dapctl.pg import connect_url, guarded, url_password
+from dapctl.redaction import redact
 
 STAGING_PREFIX = "staging_"
 _LOCK_KEY = "SELECT hashtextextended(%s, 0)"
@@ -55,6 +60,11 @@ FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND ((l.classid::bigint << 32) | l.objid::bigint) = %s
 """
+
+
+def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> PostgresDatabase:
+    """The registry's opener: ``base_dir`` is unused (a server names no local file)."""
+    return PostgresDatabase.connect(url, sleep=sleep)
 
 
 class PostgresDatabase:
@@ -161,8 +171,8 @@ class PostgresDatabase:
         """Check the table can evolve (`NeedsReload` if not) and create its staging table."""
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
         columns = table_columns(dap_schema)
-        changes = evolve.diff(self.existing_columns(*target), columns, lambda c: c.pg_type)
-        if kind == "incremental" and (bad := evolve.unsafe(changes)):
+        changes = evolve.diff(self.existing_columns(*target), columns, TYPES)
+        if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
         staging = f"{STAGING_PREFIX}{_host_tag()}_{os.getpid()}_{os.urandom(4).hex()}"
         return PostgresLoad(self, target, columns, kind, staging)
@@ -187,7 +197,7 @@ class PostgresDatabase:
         )
         if not existing:
             return [f"create table {schema}.{table}"]
-        changes = evolve.diff(existing, table_columns(dap_schema), lambda c: c.pg_type)
+        changes = evolve.diff(existing, table_columns(dap_schema), TYPES)
         return [c.describe() for c in changes]
 
     def sweep_staging(self) -> list[str]:
@@ -211,19 +221,6 @@ class PostgresDatabase:
                     )
                     swept.append(name)
         return swept
-
-
-def connect_url(url: str) -> psycopg.Connection[Any]:
-    """An autocommit connection named for this process; errors scrubbed of the password."""
-    name = f"dapctl {socket.gethostname()} pid {os.getpid()}"[:63]
-    with guarded(f"cannot connect to {redact(url)}", url_password(url)):
-        return psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
-
-
-def url_password(url: str) -> tuple[str, ...]:
-    """The passwords to scrub from messages: the URL's own, in every form a URL or keyword
-    string may hold one (`engine.passwords`), and libpq's ``PGPASSWORD``."""
-    return (*passwords(url), *filter(None, [os.environ.get("PGPASSWORD")]))
 
 
 def _host_tag() -> str:

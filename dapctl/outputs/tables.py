@@ -34,7 +34,7 @@ from typing import Any
 
 from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Config, Target, db_names
-from dapctl.databases import Database, TableLoad, open_database, wire_format
+from dapctl.databases import Database, TableLoad, capabilities, open_database, wire_format
 from dapctl.errors import ConfigError
 from dapctl.files import ensure_private_dir, temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
@@ -79,10 +79,10 @@ class Databases:
 
     @contextlib.contextmanager
     def for_load(self, name: str) -> Iterator[Database]:
-        """A connection for one load: its own for PostgreSQL, so tables load in parallel;
-        DuckDB's one connection, one load at a time (it has a single writer)."""
+        """A connection for one load: its own (PostgreSQL), so tables load in parallel, or,
+        for an engine with a single writer (DuckDB), its one connection, one load at a time."""
         url = self.url(name)
-        if not url.lower().startswith("duckdb:"):
+        if not capabilities(url).single_writer:
             database = open_database(url, base_dir=self._base_dir)
             try:
                 yield database

@@ -7,7 +7,7 @@ destination that holds steps already is refused unless ``force``; one that holds
 state (or, with ``force``, any) is removed first, which needs a store that can ``discard``
 (every backend here can). The source is left as it was, a backup until the config points at
 the destination. ``destination`` checks the ``--to`` value: one holding a password, in any
-form `databases.engine.redact` knows, is refused (it would show in the process list and
+form `dapctl.redaction.redact` knows, is refused (it would show in the process list and
 the shell's history), and a path is taken relative to the working directory, as any path
 typed on a command line.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from dapctl.databases.engine import holds_password
 from dapctl.errors import ConfigError, StateError
+from dapctl.redaction import holds_password
 from dapctl.state.model import State
 from dapctl.state.store import StateStore
 from dapctl.text import format_count

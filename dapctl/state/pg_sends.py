@@ -39,10 +39,9 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from dapctl.databases.engine import DatabaseError, redact
-from dapctl.databases.pg_load import guarded
-from dapctl.databases.postgres import connect_url, url_password
-from dapctl.errors import StateError
+from dapctl.errors import DatabaseError, StateError
+from dapctl.pg import connect_url, guarded, url_password
+from dapctl.redaction import redact
 from dapctl.state.pg_schema import SETUP_LOCK
 
 log = logging.getLogger("dapctl.ratelimit")

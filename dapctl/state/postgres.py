@@ -42,10 +42,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dapctl import __version__
-from dapctl.databases.engine import DatabaseError, redact
-from dapctl.databases.pg_load import guarded
-from dapctl.databases.postgres import connect_url, url_password
-from dapctl.errors import StateConflictError, StateError
+from dapctl.errors import DatabaseError, StateConflictError, StateError
+from dapctl.pg import connect_url, guarded, url_password
+from dapctl.redaction import redact
 from dapctl.state import pg_schema as q
 from dapctl.state.model import STATE_VERSION, State, StepState, parse_state
 from dapctl.state.pg_leases import PgLeases

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from dapctl.databases.engine import holds_password
 from dapctl.errors import ConfigError, StateConflictError
+from dapctl.redaction import holds_password
 from dapctl.state.model import State, StepState
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
 """Database fixtures: a PostgreSQL server (the local one, or a throwaway cluster), a fresh
-database per test, a DuckDB file per test, and ``backend``, parametrized over both.
+database per test, a DuckDB file per test, and ``backend``, parametrized over every engine
+in the registry (``dapctl.databases.registry.ENGINES``).
 
 PostgreSQL: 127.0.0.1:5432 (user postgres, trust) if it answers; otherwise a cluster made with
 the machine's ``initdb`` as user ``postgres`` on a free port. If neither works the tests are
@@ -16,12 +17,13 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from dapctl.databases.registry import ENGINES
 from tests.databases.helpers import Backend
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -95,13 +97,19 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["postgresql", "duckdb"])
+# A fresh database of each engine in the registry, for one test. `backend` runs every
+# registered engine; adding one to the registry means adding its line here.
+TEST_URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
+    "postgresql": lambda request: request.getfixturevalue("pg_url"),
+    "duckdb": lambda request: "duckdb:///data/test.duckdb",
+}
+
+
+@pytest.fixture(params=[engine.scheme for engine in ENGINES])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A `Backend` (URL, base dir, query helper) of each kind."""
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    else:
-        url = "duckdb:///data/test.duckdb"
-    made = Backend(request.param, url, tmp_path)
+    """A `Backend` (URL, base dir, query helper) of each registered engine."""
+    if request.param not in TEST_URLS:
+        pytest.fail(f"the {request.param} engine is registered: add its test URL to TEST_URLS")
+    made = Backend(request.param, TEST_URLS[request.param](request), tmp_path)
     yield made
     made.close()

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from dapctl.databases import Column, Database, open_database, table_columns
+from dapctl.databases.columns import ColumnType
 from dapctl.emulator.catalog import TABLES, TableSpec, json_schema
 
 
@@ -52,7 +53,7 @@ def expected_rows(records: Sequence[dict[str, Any]], columns: Sequence[Column]) 
         row = []
         for column in columns:
             value = record.get(column.path[0], {}).get(column.path[1])
-            if value is not None and column.pg_type.startswith("timestamp"):
+            if value is not None and column.type is ColumnType.TIMESTAMP:
                 value = _ts(value)
             row.append(value)
         rows.append(tuple(row))

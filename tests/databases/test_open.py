@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from dapctl.databases import DatabaseError, open_database, redact
-from dapctl.databases.columns import table_columns
+from dapctl.databases.columns import ColumnType, table_columns
 from dapctl.databases.engine import holds_password, passwords, scrub
 from dapctl.errors import ConfigError
 from tests.databases.helpers import dap_schema
@@ -146,10 +146,10 @@ def test_column_mapping_follows_dap_initdb_naming():
         "workflow_state", "start_at", "meta_ts",
     ]  # fmt: skip
     by_name = {c.name: c for c in columns}
-    assert (by_name["id"].pg_type, by_name["id"].key, by_name["id"].nullable) == (
-        "bigint", True, False
+    assert (by_name["id"].type, by_name["id"].key, by_name["id"].nullable) == (
+        ColumnType.INT64, True, False
     )  # fmt: skip
-    assert by_name["settings"].pg_type == "jsonb" and by_name["settings"].duck_type == "JSON"
-    assert by_name["workflow_state"].pg_type == "text"
-    assert by_name["start_at"].pg_type == "timestamp with time zone"
+    assert by_name["settings"].type is ColumnType.JSON and by_name["settings"].is_json
+    assert by_name["workflow_state"].type is ColumnType.TEXT
+    assert by_name["start_at"].type is ColumnType.TIMESTAMP
     assert by_name["name"].nullable is False and by_name["course_code"].nullable is True
