@@ -18,10 +18,6 @@ from dapctl.state import MemoryBackend, StepState
 from dapctl.state.leases import FencedError, Leases
 from dapctl.state.memory_leases import MemoryLeases
 from dapctl.state.postgres import PostgresStateStore
-from tests.databases import conftest as databases
-
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 A, B = "univ_a/core/canvas.accounts", "univ_a/core/canvas.users"
 TTL = 0.6  # seconds: short, so expiry on the real server's clock costs little wall time

@@ -19,13 +19,9 @@ from dapctl.state.leases import SupportsLeases
 from dapctl.state.memory_leases import LeasedMemoryStore, MemoryLeases
 from dapctl.workers import Worker
 from tests.apply_helpers import FAST, apply, config_text, environ
-from tests.databases import conftest as databases
 from tests.databases.helpers import Backend, dap_schema, expected_rows
 from tests.hardening.helpers import final_files
 from tests.worker_helpers import ACCOUNTS, LEASE, USERS, pg_config, race, stored
-
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 
 def test_two_workers_racing_for_the_same_steps_each_step_runs_once(
