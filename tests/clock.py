@@ -4,14 +4,17 @@
 (``clock=fake``) or pass ``fake.clock``; ``fake.sleep`` records each wait in ``sleeps`` and
 moves the clock on by it (then calls ``on_sleep`` with the number of sleeps so far, so a test
 can act at the Nth wait); ``tick`` moves the clock without a sleep (the emulator's jobs, URLs
-and tokens age that way). It is thread-safe: a client's worker threads may share one. The
-``fake`` fixture gives one starting at ``T0``.
+and tokens age that way). ``utc`` reads the same instant as an aware datetime, for code whose
+clock returns one (``MemoryLeases``, standing in for a database's ``now()``). It is
+thread-safe: a client's worker threads may share one. The ``fake`` fixture gives one starting
+at ``T0``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -33,6 +36,9 @@ class FakeClock:
 
     def clock(self) -> float:
         return self()
+
+    def utc(self) -> datetime:
+        return datetime.fromtimestamp(self(), tz=UTC)
 
     def tick(self, seconds: float) -> None:
         with self._lock:

@@ -5,19 +5,20 @@ answering with one ``Server`` header (as the aiohttp that s3fs uses here insists
 points this process at it through the standard variables (``AWS_ENDPOINT_URL``, test
 credentials) and makes a bucket of the test's own. ``environ`` gives the same variables for
 a ``dapctl`` subprocess. Without moto the tests skip, except in CI (``CI=true``), where
-they fail: nothing skips silently there.
+they fail (``tests/needs.py``): nothing skips silently there.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from tests.needs import unavailable
 
 ACCESS_KEY, SECRET_KEY = "testing", "moto-test-secret-not-for-output"
 
@@ -80,10 +81,7 @@ def _require_moto() -> Any:
         from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
     except ImportError:
-        message = "moto[server] is not installed: pip install -e '.[test]'"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("moto[server]", "not installed; pip install -e '.[test]'")
 
     class OneServerHeader(ThreadedMotoServer):  # type: ignore[misc]
         """moto's server, answering with one ``Server`` header, not two.

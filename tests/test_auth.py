@@ -10,13 +10,11 @@ import dataclasses
 import logging
 import socket
 import threading
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 import requests
-from freezegun import freeze_time
 from pydantic import SecretStr
 
 from dapctl import __version__
@@ -109,16 +107,14 @@ def test_short_lived_token_is_renewed_at_half_life_not_on_every_call(server, fak
     assert server.count(*LOGIN) == 2
 
 
-def test_refresh_follows_freezegun_time(server):
-    with freeze_time("2030-03-17 12:00:00") as frozen:
-        now = time.time()
-        server.on(*LOGIN, token_sequence(make_jwt(now + 3600), make_jwt(now + 7200)))
-        tokens = provider(server, FakeClock(), clock=time.time)
-        first = tokens.token()
-        frozen.tick(3000)
-        assert tokens.token() == first
-        frozen.tick(400)  # 200 s before exp: inside the 300 s margin
-        assert tokens.token() != first
+def test_by_default_a_token_is_renewed_five_minutes_before_it_expires(server, fake):
+    server.on(*LOGIN, token_sequence(make_jwt(T0 + 3600), make_jwt(T0 + 7200)))
+    tokens = provider(server, fake)  # no refresh_margin: the default's
+    first = tokens.token()
+    fake.tick(3000)
+    assert tokens.token() == first
+    fake.tick(400)  # 200 s before exp: inside the 300 s margin
+    assert tokens.token() != first
     assert server.count(*LOGIN) == 2
 
 

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -18,10 +17,7 @@ from dapctl.state import MemoryBackend, StepState
 from dapctl.state.leases import FencedError, Leases
 from dapctl.state.memory_leases import MemoryLeases
 from dapctl.state.postgres import PostgresStateStore
-from tests.databases import conftest as databases
-
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
+from tests.clock import FakeClock
 
 A, B = "univ_a/core/canvas.accounts", "univ_a/core/canvas.users"
 TTL = 0.6  # seconds: short, so expiry on the real server's clock costs little wall time
@@ -39,12 +35,8 @@ class Backend:
 @pytest.fixture(params=["memory", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
-        shared, now = MemoryBackend(), [datetime(2026, 1, 1, tzinfo=UTC)]
-
-        def advance() -> None:
-            now[0] += timedelta(seconds=TTL + 0.1)
-
-        yield Backend(lambda: MemoryLeases(shared, clock=lambda: now[0]), advance)
+        shared, fake = MemoryBackend(), FakeClock()
+        yield Backend(lambda: MemoryLeases(shared, clock=fake.utc), lambda: fake.tick(TTL + 0.1))
         return
     url = request.getfixturevalue("pg_url")
     stores: list[PostgresStateStore] = []

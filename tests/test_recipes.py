@@ -3,7 +3,7 @@ a cron table, systemd unit, Kubernetes manifest, CI workflow or script parses wi
 own parser (PyYAML is not a dependency: YAML files get a structural check; nor is Airflow:
 the DAG is parsed with ast, not run). The loading scripts in examples/load/ run end to end:
 dapctl against the emulator, then the real psql and PostgreSQL at 127.0.0.1:5432
-(tests/databases/conftest.py), or DuckDB."""
+(``pg_url`` from tests/postgres_fixtures.py), or DuckDB."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import pytest
 from dapctl.cli import build_parser
 from dapctl.emulator import Emulator
 from tests.apply_helpers import GENEROUS, SECRET_VAR, apply, config_text, environ, expected_rows
-from tests.databases import conftest as databases
+from tests.needs import unavailable
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PREFIX = re.compile(r"^\s*(?:-\s+)?(?:run:\s*|ExecStart=|(?:[\d*/,-]+\s+){5})")
@@ -336,8 +336,6 @@ def test_readme_shows_the_quickstart_plan_as_dapctl_prints_it(tmp_path, run_cli)
 
 LOAD = EXAMPLES / "load"
 DEFAULT_LAYOUT = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
-pg_admin_url = databases.pg_admin_url  # the real PostgreSQL fixtures, shared with tests/databases
-pg_url = databases.pg_url
 
 
 def real_psql() -> str:
@@ -346,10 +344,9 @@ def real_psql() -> str:
         iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)), None
     )
     if found is None:
-        reason = "load-postgresql.sh needs the psql client (apt-get install postgresql-client)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(
+            "the psql client", "load-postgresql.sh runs it (apt-get install postgresql-client)"
+        )
     return found
 
 

@@ -19,11 +19,7 @@ from dapctl.api.ratelimit import RateLimiter
 from dapctl.emulator import RateLimits
 from dapctl.state.pg_sends import IN_FLIGHT_POLL, PgSendLedger
 from tests.apply_helpers import FAST, GENEROUS, apply
-from tests.databases import conftest as databases
 from tests.worker_helpers import pg_config, race
-
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 SPAN = 0.4
 

@@ -28,11 +28,8 @@ from dapctl.state import (
 )
 from dapctl.state.objects import ObjectStateStore
 from dapctl.state.postgres import PostgresStateStore
-from tests.databases import conftest as databases
 
 # The PostgreSQL fixtures of tests/databases: a server, and a database made per test.
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 ADDRESS = "univ_a/core/canvas.accounts"
 Opener = Callable[[], StateStore]

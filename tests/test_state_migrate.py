@@ -9,11 +9,8 @@ from dapctl.loading import load_config
 from dapctl.state import LocalStateStore, State, StepState, open_store
 from dapctl.state.postgres import PostgresStateStore
 from tests.apply_helpers import apply, config_text, environ
-from tests.databases import conftest as databases
 
 # The PostgreSQL fixtures of tests/databases: a server, and a database made per test.
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 ACCOUNTS, USERS = "univ_a/core/canvas.accounts", "univ_a/core/canvas.users"
 LOCAL_STATE = 'state = "state/dapctl.state.json"'

@@ -24,11 +24,8 @@ from dapctl.errors import ConfigError, StateConflictError, StateError
 from dapctl.loading import load_config
 from dapctl.state import State, StepState, open_store
 from dapctl.state.postgres import PostgresStateStore
-from tests.databases import conftest as databases
 
 # The PostgreSQL fixtures of tests/databases: a server, and a database made per test.
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 A, B, C = "univ_a/core/canvas.accounts", "univ_a/core/canvas.users", "univ_a/core/canvas.courses"
 

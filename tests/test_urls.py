@@ -19,9 +19,8 @@ class Server:
         return {i: f"https://store/{i}?request={len(self.asked)}" for i in ids}
 
 
-def test_the_first_part_asks_for_the_next_ones_and_they_take_theirs_from_the_book():
-    server, now = Server(), [0.0]
-    book = UrlBook(lambda: now[0])
+def test_the_first_part_asks_for_the_next_ones_and_they_take_theirs_from_the_book(fake):
+    server, book = Server(), UrlBook(fake.clock)
     job = [f"o{i}" for i in range(BATCH + 10)]
     with book.expecting(job):
         urls = [book.take(o, fresh=False, fetch=server.fetch) for o in job]
@@ -29,24 +28,22 @@ def test_the_first_part_asks_for_the_next_ones_and_they_take_theirs_from_the_boo
     assert urls == [f"https://store/{o}?request={1 + (i >= BATCH)}" for i, o in enumerate(job)]
 
 
-def test_a_retry_and_a_stale_url_ask_anew_and_nothing_outlives_its_job():
-    server, now = Server(), [0.0]
-    book = UrlBook(lambda: now[0])
+def test_a_retry_and_a_stale_url_ask_anew_and_nothing_outlives_its_job(fake):
+    server, book = Server(), UrlBook(fake.clock)
     with book.expecting(["a", "b", "c"]):
         book.take("a", fresh=False, fetch=server.fetch)  # fetches a, b, c
         assert book.take("a", fresh=True, fetch=server.fetch).endswith("request=2")  # a retry
-        now[0] += FRESH + 1
+        fake.tick(FRESH + 1)
         assert book.take("b", fresh=False, fetch=server.fetch).endswith("request=3")  # stale
     assert server.asked == [["a", "b", "c"], ["a"], ["b", "c"]]
     with book.expecting(["c"]):  # another collection of the same object: nothing kept
         assert book.take("c", fresh=False, fetch=server.fetch).endswith("request=4")
 
 
-def test_parts_asking_out_of_order_still_spend_one_request_per_fifty():
+def test_parts_asking_out_of_order_still_spend_one_request_per_fifty(fake):
     # Threads do not always ask in the order their parts were queued: part 101 before 100,
     # at a batch's edge, once cost 100 a request of its own (4 requests for 120 parts).
-    server, now = Server(), [0.0]
-    book = UrlBook(lambda: now[0])
+    server, book = Server(), UrlBook(fake.clock)
     job = [f"o{i}" for i in range(120)]
     order = [1, 0, *range(2, 100), 101, 100, *range(102, 120)]
     with book.expecting(job):

@@ -19,7 +19,6 @@ import pytest
 from dapctl.emulator import RateLimits
 from dapctl.text import format_time
 from tests.apply_helpers import GENEROUS, SECRET_VAR, apply, environ
-from tests.databases import conftest as databases
 from tests.hardening.helpers import final_files, temp_files
 from tests.worker_helpers import (
     ACCOUNTS,
@@ -35,9 +34,6 @@ from tests.worker_helpers import (
     wait_until,
     worker_json,
 )
-
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 
 def test_a_killed_workers_recorded_job_is_resumed_by_a_worker_that_planned_before_it(

@@ -6,7 +6,6 @@ killed, stopped and frozen, are in ``test_worker_processes.py``."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,13 +18,10 @@ from dapctl.state.memory_leases import LeasedMemoryStore, MemoryLeases
 from dapctl.wiring import run_apply
 from dapctl.workers import Worker
 from tests.apply_helpers import FAST, apply, config_text, environ
-from tests.databases import conftest as databases
+from tests.clock import FakeClock
 from tests.databases.helpers import Backend, dap_schema, expected_rows
 from tests.hardening.helpers import final_files
 from tests.worker_helpers import ACCOUNTS, LEASE, USERS, pg_config, race, stored
-
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 
 def test_two_workers_racing_for_the_same_steps_each_step_runs_once(
@@ -94,17 +90,16 @@ def test_racing_workers_load_each_database_table_once_per_round(
 
 
 def test_a_lease_that_expires_between_a_failed_claim_and_its_holders_read_is_tried_again():
-    now = [datetime(2026, 1, 1, tzinfo=UTC)]
-    shared = MemoryBackend()
+    shared, fake = MemoryBackend(), FakeClock()
 
     class Expiring(MemoryLeases):  # the holder's lease runs out just after the claim fails
         def claim(self, *args, **kwargs):
             lease = super().claim(*args, **kwargs)
-            now[0] += timedelta(seconds=LEASE + 1)
+            fake.tick(LEASE + 1)
             return lease
 
-    holder = Worker(MemoryLeases(shared, clock=lambda: now[0]), ttl=LEASE, heartbeat=3600)
-    worker = Worker(Expiring(shared, clock=lambda: now[0]), ttl=LEASE, heartbeat=3600)
+    holder = Worker(MemoryLeases(shared, clock=fake.utc), ttl=LEASE, heartbeat=3600)
+    worker = Worker(Expiring(shared, clock=fake.utc), ttl=LEASE, heartbeat=3600)
     holder.leases.begin(holder.name, LEASE)
     assert holder.claim(ACCOUNTS).held_by is None
     claim = worker.claim(ACCOUNTS)

@@ -98,9 +98,11 @@ def check_no_partial_final_files(root: Path) -> None:
 def recover_and_check(path: Path, emu, killed: State) -> list:
     """The next apply finishes everything; recorded jobs are resumed; outputs are right."""
     pending = {addr: s.pending.job_id for addr, s in killed.steps.items() if s.pending}
-    # A step the killed apply completed now runs an incremental over an empty window, whose
-    # file would take the previous file's name and replace it (see test_soak's xfail): one
-    # second of data clock keeps this suite about crashes.
+    # A step the killed apply completed now runs an incremental. With the data clock where
+    # it stood, its window would be empty and landing would stop before collecting ("nothing
+    # new since": landing._collect's rule, since such a window's file once replaced the last
+    # one). One second more gives it a window of its own, so its job's parts are collected
+    # like every other step's (and hold no records).
     emu.advance(1)
     created = emu.stats.jobs_created
     results = apply(path, emu, connection=RECOVER)

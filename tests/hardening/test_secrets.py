@@ -36,14 +36,11 @@ from dapctl.loading import load_config
 from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, SECRET_VAR, config_text
 from tests.apply_helpers import environ as dap_environ
-from tests.databases import conftest as databases
 from tests.hardening.helpers import read_state
 
 SECRET = "Zq7-distinctive-SECRET-4242"
 WRONG = "Wx9-wrong-SECRET-7777"
 # The PostgreSQL fixtures of tests/databases: a server, and a database made per test.
-pg_admin_url = databases.pg_admin_url
-pg_url = databases.pg_url
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
