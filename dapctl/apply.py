@@ -17,10 +17,9 @@ ends ``held``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,8 +28,6 @@ from dapctl.api.wire import Job
 from dapctl.config import Config, Target
 from dapctl.errors import (
     ApiError,
-    AuthError,
-    DapctlError,
     JobFailedError,
     NeedsReload,
     SnapshotRequiredError,
@@ -38,6 +35,7 @@ from dapctl.errors import (
 from dapctl.events import EventSink, StepContext, StepEvent, ignore
 from dapctl.jobs import JobStarter, StepJob
 from dapctl.landing import Lander
+from dapctl.outcomes import Outcomes
 from dapctl.outputs.destination import Destination
 from dapctl.pipeline import Pipeline
 from dapctl.plan import (
@@ -48,19 +46,13 @@ from dapctl.plan import (
     reload_snapshot,
     replaced,
 )
-from dapctl.results import Status, StepError, StepKind, StepResult, log_result
+from dapctl.results import StepError, StepResult
 from dapctl.state import (
     StateKeeper,
 )
-from dapctl.state.leases import FencedError
 from dapctl.workers import Sharing, Solo
 
 log = logging.getLogger("dapctl.apply")
-
-# Errors after which a profile's other steps cannot succeed either.
-ACCOUNT_ERRORS = frozenset(
-    {"AccountNotOnboarded", "AccountDisabled", "AccountUnderMaintenance", "AuthenticationError"}
-)
 
 
 @dataclass(frozen=True)
@@ -104,6 +96,13 @@ class Applier:
         self.on_result = on_result
         self.on_event = on_event
         self.context = context or StepContext(on_event)
+        self.outcomes = Outcomes(
+            clock=clock,
+            context=self.context,
+            emit=self._emit,
+            on_result=on_result,
+            job_id_of=lambda address: self.jobs.job_ids.get(address),
+        )
         self.jobs = JobStarter(
             config,
             clients=clients,
@@ -121,11 +120,8 @@ class Applier:
             now=now,
             emit=self._emit,
             queue=self._queue,
-            report=lambda *args, **kw: self._finish(self._result(*args, **kw)),
+            report=self.outcomes.report,
         )
-        self.results: list[StepResult] = []
-        self._failed_profiles: dict[str, StepError] = {}
-        self._lock = threading.Lock()
         self.stop = stop or threading.Event()
         self._pipeline = Pipeline(self.stop)
 
@@ -145,7 +141,7 @@ class Applier:
             except KeyboardInterrupt:
                 self._pipeline.interrupt()
                 raise
-        return self.results
+        return self.outcomes.results
 
     def _queue(self, step: Step) -> None:
         self._emit(StepEvent(step.address, "queued"))
@@ -161,71 +157,15 @@ class Applier:
             log.debug("%s: %s", event.address, event.status or event.phase, extra=fields)
         self.on_event(event)
 
-    def _finish(self, result: StepResult) -> None:
-        with self._lock:
-            self.results.append(result)
-        log_result(result)
-        self._emit(
-            StepEvent(result.address, "finished", status=result.status, job_id=result.job_id)
-        )
-        self.on_result(result)
-
-    @contextlib.contextmanager
-    def _step_errors(self, step: Step, started: float, kind: StepKind) -> Iterator[None]:
-        """Turn a step's failure into a failed result; never let it stop the other steps."""
-        try:
-            yield
-        except FencedError as exc:  # another worker took the step over: its result is theirs
-            self._finish(self._result(step, kind, "held", started, error=_lease_lost(exc)))
-        except DapctlError as exc:
-            error = StepError.from_exception(exc)
-            if _is_profile_fatal(exc):
-                with self._lock:
-                    first = self._failed_profiles.setdefault(step.profile, error) is error
-                if not first:  # the threads that waited on the same failed login
-                    self._skip(step, kind, started, self._failed_profiles[step.profile])
-                    return
-            job_id = self.jobs.job_ids.get(step.address)
-            self._finish(self._result(step, kind, "failed", started, error=error, job_id=job_id))
-        except Exception as exc:
-            log.debug("unexpected error in %s", step.address, exc_info=True)
-            error = StepError("InternalError", f"unexpected {type(exc).__name__} (a bug)", None)
-            self._finish(self._result(step, kind, "failed", started, error=error))
-
-    def _result(
-        self, step: Step, kind: StepKind, status: Status, started: float, **kw: object
-    ) -> StepResult:
-        return StepResult.for_step(
-            step,
-            kind,
-            status,
-            duration=self.clock() - started,
-            transient_errors=self.context.transient_errors(step.address),
-            **kw,
-        )
-
-    def _skip_if_profile_failed(self, step: Step) -> bool:
-        with self._lock:
-            error = self._failed_profiles.get(step.profile)
-        if error is None:
-            return False
-        self._skip(step, step.action, self.clock(), error)
-        return True
-
-    def _skip(self, step: Step, kind: StepKind, started: float, cause: StepError) -> None:
-        """The step's result when its profile failed (one step says why it failed)."""
-        reason = StepError("Skipped", f"profile {step.profile} failed: {cause.message}", cause.uuid)
-        self._finish(self._result(step, kind, "skipped", started, error=reason))
-
     # -- the job phase ----------------------------------------------------------------------
 
     def _job_phase(self, step: Step) -> None:
         with self.sharing.unit(step.address):
             if step.error is not None:  # planned as failed: its database could not be read
                 error = StepError("DatabaseError", step.error, None)
-                self._finish(self._result(step, step.action, "failed", self.clock(), error=error))
+                self.outcomes.report(step, step.action, "failed", self.clock(), error=error)
                 return
-            if self._skip_if_profile_failed(step):
+            if self.outcomes.skip_if_profile_failed(step):
                 return
             claimed = self._claim(step)
             if claimed is not None:
@@ -238,13 +178,13 @@ class Applier:
         if step.action == "list":
             return step
         started, kind = self.clock(), step.resume_kind or step.action
-        with self.context.serving(step.address), self._step_errors(step, started, kind):
+        with self.context.serving(step.address), self.outcomes.errors(step, started, kind):
             claim = self.sharing.claim(step.address)
             if claim.held_by is not None and claim.wait:
                 self.sharing.wait_for(step)
             elif claim.held_by is not None:
                 held = StepError("ClaimedElsewhere", claim.held_by, None)
-                self._finish(self._result(step, kind, "held", started, error=held))
+                self.outcomes.report(step, kind, "held", started, error=held)
             elif claim.stored is None:
                 return step
             else:
@@ -256,13 +196,13 @@ class Applier:
     def _job(self, step: Step) -> None:
         started = self.clock()
         kind = step.resume_kind or step.action
-        with self.context.serving(step.address), self._step_errors(step, started, kind):
+        with self.context.serving(step.address), self.outcomes.errors(step, started, kind):
             if step.action == "list":
                 self._expand(step)
                 return
             work = self.jobs.start_or_resume(step, started)
             if self.options.no_wait:
-                self._finish(self._started_result(work))
+                self.outcomes.finish(self._started_result(work))
                 return
             try:
                 work.job = self._wait(work)
@@ -319,7 +259,7 @@ class Applier:
         return seen
 
     def _started_result(self, work: StepJob) -> StepResult:
-        return self._result(
+        return self.outcomes.result(
             work.step,
             work.kind,
             "started",
@@ -336,7 +276,7 @@ class Applier:
         with (
             self.sharing.unit(step.address),
             self.context.serving(step.address),
-            self._step_errors(step, work.started, work.kind),
+            self.outcomes.errors(step, work.started, work.kind),
         ):
             try:
                 self.lander.land(work)
@@ -349,13 +289,3 @@ class Applier:
                 log.warning("%s: %s", step.address, snapshot.reason, extra={"event": "reload"})
                 self.jobs.forget(step)
                 self._queue(snapshot)
-
-
-def _lease_lost(exc: FencedError) -> StepError:
-    return StepError("LeaseLost", exc.message, None, exc.hint)
-
-
-def _is_profile_fatal(exc: DapctlError) -> bool:
-    return isinstance(exc, AuthError) or (
-        isinstance(exc, ApiError) and exc.error_type in ACCOUNT_ERRORS
-    )
