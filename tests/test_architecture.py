@@ -162,3 +162,26 @@ def test_the_api_client_never_imports_the_emulator():
         if any(_reaches(m, "dapctl.emulator") for m in _imports(p))
     )
     assert offenders == []
+
+
+def _package_map(package: Path) -> set[str]:
+    """The names a package's ``__init__`` docstring puts in backticks (single or double)."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
+    return set(re.findall(r"`{1,2}(\w+)`{1,2}", doc or ""))
+
+
+def _members(package: Path) -> set[str]:
+    modules = {p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    packages = {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    return modules | packages
+
+
+def test_every_package_map_names_every_module():
+    """``dapctl/__init__.py`` maps the core and the subpackages; each subpackage's
+    ``__init__`` maps its modules. A module added without a line there fails here."""
+    packages = [PACKAGE, *(p.parent for p in PACKAGE.glob("*/__init__.py"))]
+    left_out = {
+        package.relative_to(ROOT).as_posix(): sorted(_members(package) - _package_map(package))
+        for package in packages
+    }
+    assert {k: v for k, v in left_out.items() if v} == {}

@@ -3,7 +3,8 @@
 Module map: ``main`` (``main(argv)``, dispatch, exit statuses), ``commands`` (one handler per
 command), ``arguments`` (the argparse grammar and its help), ``render`` (plans, results and
 state as text), ``progress`` (the live display), ``logs`` (text and JSON logging),
-``style`` (terminal colour), ``starter`` (the config ``dapctl init`` writes).
+``style`` (terminal colour), ``starter`` (the config ``dapctl init`` writes), ``context``
+(a command's streams, environment and progress display).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Module map: ``model`` (the versioned ``State``, ``StepState`` and its lifecycle,
 migration), ``store`` (the ``StateStore`` protocol, compare-and-swap, ``StateKeeper``, the
 ``open_store`` factory), ``local`` (a JSON file with an ``flock``), ``memory`` (in-process,
 for tests), ``postgres`` (rows in a PostgreSQL database, its layout in ``pg_schema``, its
-per-step leases for many workers in ``pg_leases``), ``leases`` (the protocol those leases
+per-step leases for many workers in ``pg_leases``, its lock in ``pg_lock``, the rate-limit
+budgets workers share in ``pg_sends``), ``leases`` (the protocol those leases
 keep; ``memory_leases`` in memory), ``filelock`` (the local lock file), ``ops`` (find,
 forget, describe), ``migrate`` (copy a state to another backend), ``objects`` (one object
 in S3, its lock object in ``object_lock``, its conditional requests in ``s3``), ``records``
