@@ -67,7 +67,7 @@ class SmallTables:
 
 def many_small_tables(size: SmallTables, runs: int, work: Path) -> list[Row]:
     names = [f"t{i:02d}" for i in range(1, size.tables + 1)]
-    limits = RateLimits(jobs=size.jobs_per_window, status=500, urls=200, window=size.window)
+    limits = RateLimits(jobs=size.jobs_per_window, job_status=500, urls=200, window=size.window)
     scale = size.window / 60.0  # dapctl's poll intervals scaled like the quota
     wall, ratio, throttled = Figure(), Figure(), 0
     for run in range(runs):
@@ -209,7 +209,7 @@ class OfficialClient:
 
 def official_client(size: OfficialClient, runs: int, work: Path) -> list[Row]:
     names = [f"o{i:02d}" for i in range(1, size.tables + 1)]
-    limits = RateLimits(jobs=5, status=500, urls=200, window=size.window)
+    limits = RateLimits(jobs=5, job_status=500, urls=200, window=size.window)
     dap_wall, dapctl_wall, ratio = Figure(), Figure(), Figure()
     throttled = {"dap": 0, "dapctl": 0}
     # job_delay 0: `dap` sleeps 5 s between polls, so it must find its jobs complete at once.

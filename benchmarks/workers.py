@@ -167,7 +167,7 @@ def _cpu_rows(size: Workers, crowds: dict[int, list[Crowd]]) -> list[Row]:
 def _rate_bound(size: Workers, runs: int, work: Path) -> list[Row]:
     profiles = [f"r{p:02d}" for p in range(1, size.rate_profiles + 1)]
     tables = [f"t{t:02d}" for t in range(1, size.rate_tables + 1)]
-    limits = RateLimits(jobs=size.jobs_per_window, status=500, urls=200, window=size.window)
+    limits = RateLimits(jobs=size.jobs_per_window, job_status=500, urls=200, window=size.window)
     scale = size.window / 60.0  # dapctl's poll intervals scaled like the quota
     args = ("--window", str(size.window), "--poll-initial", str(0.5 * scale),
             "--poll-max", str(15 * scale))  # fmt: skip

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from dapctl.buckets import is_url, parse_url
+from dapctl.budgets import RateLimitSettings
 from dapctl.identifiers import IDENTIFIER_RULE, is_identifier
 from dapctl.redaction import holds_password
 from dapctl.template import (
@@ -185,30 +186,6 @@ class RetrySettings(_Model):
     attempts: int = Field(5, ge=1, le=100, description="Tries per call, the first included.")
     initial_backoff: float = Field(1.0, gt=0, le=3600, description="First wait, in seconds.")
     max_backoff: float = Field(60.0, gt=0, le=3600, description="Longest wait, in seconds.")
-
-
-class RateLimitSettings(_Model):
-    """Client-side request budgets, in requests per minute: DAP's five independent limits."""
-
-    jobs_per_minute: float = Field(5, gt=0, description="Job creation.")
-    job_status_per_minute: float = Field(500, gt=0, description="Job status.")
-    tables_per_minute: float = Field(5, gt=0, description="Table listing.")
-    schema_per_minute: float = Field(500, gt=0, description="Table schema.")
-    urls_per_minute: float = Field(200, gt=0, description="Object URL requests.")
-    status_per_minute: float | None = Field(
-        None, gt=0, description="Deprecated: the old name of job_status_per_minute."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_name(cls, data: object) -> object:
-        if isinstance(data, dict) and "status_per_minute" in data:
-            if "job_status_per_minute" in data:
-                raise ValueError(
-                    "set job_status_per_minute only (status_per_minute is its old name)"
-                )
-            data = {**data, "job_status_per_minute": data["status_per_minute"]}
-        return data
 
 
 class Profile(_Model):

@@ -9,17 +9,14 @@ network in clear text. The environment is a parameter, so tests pass their own.
 ``validate`` and ``plan`` talk to no server: ``check_used`` lets them warn about a missing
 variable or secret file (``MissingCredentialError``) instead of failing, so a lint job
 without secrets can run them; ``check_locations`` does the same for the state's and the
-databases' URLs (``state_env``, ``url_env``, ``url_file``). ``resolve_source`` is the one
-reading of a setting given as itself, as ``*_env`` or as ``*_file``.
+databases' URLs (``state_env``, ``url_env``, ``url_file``). Each is read by
+``secret_sources.resolve_source``, as the outputs and the state read them when they run.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
-import re
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +27,9 @@ from pydantic import SecretStr
 from dapctl.config import DEFAULT_BASE_URL, Config, Profile
 from dapctl.errors import ConfigError
 from dapctl.loading import LoadedConfig
+from dapctl.secret_sources import MissingCredentialError, from_env, resolve_source
 
 log = logging.getLogger("dapctl")
-
-
-class MissingCredentialError(ConfigError):
-    """A credential's source is not there: a variable or a secret file not set, or empty."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +87,8 @@ def resolve_credentials(
         )
     ca_bundle = _ca_bundle(profile, base_dir, where)
     if named_none:
-        client_id = _from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
-        secret = _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True)
+        client_id = from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
+        secret = from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True)
         _check_sendable(client_id, "client ID", where())
         _check_sendable(secret, "client secret", where())
         return Credentials(
@@ -162,8 +156,8 @@ def _client_id(profile: Profile, environ: Mapping[str, str], where: Callable[...
     if profile.client_id is not None:
         return profile.client_id
     if profile.client_id_env is not None:
-        return _from_env(environ, profile.client_id_env, where("client_id_env"))
-    return _from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
+        return from_env(environ, profile.client_id_env, where("client_id_env"))
+    return from_env(environ, "DAP_CLIENT_ID", where(), fallback=True)
 
 
 def _client_secret(
@@ -181,71 +175,7 @@ def _client_secret(
     )
     if resolved is not None:
         return resolved
-    return _from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True), ()
-
-
-def resolve_source(
-    key: str,
-    *,
-    value: str | None,
-    env: str | None,
-    file: str | None = None,
-    where: Callable[[str], str],
-    environ: Mapping[str, str],
-    base_dir: Path,
-) -> tuple[str, tuple[str, ...]] | None:
-    """A setting given as ``key`` itself, the variable ``key_env`` names or the file
-    ``key_file`` names (``client_secret``, a database's ``url``, the ``state``): its value
-    and warnings, or None when none is given. ``where(name)`` places a key for messages;
-    a variable not set or a file not there is a `MissingCredentialError`."""
-    if value is not None:
-        if not value.strip():
-            raise ConfigError(f"{where(key)}: is empty")
-        return value, ()
-    if env is not None:
-        return _from_env(environ, env, where(f"{key}_env")), ()
-    if file is not None:
-        return _from_file(base_dir / Path(file).expanduser(), where(f"{key}_file"))
-    return None
-
-
-def _from_env(environ: Mapping[str, str], var: str, where: str, *, fallback: bool = False) -> str:
-    value = environ.get(var, "").strip()
-    if not value:
-        state = "is empty" if var in environ else "is not set"
-        how = " (the profile names no credentials, so the official client's variable)"
-        if not _ENV_CONVENTION.fullmatch(var):
-            # Variable names are conventionally upper case; this one may be a pasted secret.
-            raise ConfigError(
-                f"{where}: the environment variable it names {state}",
-                hint="give the variable's NAME here, not the secret itself",
-            )
-        raise MissingCredentialError(
-            f"{where}: environment variable {var} {state}{how if fallback else ''}"
-        )
-    return value
-
-
-_ENV_CONVENTION = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-
-
-def _from_file(path: Path, where: str) -> tuple[str, tuple[str, ...]]:
-    try:
-        mode = path.stat().st_mode
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise MissingCredentialError(f"{where}: secret file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: {path} is a folder, not a secret file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"{where}: cannot read secret file {path}: {reason}") from None
-    if not value:
-        raise MissingCredentialError(f"{where}: secret file {path} is empty")
-    warnings: tuple[str, ...] = ()
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings = (f"{where}: secret file {path} is readable by others; chmod 600 it",)
-    return value, warnings
+    return from_env(environ, "DAP_CLIENT_SECRET", where(), fallback=True), ()
 
 
 def resolve_profiles(

@@ -340,7 +340,7 @@ def test_client_rate_limits_keep_a_rate_limited_server_from_answering_429(
     # need three windows of job starts, and the server must never have to refuse one.
     from dapctl.emulator import RateLimits
 
-    emu = make_emulator(rate_limits=RateLimits(jobs=5, status=500, urls=200, window=1.0))
+    emu = make_emulator(rate_limits=RateLimits(jobs=5, job_status=500, urls=200, window=1.0))
     six = json.dumps(["accounts", "users", "courses", "enrollments", "assignments", "submissions"])
     path = write_config(
         config_text(

@@ -224,7 +224,9 @@ def test_an_unreachable_server_names_host_and_port_but_never_the_password(
 
 def test_a_missing_state_variable_is_named(write_config):
     path = _config(write_config, 'state_env = "DAPCTL_STATE_URL"')
-    with pytest.raises(ConfigError, match=r"settings\.state_env: the variable DAPCTL_STATE_URL is"):
+    with pytest.raises(
+        ConfigError, match=r"settings\.state_env: environment variable DAPCTL_STATE_URL is"
+    ):
         open_store(load_config(path), environ={})
 
 

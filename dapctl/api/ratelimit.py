@@ -1,12 +1,11 @@
 """Client-side request budgets, so a large apply stays inside DAP's published per-client limits.
 
-DAP allows each client 5 job creations, 500 job status calls, 5 table listings, 500 schema
-calls and 200 object URL calls a minute, five independent budgets counted over a sliding
-window. ``RateLimiter`` keeps
-the same books on our side: at most ``capacity`` sends in any ``span`` seconds, where the
-span is one window (scaled up when the budget is below one call per window). Each send
-reserves the earliest slot that keeps the promise, in arrival order (first come, first
-served), and no thread waits longer than the budget requires.
+DAP allows each client so many calls a minute per endpoint class (``dapctl.budgets``: 5
+job creations, 500 job status calls, ...), independent budgets counted over a sliding
+window. ``RateLimiter`` keeps the same books on our side: at most ``capacity`` sends in any
+``span`` seconds, where the span is one window (scaled up when the budget is below one call
+per window). Each send reserves the earliest slot that keeps the promise, in arrival order
+(first come, first served), and no thread waits longer than the budget requires.
 
 The server counts a request when it arrives, which we cannot see; we can see when its answer
 came back, which is later. So a send used through ``slot()`` is booked at the moment its
@@ -15,8 +14,8 @@ for that answer plus the span. Whatever the latency, two sends ``capacity`` apar
 the server at least a span apart; only a small margin remains, for the server's own
 processing. A send the server refused with 429 was not counted there, so it is taken out of
 the books (``Slot.refused``): it costs the ``Retry-After`` the server asked for, no more.
-``RateLimits`` holds the five limiters of one profile; share it among every thread that
-works for that profile.
+``RateLimits`` holds one profile's limiters, one per budget; share it among every thread
+that works for that profile.
 
 A wait is announced once per episode, not per thread: the first wait that begins while no
 other wait of the limiter is under way logs ``univ_a: waiting 48 s for a job slot:
@@ -26,8 +25,8 @@ like a hang (a second apply within a minute waits ~50 s for job slots), else inf
 command line makes it info while its live progress shows the wait (``cli.logs``).
 
 Across processes and machines, a ``SendLedger`` (a shared state backend's: ``state.pg_sends``)
-keeps the books for every worker using one credential: ``RateLimits.share`` hands it to the
-five limiters, and each send then takes its place there instead, with the same rules, and is
+keeps the books for every worker using one credential: ``RateLimits.share`` hands it to
+every limiter, and each send then takes its place there instead, with the same rules, and is
 settled there when its answer arrives (or removed, for a 429).
 """
 
@@ -39,11 +38,10 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
-from dapctl.config import RateLimitSettings
+from dapctl.budgets import BUDGETS, BY_NAME, Budget, RateLimitSettings
 
 log = logging.getLogger("dapctl.ratelimit")
 
@@ -52,14 +50,6 @@ MARGIN_FRACTION = 0.1 / 60.0
 #: a wait at least this long is announced as a warning: silence that long looks like a hang
 NOTICEABLE_WAIT = 5.0
 WAIT_EVENT = "rate_limit_wait"
-#: each budget: its key in a profile's ``rate_limits`` and what one of its sends is for
-BUDGETS = {
-    "jobs": ("jobs_per_minute", "a job slot"),
-    "job_status": ("job_status_per_minute", "a job status slot"),
-    "tables": ("tables_per_minute", "a table listing slot"),
-    "schema": ("schema_per_minute", "a schema slot"),
-    "urls": ("urls_per_minute", "an object URL slot"),
-}
 
 
 class SendLedger(Protocol):
@@ -259,15 +249,23 @@ class RateLimiter:
         )
 
 
-@dataclass(frozen=True)
 class RateLimits:
-    """One profile's limiters, one per endpoint class the server budgets separately."""
+    """One profile's limiters, one per row of ``budgets.BUDGETS`` (an endpoint class the
+    server budgets separately), read by name: ``limits.job_status`` or ``limits["urls"]``."""
 
-    jobs: RateLimiter  # job creation
-    job_status: RateLimiter
-    tables: RateLimiter  # table listing
-    schema: RateLimiter  # table schema
-    urls: RateLimiter  # object URL requests
+    def __init__(self, limiters: Mapping[str, RateLimiter]) -> None:
+        if set(limiters) != set(BY_NAME):
+            raise ValueError(f"one limiter per budget: {sorted(BY_NAME)}")
+        self._limiters = dict(limiters)
+
+    def __getitem__(self, name: str) -> RateLimiter:
+        return self._limiters[name]
+
+    def __getattr__(self, name: str) -> RateLimiter:
+        try:
+            return self.__dict__["_limiters"][name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise AttributeError(f"no rate-limit budget named {name!r}") from None
 
     def share(self, ledger: SendLedger, credential: str) -> None:
         """Keep these budgets with every other process's for ``credential`` in ``ledger``."""
@@ -275,13 +273,7 @@ class RateLimits:
             limiter.share(ledger, f"{credential}:{name}")
 
     def by_name(self) -> dict[str, RateLimiter]:
-        return {
-            "jobs": self.jobs,
-            "job_status": self.job_status,
-            "tables": self.tables,
-            "schema": self.schema,
-            "urls": self.urls,
-        }
+        return dict(self._limiters)
 
     @classmethod
     def from_settings(
@@ -293,24 +285,17 @@ class RateLimits:
         on_wait: Callable[[float], None] | None = None,
         profile: str | None = None,
     ) -> RateLimits:
-        def make(budget: str, name: str) -> RateLimiter:
-            key, slot = BUDGETS[budget]
-            per_minute = getattr(settings, key)
+        def make(budget: Budget) -> RateLimiter:
+            per_minute = settings.per_minute(budget)
             return RateLimiter(
                 per_minute,
                 clock=clock,
                 sleep=sleep,
                 window=window,
-                name=name,
+                name=budget.label,
                 on_wait=on_wait,
-                purpose=f"{slot}: {key} = {per_minute:g}",
+                purpose=f"{budget.slot}: {budget.key} = {per_minute:g}",
                 profile=profile,
             )
 
-        return cls(
-            jobs=make("jobs", "jobs"),
-            job_status=make("job_status", "job status"),
-            tables=make("tables", "tables"),
-            schema=make("schema", "schema"),
-            urls=make("urls", "urls"),
-        )
+        return cls({budget.name: make(budget) for budget in BUDGETS})

@@ -26,19 +26,14 @@ from dapctl.api.auth import TokenProvider
 from dapctl.api.budget import budget_path, credential_key, kept
 from dapctl.api.client import DapClient
 from dapctl.api.ratelimit import RateLimits, SendLedger
-from dapctl.config import Config, RateLimitSettings
+from dapctl.budgets import BUDGETS, RateLimitSettings
+from dapctl.config import Config
 from dapctl.credentials import Credentials
 from dapctl.errors import ConfigError, Interrupted
 
 # The embedded emulator grants a generous quota (the quickstart must finish in seconds);
 # `dapctl emulator` and the real service keep the published limits.
-EMBEDDED_LIMITS = RateLimitSettings(
-    jobs_per_minute=6000,
-    job_status_per_minute=60000,
-    tables_per_minute=6000,
-    schema_per_minute=60000,
-    urls_per_minute=60000,
-)
+EMBEDDED_LIMITS = RateLimitSettings(**{budget.key: 60000.0 for budget in BUDGETS})
 
 
 # Given the clock, a block in which an embedded emulator runs: profile -> its credentials.

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dapctl.budgets import BUDGETS
 from dapctl.errors import ConfigError
 from dapctl.files import ensure_private_dir
 
-STARTER = """\
+_TEMPLATE = """\
 # dapctl config: which DAP tables to export, for which institutions, into which files.
 # Check it:   dapctl validate dapctl.toml
 # Preview:    dapctl plan dapctl.toml
@@ -43,8 +44,7 @@ client_id_env = "DAP_CLIENT_ID"           # e.g. us-east-1#0123abcd-...
 client_secret_env = "DAP_CLIENT_SECRET"
 # client_secret_file = "secrets/main.secret"   # instead of client_secret_env
 # base_url = "https://api-gateway.instructure.com"
-# rate_limits = { jobs_per_minute = 5, job_status_per_minute = 500, tables_per_minute = 5,
-#                 schema_per_minute = 500, urls_per_minute = 200 }
+{rate_limits}
 
 # Try dapctl offline first: a profile that starts the built-in emulator, no credentials.
 # [profiles.demo]
@@ -74,6 +74,24 @@ output = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
 # tables = ["accounts", "courses", "enrollments", "users"]
 # database = "warehouse"              # add output = "..." to keep files as well
 """
+
+WIDTH = 92  # as the hand-written lines around it
+
+
+def rate_limits_lines() -> str:
+    """The commented ``rate_limits`` line: every budget at DAP's limit, wrapped."""
+    lines, line = [], "# rate_limits = {"
+    for budget in BUDGETS:
+        pair = f" {budget.key} = {budget.per_minute},"
+        if len(line) + len(pair) > WIDTH:
+            lines.append(line)
+            line = "#" + " " * 16
+        line += pair
+    return "\n".join([*lines, line[:-1] + " }"])
+
+
+# Not str.format: the template's output patterns hold braces of their own.
+STARTER = _TEMPLATE.replace("{rate_limits}", rate_limits_lines())
 
 
 def write_starter(given: str | Path) -> Path:

@@ -247,7 +247,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str, Any], ...] = (
         "jobs",
         create_job,
     ),
-    ("GET", re.compile(r"/dap/job/(?P<job>[^/]+)"), "status", get_job),
+    ("GET", re.compile(r"/dap/job/(?P<job>[^/]+)"), "job_status", get_job),
     ("POST", re.compile(r"/dap/object/url"), "urls", object_urls),
 )
 

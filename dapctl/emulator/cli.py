@@ -14,6 +14,7 @@ import threading
 from datetime import datetime
 from typing import Any, TextIO
 
+from dapctl.budgets import BUDGETS
 from dapctl.emulator.emulator import Emulator
 from dapctl.emulator.faults import (
     ACCOUNT_STATES,
@@ -26,6 +27,8 @@ from dapctl.emulator.settings import DAY, DEMO_CLIENT_SECRET, EmulatorSettings, 
 from dapctl.errors import DapctlError
 
 MAX_PORT = 65535
+#: a budget's flag by its name before it matched the client's, still accepted
+OLD_FLAGS = {"job_status": ("--rate-limit-status",)}
 
 EPILOG = """\
 examples:
@@ -154,12 +157,22 @@ def _timing_flags(group: Any) -> None:
     )
     add("--no-job-cache", action="store_true", help="never answer with an existing job")
     add("--no-rate-limits", action="store_true", help="turn server-side rate limits off")
-    add("--rate-limit-jobs", type=int, default=5, help="job creations per window")
-    add("--rate-limit-status", type=int, default=500, help="job status calls per window")
-    add("--rate-limit-tables", type=int, default=5, help="table listings per window")
-    add("--rate-limit-schema", type=int, default=500, help="table schema calls per window")
-    add("--rate-limit-urls", type=int, default=200, help="object URL requests per window")
+    for budget in BUDGETS:
+        add(
+            f"--rate-limit-{budget.name.replace('_', '-')}",
+            *OLD_FLAGS.get(budget.name, ()),
+            type=int,
+            default=budget.per_minute,
+            dest=f"rate_limit_{budget.name}",
+            metavar="N",
+            help=f"calls per window: {_lower_first(budget.endpoint)} ({budget.per_minute})",
+        )
     add("--rate-limit-window", type=float, default=60.0, help="window length, s (default 60)")
+
+
+def _lower_first(text: str) -> str:
+    """``Object URL requests.`` as a flag's help says it: ``object URL requests``."""
+    return text[:1].lower() + text[1:].rstrip(".")
 
 
 def _fault_flags(group: Any) -> None:
@@ -236,14 +249,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[EmulatorSettings, Faul
 
 
 def _settings(args: argparse.Namespace) -> EmulatorSettings:
-    limits = RateLimits(
-        jobs=args.rate_limit_jobs,
-        status=args.rate_limit_status,
-        urls=args.rate_limit_urls,
-        window=args.rate_limit_window,
-        tables=args.rate_limit_tables,
-        schema=args.rate_limit_schema,
-    )
+    per_window = {budget.name: getattr(args, f"rate_limit_{budget.name}") for budget in BUDGETS}
+    limits = RateLimits(window=args.rate_limit_window, **per_window)
     settings = EmulatorSettings(
         seed=args.seed,
         port=args.port,

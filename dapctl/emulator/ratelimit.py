@@ -1,8 +1,8 @@
 """Server-side rate limits: a sliding window per (client id, endpoint class).
 
-Endpoint classes follow the real service's five independent limits: ``jobs`` (job creation),
-``status`` (job status), ``tables`` (table listing), ``schema`` (table schema) and ``urls``
-(object URL requests). `RateLimiter.hit`
+Endpoint classes are the real service's independent limits, named as the client names its
+budgets (``dapctl.budgets.BUDGETS``: ``jobs``, ``job_status``, ``tables``, ``schema``,
+``urls``). `RateLimiter.hit`
 records a call and returns None when it is allowed, or the whole number of seconds (at least
 1) until the oldest call in the window leaves it, for the 429's ``Retry-After``. A refused
 call does not use up quota. Time comes from the injected clock.
@@ -15,9 +15,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from dapctl.budgets import BUDGETS
 from dapctl.emulator.settings import RateLimits
 
-ENDPOINT_CLASSES = ("jobs", "status", "tables", "schema", "urls")
+ENDPOINT_CLASSES = tuple(budget.name for budget in BUDGETS)
 
 
 class RateLimiter:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from dapctl.budgets import BUDGETS, BY_NAME
+
 # Public and fake on purpose: the quickstart must run on a fresh machine without credentials.
 DEMO_CLIENT_ID = "us-east-1#dapctl-demo"
 DEMO_CLIENT_SECRET = "dapctl-demo-secret-not-a-real-credential"  # noqa: S105
@@ -25,31 +27,34 @@ DEMO_CLIENT_SECRET = "dapctl-demo-secret-not-a-real-credential"  # noqa: S105
 DAY = 86400.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RateLimits:
     """Requests allowed per client and endpoint class within one sliding window.
 
-    The defaults are the real service's published limits, five independent budgets ("reaching
-    the limit for one request type or endpoint does not impact the limits for other types or
-    endpoints"). Benchmarks shrink ``window`` to compress "one minute of quota" into less
-    wall time.
+    The endpoint classes and their defaults are ``dapctl.budgets.BUDGETS``: the real service's
+    published limits, independent budgets ("reaching the limit for one request type or
+    endpoint does not impact the limits for other types or endpoints"), given by name
+    (``RateLimits(jobs=1)``). Benchmarks shrink ``window`` to compress "one minute of quota"
+    into less wall time.
     """
 
-    jobs: int = 5  # job creation
-    status: int = 500  # job status
-    urls: int = 200  # object URL requests
-    window: float = 60.0
-    tables: int = 5  # table listing
-    schema: int = 500  # table schema
+    window: float
+    per_window: tuple[tuple[str, int], ...]  # (endpoint class, calls), a row per budget
+
+    def __init__(self, window: float = 60.0, **per_window: int) -> None:
+        limits = tuple((b.name, per_window.get(b.name, b.per_minute)) for b in BUDGETS)
+        object.__setattr__(self, "window", window)
+        object.__setattr__(self, "per_window", limits)
+        unknown = sorted(set(per_window) - set(BY_NAME))
+        if unknown:
+            raise ValueError(f"no endpoint class {unknown}; there are {sorted(BY_NAME)}")
 
     def limit(self, endpoint_class: str) -> int:
         """The number of calls allowed per window for one endpoint class."""
-        return int(getattr(self, endpoint_class))
+        return dict(self.per_window)[endpoint_class]
 
 
-GENEROUS_LIMITS = RateLimits(
-    jobs=100_000, status=100_000, urls=100_000, tables=100_000, schema=100_000
-)
+GENEROUS_LIMITS = RateLimits(**{budget.name: 100_000 for budget in BUDGETS})
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ leaves the file as the pending output, which the next apply removes and writes a
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import tempfile
 import threading
@@ -35,17 +36,18 @@ from typing import Any
 from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Config, Target, db_names
 from dapctl.databases import Database, TableLoad, capabilities, open_database, wire_format
-from dapctl.errors import ConfigError
 from dapctl.files import ensure_private_dir, temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.files import FileLoad
 from dapctl.outputs.merge import PartCounter
 from dapctl.outputs.objects import sweep_stages
 from dapctl.plan import Step
+from dapctl.secret_sources import resolve_source
 from dapctl.state import Kind
 
 SchemaLookup = Callable[[str, str, str], Mapping[str, Any]]  # profile, namespace, table
 PARTS = "dapctl-parts"
+log = logging.getLogger("dapctl")
 
 
 class Databases:
@@ -59,23 +61,29 @@ class Databases:
         self._serial: dict[str, threading.Lock] = {}  # DuckDB: one load at a time
         self._turns: dict[str, threading.Lock] = {}  # one user of a shared connection at a time
         self._guard = threading.Lock()
+        self._urls: dict[str, str] = {}  # resolved once: a file's warning is logged once
 
     def url(self, name: str) -> str:
+        """The database's URL from ``url``, ``url_env`` or ``url_file``, read once and kept;
+        a warning about its source (a file others may read) is logged then, once."""
+        if name in self._urls:
+            return self._urls[name]
         spec = self._config.databases[name]
-        where = f"databases.{name}"
-        if spec.url is not None:
-            return spec.url
-        if spec.url_env is not None:
-            value = self._environ.get(spec.url_env, "").strip()
-            if not value:
-                raise ConfigError(f"{where}.url_env: the variable {spec.url_env} is not set")
-            return value
-        assert spec.url_file is not None
-        path = self._base_dir / Path(spec.url_file).expanduser()
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{where}.url_file: cannot read {path}: {exc.strerror}") from None
+        resolved = resolve_source(
+            "url",
+            value=spec.url,
+            env=spec.url_env,
+            file=spec.url_file,
+            where=lambda key: f"databases.{name}.{key}",
+            environ=self._environ,
+            base_dir=self._base_dir,
+        )
+        assert resolved is not None  # the config requires one of the three
+        url, warnings = resolved
+        if self._urls.setdefault(name, url) is url:  # atomic: one thread of many warns
+            for warning in warnings:
+                log.warning(warning)
+        return self._urls[name]
 
     @contextlib.contextmanager
     def for_load(self, name: str) -> Iterator[Database]:

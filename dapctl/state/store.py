@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from dapctl.errors import ConfigError, StateConflictError
 from dapctl.redaction import holds_password
+from dapctl.secret_sources import resolve_source
 from dapctl.state.model import State, StepState
 
 if TYPE_CHECKING:
@@ -165,18 +166,18 @@ def open_store(
 ) -> StateStore:
     """The state store ``[settings] state`` names (or the variable ``state_env`` names)."""
     settings = loaded.config.settings
-    if settings.state_env is None:
-        where = loaded.locate(("settings", "state"))
-        return store_at(settings.state, loaded=loaded, where=where, importer=importer)
-    value = (os.environ if environ is None else environ).get(settings.state_env, "").strip()
-    if not value:
-        raise ConfigError(
-            f"{loaded.locate(('settings', 'state_env'))}: the variable {settings.state_env} "
-            "is not set",
-            hint="set it to the state's URL, such as postgresql://host/db",
-        )
-    where = loaded.locate(("settings", "state_env"))
-    return store_at(value, loaded=loaded, where=where, importer=importer)
+    from_env = settings.state_env is not None
+    resolved = resolve_source(
+        "state",
+        value=None if from_env else settings.state,
+        env=settings.state_env,
+        where=lambda key: loaded.locate(("settings", key)),
+        environ=os.environ if environ is None else environ,
+        base_dir=loaded.base_dir,
+    )
+    assert resolved is not None  # state has a default
+    where = loaded.locate(("settings", "state_env" if from_env else "state"))
+    return store_at(resolved[0], loaded=loaded, where=where, importer=importer)
 
 
 def store_at(

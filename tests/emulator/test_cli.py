@@ -53,7 +53,7 @@ def test_flags_become_settings_and_faults() -> None:
         10,
         {"canvas.big": 99},
     )
-    assert settings.limits == RateLimits(jobs=9, status=500, urls=200, window=1.0, tables=5)
+    assert settings.limits == RateLimits(jobs=9, job_status=500, urls=200, window=1.0, tables=5)
     assert settings.all_clients() == {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET, "b": "s"}
     assert (faults.error_every, faults.error_status, faults.error_html) == (3, 503, True)
     assert faults.error_retry_after is None and faults.failing_tables == {"canvas.users"}

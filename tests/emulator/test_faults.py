@@ -149,7 +149,7 @@ def test_urls_expire_and_are_signed(make_emulator) -> None:
 
 def test_rate_limits_per_client_and_class(make_emulator) -> None:
     clock = FakeClock()
-    limits = RateLimits(jobs=2, status=3, urls=1, window=10.0, tables=2)
+    limits = RateLimits(jobs=2, job_status=3, urls=1, window=10.0, tables=2)
     emu = make_emulator(clock=clock, rate_limits=limits, clients={"other": "pw"})
     client = Client(emu)
     assert [client.get("/dap/query/canvas/table").status_code for _ in range(2)] == [200, 200]
