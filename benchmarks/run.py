@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"database (default {DatabaseLoad.admin_url})",
     )
     parser.add_argument("--out", type=Path, help="where to save the table (default: "
-                        "benchmarks/results.md; --quick: not saved)")  # fmt: skip
+                        "benchmarks/last-run.md; --quick: not saved). results.md is kept by "
+                        "hand: its current figures first, the history after")  # fmt: skip
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 5)
     sizes = dict(QUICK if args.quick else FULL)
@@ -136,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     table = render(rows, facts=facts, runs=runs, elapsed=elapsed, quick=args.quick)
     print(table)
-    out = args.out or (None if args.quick else HERE / "results.md")
+    # Never results.md: it holds the current table and every earlier run's section, which a
+    # run's one table would overwrite.
+    out = args.out or (None if args.quick else HERE / "last-run.md")
     if out is not None:
         out.write_text(table)
         print(f"saved to {out}", file=sys.stderr)
