@@ -4,7 +4,11 @@ Module map:
 
 - ``main``: ``main(argv)``, dispatch, exit statuses.
 - ``context``: a command's streams, environment and progress display.
-- ``commands``: one handler per command.
+- ``commands``: the command table, which handler runs each command.
+- ``run_commands``: ``validate``, ``plan`` and ``apply``.
+- ``state_commands``: ``state list``/``show``/``rm``/``mv``/``migrate``, ``force-unlock``.
+- ``inspect_commands``: ``init``, ``tables``, ``describe``, ``token``, ``config-schema``...
+- ``stores``: the state store and databases a command opens; the state as apply sees it.
 - ``arguments``: the argparse grammar's top-level parser, ``build_parser``.
 - ``shared_arguments``: the flags every command takes, the arguments several share.
 - ``run_arguments``: the grammar of ``validate``, ``plan`` and ``apply``.
