@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema  # a test dependency: missing, these tests fail rather than skip
 import pytest
 
-from dapctl.cli.commands import config_schema_text
+from dapctl.cli.inspect_commands import config_schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schemas" / "dapctl.schema.json"

@@ -1,0 +1,177 @@
+"""The run commands: ``validate``, ``plan`` and ``apply``.
+
+Each ``cmd_NAME(args, ctx)`` loads the config, checks the extras and credentials it needs,
+calls the library (``plan``, ``wiring.run_apply``) and renders the result: text through
+``render`` (with live progress on a terminal for ``apply``) or one JSON document with
+``--json``. It returns an ``ExitStatus``: ``plan --detailed-exitcode`` tells pending steps
+apart, and a step that failed or could not be planned makes the status an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dapctl.apply import ApplyOptions
+from dapctl.cli.context import Context, emit_json, load
+from dapctl.cli.progress import Progress
+from dapctl.cli.render import render_plan, render_result, summary, summary_table
+from dapctl.cli.stores import open_databases, state_store, warn_unreachable
+from dapctl.cli.style import Style, is_terminal
+from dapctl.credentials import check_locations, check_used
+from dapctl.errors import ExitStatus
+from dapctl.events import EventSink, ignore
+from dapctl.loading import LoadedConfig, require_extras
+from dapctl.outputs.records import DatabaseRecords
+from dapctl.plan import Plan, orphans, plan
+from dapctl.results import StepResult, all_ok
+from dapctl.state import State
+from dapctl.text import plural
+from dapctl.wiring import run_apply
+from dapctl.wiring.refresh import schema_changes
+
+log = logging.getLogger("dapctl")
+
+
+def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    require_extras(loaded, importer=ctx.importer)
+    names = list(loaded.config.profiles)
+    require = args.require_credentials
+    warnings = check_used(loaded, names, environ=ctx.environ, require=require)
+    warnings += check_locations(loaded, environ=ctx.environ, require=require)
+    config = loaded.config
+    if args.json:
+        emit_json(ctx, _validated(loaded, warnings))
+        return ExitStatus.SUCCESS
+    counts = f"{plural(len(config.profiles), 'profile')}, {plural(len(config.targets), 'target')}"
+    ctx.out(f"{loaded.path}: valid ({counts})")
+    return ExitStatus.SUCCESS
+
+
+def _validated(loaded: LoadedConfig, warnings: Sequence[str]) -> dict[str, Any]:
+    config = loaded.config
+    return {
+        "ok": True,
+        "config": str(loaded.path),
+        "state": loaded.state_location,
+        "profiles": list(config.profiles),
+        "targets": [
+            {"name": t.name, "namespace": t.namespace, "profiles": config.target_profiles(t)}
+            for t in config.targets
+        ],
+        "warnings": [*loaded.warnings, *warnings],
+    }
+
+
+def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    require_extras(loaded, importer=ctx.importer)
+    with open_databases(loaded, ctx) as databases:
+        store = state_store(loaded, ctx)
+        overlay = DatabaseRecords(loaded.config, databases).overlay(store.read() or State())
+        result: Plan = plan(
+            loaded.config,
+            overlay.state,
+            profiles=args.profile,
+            targets=args.target,
+            replace=args.replace,
+            unreachable=overlay.unreachable,
+        )
+        warn_unreachable(overlay)
+        lost = orphans(loaded.config, overlay.recorded)
+        for address in lost:
+            log.warning(
+                "%s: in the state, but no target declares it any more; renamed? `dapctl "
+                "state mv`; removed? `dapctl state rm`",
+                address,
+            )
+        used = sorted({step.profile for step in result.steps})
+        require = args.require_credentials or args.refresh  # --refresh logs in
+        check_used(loaded, used, environ=ctx.environ, require=require)
+        changes = (
+            schema_changes(loaded, result, environ=ctx.environ, databases=databases)
+            if args.refresh
+            else None
+        )
+    if args.json:
+        blocked = any(step.error for step in result.steps)
+        document = {"ok": not blocked, **result.to_json(), "orphans": lost}
+        if changes is not None:
+            for step in document["steps"]:
+                step["schema_changes"] = changes.get(step["address"])
+        emit_json(ctx, document)
+    else:
+        ctx.out(render_plan(result, ctx.style, schema_changes=changes))
+    if any(step.error for step in result.steps):
+        return ExitStatus.ERROR  # each such step says which database it could not read
+    if args.detailed_exitcode and result.has_changes:
+        return ExitStatus.CHANGES_PENDING
+    return ExitStatus.SUCCESS
+
+
+def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    loaded = load(args)
+    require_extras(loaded, importer=ctx.importer)
+    options = ApplyOptions(
+        concurrency=args.concurrency or loaded.config.settings.concurrency,
+        no_wait=args.no_wait,
+        job_timeout=args.job_timeout,
+        targets=args.target,
+        replace=args.replace,
+    )
+
+    width = 0
+
+    def show_plan(steps: Plan) -> None:
+        nonlocal width
+        width = max((len(s.address) for s in steps.steps if s.action != "list"), default=0)
+        if not args.json:
+            ctx.out(f"{render_plan(steps, ctx.style)}\n")
+
+    def show(result: StepResult) -> None:
+        if not args.json:
+            ctx.out(render_result(result, ctx.style, width=width))
+
+    with _progress(args, ctx) as on_event:
+        results = run_apply(
+            loaded,
+            environ=ctx.environ,
+            profiles=args.profile,
+            options=options,
+            lock_timeout=args.lock_timeout,
+            store=state_store(loaded, ctx),
+            on_plan=show_plan,
+            on_result=show,
+            on_event=on_event,
+        )
+    ok = all_ok(results)
+    if args.json:
+        emit_json(ctx, {"ok": ok, "results": [r.to_json() for r in _in_plan_order(results)]})
+    else:
+        table = f"\n{summary_table(results, ctx.style)}\n" if results else ""
+        ctx.out(f"{table}\n{ctx.style(summary(results), 'bold')}")
+    return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, ctx: Context) -> Iterator[EventSink]:
+    """Live progress on stderr while the block runs, if stderr is a terminal that wants it."""
+    wanted = not args.no_progress and ctx.environ.get("TERM") != "dumb"
+    if not (wanted and is_terminal(ctx.stderr)):
+        yield ignore
+        return
+    style = Style.for_stream(ctx.stderr, ctx.environ, disabled=args.no_color)
+    with Progress(ctx.stderr, style=style) as progress:
+        ctx.progress = progress
+        try:
+            yield progress.handle
+        finally:
+            ctx.progress = None
+
+
+def _in_plan_order(results: Sequence[StepResult]) -> list[StepResult]:
+    return sorted(results, key=lambda r: r.address)
