@@ -6,8 +6,8 @@ a state file so the next scheduled run continues exactly where the last one stop
 
 Module map. The core, one module per concept, knows the seams and never a backend:
 
-- `config` (the TOML file's frozen models), `loading` (TOML in, a `Config` or one clear
-  error out), `template` (an output template becomes one job's location), `identifiers`
+- `config` (the TOML file's frozen models, a package), `loading` (TOML in, a `Config` or one
+  clear error out), `template` (an output template becomes one job's location), `identifiers`
   (what a database schema or table name may be), `credentials` (a profile's login),
   `secret_sources` (a setting given as itself, `*_env` or `*_file`), `budgets` (DAP's
   rate-limit budgets in one table).
