@@ -6,11 +6,12 @@ a state file so the next scheduled run continues exactly where the last one stop
 
 Module map. The core, one module per concept, knows the seams and never a backend:
 
-- `config` (the TOML file's frozen models), `loading` (TOML in, a `Config` or one clear
-  error out), `template` (an output template becomes one job's location), `identifiers`
-  (what a database schema or table name may be), `credentials` (a profile's login),
-  `secret_sources` (a setting given as itself, `*_env` or `*_file`), `budgets` (DAP's
-  rate-limit budgets in one table).
+- `config` (the TOML file's frozen models, a package), `loading` (TOML in, a `Config` or one
+  clear error out), `problems` (validation errors told as a user's problems), `keypaths` (key
+  paths and the lines they stand on), `template` (an output template becomes one job's
+  location), `identifiers` (what a database schema or table name may be), `credentials` (a
+  profile's login), `secret_sources` (a setting given as itself, `*_env` or `*_file`),
+  `budgets` (DAP's rate-limit budgets in one table).
 - `plan` (pure planning, a package), `apply` (the job and collect pipeline), `pipeline` (its
   two thread pools), `jobs` (start, resume or forget a step's job), `landing` (a finished
   job into its destination, then recorded), `collect` (a job's parts, in order, into a

@@ -1,0 +1,201 @@
+"""``[[targets]]``: the tables to export from one namespace, and where each lands.
+
+A target writes files (a path or bucket URL template, ``output``), keeps tables in a
+database (``database``, with ``db_schema`` and ``db_table`` templates), or both. Rules within
+one target are here: placeholders each template knows, a bucket object written once, an
+incremental that keeps history, a file name that agrees with its format. A step's address
+(``address_of``) and its database names (``db_names``) are derived here too, for everything
+that keys on them. Rules across targets are ``model.Config``'s.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from dapctl.buckets import is_url, parse_url
+from dapctl.config.fields import FrozenModel, Identifier, Name, PathError, PathText
+from dapctl.template import (
+    DEFAULT_OUTPUT,
+    FORMAT_EXTENSIONS,
+    PLACEHOLDERS,
+    literal_extension,
+    template_fields,
+)
+
+Format = Literal["jsonl", "csv", "tsv", "parquet"]
+Mode = Literal["expanded", "condensed"]
+
+DB_PLACEHOLDERS = ("profile", "target", "namespace", "table")
+
+
+def _db_template(value: str) -> str:
+    for name in template_fields(value):
+        if name not in DB_PLACEHOLDERS:
+            known = " ".join("{" + p + "}" for p in DB_PLACEHOLDERS)
+            raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+    return value
+
+
+DbTemplate = Annotated[str, StringConstraints(min_length=1), AfterValidator(_db_template)]
+
+
+class Target(FrozenModel):
+    """``[[targets]]``: tables to export from one namespace, and where to write them."""
+
+    name: Name = Field(description="Unique name, [a-z0-9_-]+; part of every step's address.")
+    profiles: list[Name] | None = Field(None, description="Profiles to run; default: all.")
+    namespace: Identifier = Field("canvas", description="DAP namespace, such as canvas.")
+    tables: list[Identifier] | Literal["all"] = Field(
+        description='Table names, or "all": every table of the namespace, listed at apply.'
+    )
+    format: Format = Field("jsonl", description="Output format.")
+    mode: Mode | None = Field(None, description="expanded or condensed nested fields.")
+    sync: Literal["incremental", "snapshot"] = Field(
+        "incremental",
+        description="incremental: a snapshot, then chained incrementals; snapshot: every run.",
+    )
+    since: AwareDatetime | None = Field(
+        None,
+        strict=False,
+        description="First run: an incremental from here instead of a snapshot; not in the "
+        'future, and not with sync = "snapshot".',
+    )
+    output: PathText = Field(
+        DEFAULT_OUTPUT,
+        description="Output path template, or an s3://, gs:// or az:// URL template (objects "
+        "written once). A target with a database writes files only when it sets output too.",
+    )
+    database: Name | None = Field(None, description="Keep the tables in this [databases] entry.")
+    db_schema: DbTemplate = Field(
+        "{namespace}", description="The database schema's name, a template."
+    )
+    db_table: DbTemplate = Field("{table}", description="The database table's name, a template.")
+
+    @field_validator("tables")
+    @classmethod
+    def _tables_unique(cls, tables: list[str] | str) -> list[str] | str:
+        if isinstance(tables, list):
+            if not tables:
+                raise ValueError('list at least one table, or write tables = "all"')
+            duplicates = sorted({t for t in tables if tables.count(t) > 1})
+            if duplicates:
+                raise ValueError(f"table listed twice: {', '.join(duplicates)}")
+        return tables
+
+    @field_validator("namespace")
+    @classmethod
+    def _lowercase_namespace(cls, namespace: str) -> str:
+        if namespace != namespace.lower():
+            raise ValueError(f"namespaces are lowercase: did you mean {namespace.lower()!r}?")
+        return namespace
+
+    @field_validator("since")
+    @classmethod
+    def _since_not_in_future(cls, since: datetime | None, info: ValidationInfo) -> datetime | None:
+        # The loader's clock comes in through the validation context; tests pass their own.
+        context = info.context if isinstance(info.context, dict) else {}
+        now = context.get("now") or datetime.now(UTC)
+        if since is not None and since > now:
+            raise ValueError(
+                "since is in the future: the first incremental would start after its own end"
+            )
+        return since
+
+    @field_validator("output")
+    @classmethod
+    def _known_placeholders(cls, output: str) -> str:
+        if is_url(output):
+            parse_url(output)  # says what is wrong with a bucket URL, never echoing it
+        known = " ".join("{" + p + "}" for p in PLACEHOLDERS)
+        for name in template_fields(output):
+            if name not in PLACEHOLDERS:
+                raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+        for _, field_name, spec, conversion in string.Formatter().parse(output):
+            if spec or conversion:
+                raise ValueError(
+                    f"write placeholders plainly, as {{{field_name}}}: no !conversion or :format"
+                )
+        segments = output.replace("\\", "/").split("/")
+        if ".." in segments:
+            raise ValueError("'..' is not allowed in an output path")
+        if segments[-1] in ("", "."):
+            raise ValueError("an output path must end in a file name, not a folder")
+        return output
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether the target writes output files (a database target only if it says so)."""
+        return self.database is None or "output" in self.model_fields_set
+
+    @model_validator(mode="after")
+    def _objects_written_once(self) -> Target:
+        if (
+            self.writes_files
+            and is_url(self.output)
+            and "timestamp" not in template_fields(self.output)
+        ):
+            raise PathError(
+                ("output",),
+                "an object in a bucket is written once and never replaced: put {timestamp} "
+                "in output, so that each run writes objects of its own",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _incremental_keeps_history(self) -> Target:
+        if self.since is not None and self.sync == "snapshot":
+            raise PathError(
+                ("since",),
+                'since starts the first incremental; sync = "snapshot" takes none, so it '
+                "would be ignored: remove one of them",
+            )
+        extension = literal_extension(self.output)
+        if self.writes_files and FORMAT_EXTENSIONS.get(extension or "") not in (None, self.format):
+            raise PathError(
+                ("output",),
+                f"the file name ends in .{extension} but format = {self.format!r}: write "
+                f".{{format}}, or .{self.format}",
+            )
+        if self.database is not None and self.format != "jsonl":
+            raise PathError(
+                ("format",),
+                'a target with a database loads JSON Lines: use format = "jsonl" (its files, '
+                "if any, are JSON Lines too)",
+            )
+        if (
+            self.writes_files
+            and self.sync == "incremental"
+            and "timestamp" not in template_fields(self.output)
+        ):
+            raise PathError(
+                ("output",),
+                "sync = incremental needs {timestamp} in output: without it each run "
+                "would replace the previous run's changes",
+            )
+        return self
+
+
+def address_of(profile: str, target: str, namespace: str, table: str) -> str:
+    """A step's address, ``profile/target/namespace.table``: the key of everything about it."""
+    return f"{profile}/{target}/{namespace}.{table}"
+
+
+def db_names(target: Target, profile: str, table: str) -> tuple[str, str]:
+    """The (schema, table) a step keeps in its target's database."""
+    fields = {"profile": profile, "target": target.name, "namespace": target.namespace}
+    return (
+        target.db_schema.format(**fields, table=table),
+        target.db_table.format(**fields, table=table),
+    )
