@@ -185,3 +185,15 @@ def test_every_package_map_names_every_module():
         for package in packages
     }
     assert {k: v for k, v in left_out.items() if v} == {}
+
+
+MAX_LINES = 350
+
+
+def test_no_module_is_over_350_lines():
+    """A module past this holds more than one concept: split it by concept (issue 21)."""
+    sizes = {
+        p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+        for p in PACKAGE.rglob("*.py")
+    }
+    assert {path: n for path, n in sizes.items() if n > MAX_LINES} == {}
