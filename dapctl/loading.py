@@ -24,9 +24,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from dapctl.buckets import SCHEMES, install_hint, is_url, parse_url, require_module
+from dapctl.buckets import is_url, parse_url
 from dapctl.config import FILE_MODE_PATTERN, NAME_PATTERN, Config, PathError
 from dapctl.errors import ConfigError
+from dapctl.objects.registry import SCHEMES, install_hint, require
+from dapctl.state.backends import backend_for
+from dapctl.state.backends import require as require_backend
 from dapctl.template import output_pattern
 
 _HEADER = re.compile(r"^\[(\[)?\s*([^\]]+?)\s*\]")
@@ -149,8 +152,8 @@ def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.impor
     Checked by ``validate``, ``plan`` and ``apply`` before any job runs: otherwise the
     missing module is found only when the first output is merged, after every job ran.
     """
-    if loaded.config.settings.state.lower().startswith("s3://"):
-        _require_bucket_module(loaded, ("settings", "state"), "s3", importer)
+    state, located = loaded.config.settings.state, loaded.locate(("settings", "state"))
+    require_backend(backend_for(state, where=located), where=located, importer=importer)
     for index, target in enumerate(loaded.config.targets):
         if target.writes_files and is_url(target.output):
             where = ("targets", index, "output")
@@ -170,9 +173,9 @@ def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.impor
 
 def _require_bucket_module(loaded: LoadedConfig, loc: Loc, scheme: str, importer: Importer) -> None:
     try:
-        require_module(scheme, importer)
+        require(scheme, importer)
     except ImportError:
-        module = SCHEMES[scheme][0]
+        module = SCHEMES[scheme].package
         raise ConfigError(
             f"{loaded.locate(loc)}: {scheme}:// needs {module}, which cannot be imported",
             hint=install_hint(scheme),
