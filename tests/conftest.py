@@ -12,7 +12,13 @@ import pytest
 
 from dapctl.cli import main
 
-pytest_plugins = ["tests.clock", "tests.emulator_fixtures", "tests.stubs", "tests.s3_fixtures"]
+pytest_plugins = [
+    "tests.clock",
+    "tests.emulator_fixtures",
+    "tests.stubs",
+    "tests.s3_fixtures",
+    "tests.object_stores",
+]
 
 
 @pytest.fixture(autouse=True)

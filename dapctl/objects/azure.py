@@ -6,7 +6,8 @@ the state's requests go to the blob client of azure-storage-blob that adlfs itse
 ``if_match`` an ETag (``IfNotModified``) or without overwrite (``If-None-Match: *``), a delete
 ``if_match``; a refused one (412 ``ConditionNotMet``, 409 ``BlobAlreadyExists``) is
 ``Conflict``. ``head`` reads the age by the server's ``Date`` header. ``put_once`` uploads
-without overwrite and with the metadata (adlfs's ``put_file`` cannot carry both): one Put
+without overwrite and with the metadata (adlfs's ``put_file`` cannot carry both; Azure
+takes only identifiers as keys, so ``-`` is kept as ``_``): one Put
 Blob when small, else staged blocks committed by one conditional Put Block List at the end,
 so the blob appears whole or not at all; Azure drops uncommitted blocks itself. Credentials
 come from adlfs's chain (``AZURE_STORAGE_CONNECTION_STRING``, an account name with a key, a
@@ -131,7 +132,10 @@ class AzureObjects(FsspecObjects):
         async def upload() -> None:
             with local.open("rb") as stream:
                 await self._blob(key).upload_blob(
-                    stream, overwrite=False, metadata=dict(metadata), length=local.stat().st_size
+                    stream,
+                    overwrite=False,
+                    metadata={_name(k): v for k, v in metadata.items()},
+                    length=local.stat().st_size,
                 )
 
         try:
@@ -145,7 +149,7 @@ class AzureObjects(FsspecObjects):
         properties = self._properties(key, f"cannot read {key}")
         if properties is None:
             raise self.describe(FileNotFoundError(key), f"cannot read {key}")
-        return dict(properties.metadata or {})
+        return {k.replace("_", "-"): v for k, v in (properties.metadata or {}).items()}
 
     def remove(self, key: str) -> None:
         async def remove() -> None:
@@ -153,6 +157,12 @@ class AzureObjects(FsspecObjects):
 
         with self.failures(f"cannot remove {key}"):
             self.run(remove)
+
+
+def _name(key: str) -> str:
+    """A metadata key as Azure takes it: a C# identifier, so ``dapctl-sha256`` is
+    ``dapctl_sha256`` there (``metadata`` reads it back as written)."""
+    return key.replace("-", "_")
 
 
 def _code(exc: BaseException) -> str | None:
