@@ -68,6 +68,7 @@ def opener(request, tmp_path: Path, monkeypatch) -> Iterator[Opener]:
 def test_every_backend_of_the_registry_is_in_this_suite():
     names = {backend.name for backend in BACKENDS}
     assert names == {"file", "memory", "postgresql", *BUCKETS}
+    assert [b.name for b in BACKENDS if b.leases or b.shares_budgets] == ["postgresql"]
 
 
 def test_nothing_is_there_before_the_first_write(opener):
