@@ -24,7 +24,8 @@ Module map. The core, one module per concept, knows the seams and never a backen
   backends share: passwords out of messages; PostgreSQL connections).
 
 The seams and the rest, each a package with its own map: `api` (the DAP client), `state`
-(where state lives), `outputs` (where data lands), `databases` (table engines), `wiring`
+(where state lives), `outputs` (where data lands), `objects` (object stores: S3, GCS,
+Azure), `databases` (table engines), `wiring`
 (the commands' backends chosen and handed to the core), `cli` (the command line),
 `emulator` (the built-in DAP emulator).
 """

@@ -20,11 +20,14 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from dapctl.buckets import SCHEMES, install_hint, is_url, parse_url, require_module
+from dapctl.buckets import is_url, parse_url
 from dapctl.config import Config
 from dapctl.errors import ConfigError
 from dapctl.keypaths import Loc, format_loc, key_lines, line_of
+from dapctl.objects.registry import SCHEMES, install_hint, require
 from dapctl.problems import describe
+from dapctl.state.backends import backend_for
+from dapctl.state.backends import require as require_backend
 from dapctl.template import output_pattern
 
 Importer = Callable[[str], object]
@@ -133,8 +136,8 @@ def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.impor
     Checked by ``validate``, ``plan`` and ``apply`` before any job runs: otherwise the
     missing module is found only when the first output is merged, after every job ran.
     """
-    if loaded.config.settings.state.lower().startswith("s3://"):
-        _require_bucket_module(loaded, ("settings", "state"), "s3", importer)
+    state, located = loaded.config.settings.state, loaded.locate(("settings", "state"))
+    require_backend(backend_for(state, where=located), where=located, importer=importer)
     for index, target in enumerate(loaded.config.targets):
         if target.writes_files and is_url(target.output):
             where = ("targets", index, "output")
@@ -154,9 +157,9 @@ def require_extras(loaded: LoadedConfig, *, importer: Importer = importlib.impor
 
 def _require_bucket_module(loaded: LoadedConfig, loc: Loc, scheme: str, importer: Importer) -> None:
     try:
-        require_module(scheme, importer)
+        require(scheme, importer)
     except ImportError:
-        module = SCHEMES[scheme][0]
+        module = SCHEMES[scheme].package
         raise ConfigError(
             f"{loaded.locate(loc)}: {scheme}:// needs {module}, which cannot be imported",
             hint=install_hint(scheme),

@@ -1,7 +1,8 @@
 """Apply's core cases through every pairing of ``StateStore`` and ``Destination``.
 
 The same cases run with the local state file and the in-memory store, and with the file
-destination, objects in S3 (moto's server) and the in-memory one: a snapshot and chained
+destination, objects in S3 (moto's server), GCS (fake-gcs-server) and Azure (Azurite), and the
+in-memory one: a snapshot and chained
 incrementals equal the emulator's
 data; a failed download keeps the old watermark and publishes nothing; a job started by a
 killed apply is resumed, not started again. A new backend joins by adding one fixture
@@ -24,6 +25,7 @@ from dapctl.outputs.objects import ObjectDestination
 from dapctl.state import LocalStateStore, MemoryBackend, MemoryStateStore
 from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ, expected_rows, replay
+from tests.object_stores import emulated
 
 TABLES = ("accounts", "users")
 
@@ -48,6 +50,8 @@ class Pairing:
             "files": None,
             "memory": lambda target: memory,
             "objects": self._objects,
+            "gcs": self._objects,
+            "azure": self._objects,
         }[self.destination_kind]
         results = run_apply(
             loaded,
@@ -66,7 +70,7 @@ class Pairing:
     def records(self, location: str) -> list[dict]:
         if self.destination_kind == "memory":
             data = self.memory.published[location]
-        elif self.destination_kind == "objects":
+        elif self.destination_kind in BUCKETS:
             data = gzip.decompress(self.s3.read(location))
         else:
             data = gzip.decompress(Path(location).read_bytes())
@@ -76,19 +80,24 @@ class Pairing:
         """Every location published so far, where the destination can list them."""
         if self.destination_kind == "memory":
             return list(self.memory.published)
-        if self.destination_kind == "objects":
+        if self.destination_kind in BUCKETS:
             return [self.s3.url(key) for key in self.s3.objects()]
         return None
 
 
 PAIRINGS = ["local+files", "local+memory", "memory+files", "memory+memory"]
+BUCKETS = ("objects", "gcs", "azure")  # objects: S3's
 
 
-@pytest.fixture(params=[*PAIRINGS, "local+objects", "memory+objects"])
-def pairing(request, tmp_path) -> Pairing:
+@pytest.fixture(params=[*PAIRINGS, "local+objects", "memory+objects", "local+gcs", "local+azure"])
+def pairing(request, tmp_path, monkeypatch) -> Pairing:
     store, destination = request.param.split("+")
-    s3 = request.getfixturevalue("s3") if destination == "objects" else None
-    return Pairing(store, destination, tmp_path, s3)
+    bucket = None  # a bucket of the destination's store (``s3``: any with url, read, objects)
+    if destination == "objects":
+        bucket = request.getfixturevalue("s3")
+    elif destination in BUCKETS:
+        bucket = emulated(request, destination, monkeypatch)
+    return Pairing(store, destination, tmp_path, bucket)
 
 
 def test_snapshot_then_incrementals_equal_the_emulators_data(pairing, make_emulator, write_config):

@@ -152,7 +152,7 @@ def test_an_s3_state_without_s3fs_names_the_extra(
     [
         ("s3://AKIAEXAMPLE@bucket/states/", "holds credentials"),
         ("s3://AKIAEXAMPLE:hunter2@bucket/states/", "must not sit in a config file"),
-        ("gs://bucket/states/", "no state backend for gs:// URLs"),
+        ("ftp://bucket/states/", "no state backend for ftp:// URLs"),
         ("s3:///states/", "names no bucket"),
     ],
 )

@@ -20,12 +20,17 @@ import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dapctl.errors import StateConflictError, StateError
+from dapctl.errors import ConfigError, StateConflictError, StateError
 from dapctl.files import atomic_write_bytes, ensure_private_dir, keep_copy, sweep_stale_temp_files
+from dapctl.redaction import holds_password
 from dapctl.state.filelock import FileLock, read_holder, unlock
 from dapctl.state.model import State, parse_state
 from dapctl.state.store import LockHolder, SerialGuard
+
+if TYPE_CHECKING:
+    from dapctl.loading import LoadedConfig
 
 log = logging.getLogger("dapctl.state")
 
@@ -121,3 +126,14 @@ class LocalStateStore:
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def open_local(value: str, *, loaded: LoadedConfig, where: str) -> LocalStateStore:
+    """The backend registry's opener: ``value`` is a path relative to the config's folder."""
+    if holds_password(value):  # a libpq keyword string: as a path it would show everywhere
+        raise ConfigError(
+            f"{where}: not a URL, and it holds a password (a keyword string such as "
+            "host=... password=... is not a state location)",
+            hint="write it as postgresql://user:password@host/db",
+        )
+    return LocalStateStore(loaded.resolve_path(value), base_dir=loaded.base_dir)

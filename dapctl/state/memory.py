@@ -104,3 +104,8 @@ class MemoryStateStore:
         with contextlib.suppress(RuntimeError):
             self.backend.lock.release()
         return holder
+
+
+def open_memory(value: str, *, loaded: object, where: str) -> MemoryStateStore:
+    """The backend registry's opener; no URL chooses it (tests make their own)."""
+    return MemoryStateStore(MemoryBackend())

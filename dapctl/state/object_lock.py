@@ -1,15 +1,14 @@
-"""The S3 state's lock: one object, created only if absent, that names its holder.
+"""The lock of a state in a bucket: one object, created only if absent, naming its holder.
 
-Taking the lock writes ``<prefix><namespace>/dapctl.state.lock`` with ``If-None-Match: *``:
-of two processes, exactly one creates it. The object records the holder (pid, host, since,
-command) and is rewritten every ``ttl / 4`` seconds while held (``If-Match`` its own ETag),
-so its age, by the S3 server's clock, tells whether its holder still runs: no process on
-any machine can release a lock when it is killed, so one not renewed for ``ttl`` seconds
-is taken over with a warning naming the old holder (``If-Match`` the stale ETag: one taker
-wins). Releasing deletes it if
-it is still this holder's. ``force_unlock`` refuses a fresh lock unless forced. A holder
-whose lock was taken over learns it at its next renewal or state write (``fence``) and
-writes nothing more.
+Taking the lock writes ``<prefix><namespace>/dapctl.state.lock`` only if absent
+(``Objects.put``): of two processes, exactly one creates it. The object records the holder
+(pid, host, since, command) and is rewritten every ``ttl / 4`` seconds while held (only if it
+still has its own version), so its age, by the store's own clock, tells whether its holder
+still runs: no process on any machine can release a lock when it is killed, so one not
+renewed for ``ttl`` seconds is taken over with a warning naming the old holder (only if it
+still has the stale version: one taker wins). Releasing deletes it if it is still this
+holder's. ``force_unlock`` refuses a fresh lock unless forced. A holder whose lock was taken
+over learns it at its next renewal or state write (``fence``) and writes nothing more.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from dapctl.errors import LockError
+from dapctl.objects import Conflict, Objects
 from dapctl.state.filelock import describe_holder
-from dapctl.state.s3 import Conflict, S3Objects
 from dapctl.state.store import LockHolder
 from dapctl.text import format_time
 
@@ -39,7 +38,7 @@ TTL = 120.0  # seconds a lock stays fresh without renewal
 class ObjectLock:
     def __init__(
         self,
-        objects: S3Objects,
+        objects: Objects,
         key: str,
         *,
         location: str,
@@ -49,7 +48,7 @@ class ObjectLock:
     ) -> None:
         self.objects, self.key, self.location, self.ttl = objects, key, location, ttl
         self._sleep, self._clock = sleep, clock
-        self._etag: str | None = None  # ours, while held
+        self._version: str | None = None  # ours, while held
         self._lost: LockHolder | None = None
         self._renewing = threading.Event()
         self._mutex = threading.Lock()
@@ -91,28 +90,28 @@ class ObjectLock:
     def _try(self, record: bytes) -> LockHolder | None:
         """Take the lock (``None``), or say who holds it."""
         try:
-            self._etag = self.objects.put(self.key, record, if_absent=True)
+            self._version = self.objects.put(self.key, record, if_absent=True)
             return None
         except Conflict:
             pass
         found = self.found()
         if found is None:
             return {}  # released in between: the next try takes it
-        holder, etag, stale = found
+        holder, version, stale = found
         if not stale:
             return holder
         try:
-            self._etag = self.objects.put(self.key, record, if_match=etag)
+            self._version = self.objects.put(self.key, record, if_match=version)
         except Conflict:
             return holder  # another process took it over first
         log.warning("took over the state lock of %s, which is gone", describe_holder(holder))
         return None
 
     def found(self) -> tuple[LockHolder, str, bool] | None:
-        """The lock's holder, its ETag, and whether it is stale; ``None`` when unlocked."""
+        """The lock's holder, its version token, and whether it is stale; ``None`` when unlocked."""
         got = self.objects.get(self.key)
         head = self.objects.head(self.key)
-        if got is None or head is None or head.etag != got[1]:
+        if got is None or head is None or head.token != got[1]:
             return None if got is None else (_parse(got[0]), got[1], False)
         # By age alone: a pid says nothing across containers that share a host name.
         return _parse(got[0]), got[1], head.age > self.ttl
@@ -121,13 +120,13 @@ class ObjectLock:
         record = json.dumps(holder).encode()
         while not self._renewing.wait(self.ttl / 4):
             with self._mutex:
-                if self._etag is None:
+                if self._version is None:
                     return
                 try:
-                    self._etag = self.objects.put(self.key, record, if_match=self._etag)
+                    self._version = self.objects.put(self.key, record, if_match=self._version)
                 except Conflict:
                     self._lost = (self.found() or ({}, "", False))[0]
-                    self._etag = None
+                    self._version = None
                     log.error("%s: the state lock was taken over; writing no more", self.location)
                 except Exception:  # a network blip: the next renewal tries again
                     log.warning("%s: could not renew the state lock", self.location, exc_info=True)
@@ -144,16 +143,16 @@ class ObjectLock:
 
     def _release(self) -> None:
         with self._mutex:
-            etag, self._etag = self._etag, None
-        if etag is not None:
+            version, self._version = self._version, None
+        if version is not None:
             with contextlib.suppress(Conflict):  # taken over meanwhile: not ours to remove
-                self.objects.delete(self.key, if_match=etag)
+                self.objects.delete(self.key, if_match=version)
 
     def force_unlock(self, *, force: bool) -> LockHolder | None:
         found = self.found()
         if found is None:
             return None
-        holder, etag, stale = found
+        holder, version, stale = found
         if not (stale or force):
             raise LockError(
                 f"{self.location}: held by {describe_holder(holder)}, which is still running "
@@ -161,7 +160,7 @@ class ObjectLock:
                 hint="to remove it anyway, add --force: the holder then writes nothing more",
             )
         try:
-            self.objects.delete(self.key, if_match=etag)
+            self.objects.delete(self.key, if_match=version)
         except Conflict:
             raise LockError(f"{self.location}: the lock changed meanwhile; try again") from None
         return holder

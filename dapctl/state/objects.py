@@ -1,45 +1,54 @@
-"""State in S3: the backend ``[settings] state = "s3://bucket/prefix/"`` chooses.
+"""State in a bucket: the backend ``[settings] state = "s3://bucket/prefix/"`` chooses (or
+``gs://``, ``az://``: any store of ``objects.registry``).
 
 The state is one object, ``<prefix><namespace>/dapctl.state.json`` (the namespace is
 ``state_namespace``, by default the config file's name, so several configs share a prefix as
 Terraform's workspaces do), beside its lock ``dapctl.state.lock`` (``object_lock``). Every
-write compares and swaps with a conditional request: ``If-Match`` the ETag this store last
-read or wrote, or ``If-None-Match: *`` for the first state, so of two writers that read the
+write compares and swaps with a conditional request (``Objects.put``): only if the object
+still has the version this store last read or wrote (S3 and Azure: ``If-Match`` its ETag; GCS:
+``ifGenerationMatch``), or only if absent for the first state, so of two writers that read the
 same state exactly one succeeds and the other gets ``StateConflictError``; ``SerialGuard``
 adds the lineage and serial rules and their messages. A write first checks that this
 holder's lock was not taken over (``fence``). Keep earlier versions with the bucket's own
-versioning; credentials and endpoint come from the standard chain and variables (s3fs, the
-``s3`` extra). Only ``s3://`` is served: GCS and Azure states are refused by name.
+versioning; credentials and endpoint come from each cloud's standard chain and variables.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from dapctl.buckets import parse_url
-from dapctl.errors import ConfigError, StateConflictError
+from dapctl.errors import ConfigError, StateConflictError, StateError
+from dapctl.objects import Conflict, open_objects
+from dapctl.state.backends import state_namespace
 from dapctl.state.model import State, parse_state
 from dapctl.state.object_lock import TTL, ObjectLock
-from dapctl.state.s3 import Conflict, S3Objects
 from dapctl.state.store import LockHolder, SerialGuard
+
+if TYPE_CHECKING:
+    from dapctl.loading import LoadedConfig
 
 STATE_NAME, LOCK_NAME = "dapctl.state.json", "dapctl.state.lock"
 
 
 class ObjectStateStore:
-    def __init__(self, url: str, *, namespace: str, where: str = "state", ttl: float = TTL) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str,
+        where: str = "state",
+        ttl: float = TTL,
+        fs: Any = None,
+    ) -> None:
         base = url if url.endswith("/") else url + "/"
         try:
             parsed = parse_url(f"{base}{namespace}/{STATE_NAME}")
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        if parsed.scheme != "s3":
-            raise ConfigError(
-                f"{where}: dapctl keeps state in s3:// buckets, not yet in {parsed.scheme}://",
-                hint="keep the state in S3, PostgreSQL or a local file; outputs may go anywhere",
-            )
         self.key = parsed.key
-        self.objects = S3Objects(parsed.bucket)
+        self.objects = open_objects(parsed.scheme, parsed.bucket, error=StateError, fs=fs)
         self._guard = SerialGuard(str(parsed))
         lock_key = self.key.removesuffix(STATE_NAME) + LOCK_NAME
         self._lock = ObjectLock(self.objects, lock_key, location=self.location, ttl=ttl)
@@ -68,21 +77,21 @@ class ObjectStateStore:
         data = state.to_bytes()
         try:
             if seen is None:
-                etag = self.objects.put(self.key, data, if_absent=True)
+                version = self.objects.put(self.key, data, if_absent=True)
             else:
-                etag = self.objects.put(self.key, data, if_match=str(seen))
+                version = self.objects.put(self.key, data, if_match=str(seen))
         except Conflict:
             head = self.objects.head(self.key)  # someone wrote it since: say who, as check does
-            self._guard.check(state, head.etag if head else None, self._current)
+            self._guard.check(state, head.token if head else None, self._current)
             raise StateConflictError(
                 f"{self.location}: the state changed since it was read"
             ) from None
-        self._guard.saw(state, etag)
+        self._guard.saw(state, version)
 
     def discard(self) -> None:
         """Remove the state, if it is still what was last read."""
         head = self.objects.head(self.key)
-        current = head.etag if head else None
+        current = head.token if head else None
         changed = StateConflictError(
             f"{self.location}: the state changed since it was read; nothing was removed"
         )
@@ -104,3 +113,8 @@ class ObjectStateStore:
 
     def force_unlock(self, *, force: bool) -> LockHolder | None:
         return self._lock.force_unlock(force=force)
+
+
+def open_objects_state(value: str, *, loaded: LoadedConfig, where: str) -> ObjectStateStore:
+    """The backend registry's opener: ``value`` is a bucket URL of any object store."""
+    return ObjectStateStore(value, namespace=state_namespace(loaded), where=where)

@@ -36,7 +36,7 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -46,11 +46,15 @@ from dapctl.errors import DatabaseError, StateConflictError, StateError
 from dapctl.pg import connect_url, guarded, url_password
 from dapctl.redaction import redact
 from dapctl.state import pg_schema as q
+from dapctl.state.backends import state_namespace
 from dapctl.state.model import STATE_VERSION, State, StepState, parse_state
 from dapctl.state.pg_leases import PgLeases
 from dapctl.state.pg_lock import NamespaceLock
 from dapctl.state.pg_sends import PgSendLedger
 from dapctl.state.store import LockHolder, SerialGuard
+
+if TYPE_CHECKING:
+    from dapctl.loading import LoadedConfig
 
 log = logging.getLogger("dapctl.state")
 
@@ -264,3 +268,8 @@ def _header(row: tuple[Any, ...]) -> State:
 
 def _writer() -> str:
     return f"dapctl {__version__} pid {os.getpid()} on {socket.gethostname()}"
+
+
+def open_postgres(value: str, *, loaded: LoadedConfig, where: str) -> PostgresStateStore:
+    """The backend registry's opener: ``value`` is a ``postgresql://`` URL."""
+    return PostgresStateStore(value, namespace=state_namespace(loaded))

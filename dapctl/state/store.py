@@ -8,10 +8,10 @@ Every write compares and swaps, as Terraform's state managers do: a store rememb
 changed since (``StateConflictError``: "the state changed since it was read") or to write a
 state of another lineage. ``SerialGuard`` holds that rule once for every backend.
 
-``open_store`` is the factory: ``[settings] state`` (or the variable ``state_env`` names)
-is a local path, a ``postgresql://`` URL (``postgres``, in a namespace of the database) or
-an ``s3://bucket/prefix/`` (``objects``, likewise); a URL scheme dapctl has no backend for
-is refused with the list of those it has, and a backend whose package is missing names the
+``open_store`` reads ``[settings] state`` (or the variable ``state_env`` names) and opens
+it through the backend registry (``backends``): a local path, a ``postgresql://`` URL or a
+bucket URL (``s3://``, ``gs://``, ``az://``); a URL scheme dapctl has no backend for is
+refused with the list of those it has, and a backend whose package is missing names the
 extra that installs it. ``StateKeeper`` is one apply's view: many threads change steps,
 and every change is written at once.
 """
@@ -25,11 +25,10 @@ from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
-from dapctl.errors import ConfigError, StateConflictError
-from dapctl.redaction import holds_password
+from dapctl.errors import StateConflictError
 from dapctl.secret_sources import resolve_source
+from dapctl.state import backends
 from dapctl.state.model import State, StepState
 
 if TYPE_CHECKING:
@@ -154,10 +153,6 @@ class StateKeeper:
             return step
 
 
-BACKENDS = ("a local path", "postgresql://host/db", "s3://bucket/prefix/")
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
 def open_store(
     loaded: LoadedConfig,
     *,
@@ -188,44 +183,5 @@ def store_at(
     importer: Callable[[str], object] = importlib.import_module,
 ) -> StateStore:
     """The store at ``value``, a backend's URL or a path relative to the config's folder;
-    ``where`` names the setting (or flag) it came from, for messages."""
-    scheme = urlsplit(value).scheme.lower()
-    if scheme in POSTGRES_SCHEMES:
-        _require(importer, "psycopg", "postgresql", f"{where}: a PostgreSQL state")
-        from dapctl.state.postgres import PostgresStateStore
-
-        return PostgresStateStore(value, namespace=state_namespace(loaded))
-    if scheme == "s3":
-        _require(importer, "s3fs", "s3", f"{where}: an S3 state")
-        from dapctl.state.objects import ObjectStateStore
-
-        return ObjectStateStore(value, namespace=state_namespace(loaded), where=where)
-    if len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
-        raise ConfigError(
-            f"{where}: dapctl has no state backend for {scheme}:// URLs",
-            hint=f"state may be {', '.join(BACKENDS)}",
-        )
-    if holds_password(value):  # a libpq keyword string: as a path it would show everywhere
-        raise ConfigError(
-            f"{where}: not a URL, and it holds a password (a keyword string such as "
-            "host=... password=... is not a state location)",
-            hint="write it as postgresql://user:password@host/db",
-        )
-    from dapctl.state.local import LocalStateStore
-
-    return LocalStateStore(loaded.resolve_path(value), base_dir=loaded.base_dir)
-
-
-def state_namespace(loaded: LoadedConfig) -> str:
-    """This config's name in a backend shared by several: ``state_namespace``, or the file's."""
-    return loaded.config.settings.state_namespace or loaded.path.stem
-
-
-def _require(importer: Callable[[str], object], module: str, extra: str, what: str) -> None:
-    try:
-        importer(module)
-    except ImportError:
-        raise ConfigError(
-            f"{what} needs the {module} package, which is not installed",
-            hint=f"pip install 'dapctl[{extra}]'",
-        ) from None
+    ``where`` names the setting (or flag) it came from, for messages (``backends``)."""
+    return backends.store_at(value, loaded=loaded, where=where, importer=importer)
