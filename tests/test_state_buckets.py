@@ -1,7 +1,8 @@
-"""State and outputs in GCS and Azure, end to end, against their emulators (fake-gcs-server,
-Azurite: ``tests/object_stores.py``), as ``test_state_s3.py`` does it for S3: a whole cloud
-config through ``dapctl apply``, ``plan`` and ``state list``; a bucket that does not exist is
-named, not taken for a first run; a missing package names its extra before any job."""
+"""State and outputs in a bucket, end to end: a whole cloud config through ``dapctl apply``,
+``plan`` and ``state list`` in S3 (moto's server), GCS and Azure (their emulators:
+``tests/object_stores.py``); for GCS and Azure also a bucket that does not exist is named,
+not taken for a first run, and a missing package names its extra before any job
+(``test_state_s3.py`` has S3's own)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dapctl.errors import ConfigError
 from dapctl.loading import load_config
 from dapctl.state import open_store
 from tests.apply_helpers import config_text, environ
+from tests.object_stores import AZURITE_KEY
+from tests.s3_fixtures import SECRET_KEY
 
 A = "univ_a/core/canvas.accounts"
 STORES = ["gcs", "azure"]
@@ -30,9 +33,16 @@ def cloud(request):
     return request.getfixturevalue(f"{request.param}_bucket")
 
 
+@pytest.fixture(params=["s3", *STORES])
+def any_cloud(request):
+    """A bucket of every store: S3 on moto's server, the others on their emulators."""
+    return request.getfixturevalue("s3" if request.param == "s3" else f"{request.param}_bucket")
+
+
 def test_a_config_with_state_and_outputs_in_the_bucket_applies_plans_and_lists(
-    cloud, make_emulator, write_config, run_cli
+    any_cloud, make_emulator, write_config, run_cli
 ):
+    cloud = any_cloud
     emu = make_emulator()
     path = write_config(_cloud_config(emu, cloud))
 
@@ -49,7 +59,10 @@ def test_a_config_with_state_and_outputs_in_the_bucket_applies_plans_and_lists(
     assert cloud.objects("states/") == ["states/dapctl/dapctl.state.json"], "the lock is gone"
     state = json.loads(cloud.read(cloud.url("states/dapctl/dapctl.state.json")))
     assert state["serial"] >= 4 and state["steps"][A]["files"][0].startswith(cloud.url("out/"))
-    assert len(cloud.objects("out/accounts/")) == 2
+    assert len(cloud.objects("out/accounts/")) == 2 and not list(path.parent.iterdir())[1:]
+    secrets = (*environ(emu).values(), SECRET_KEY, AZURITE_KEY)  # DAP's, S3's and Azure's
+    shown = "".join(r.stdout + r.stderr for r in (first, plan, second, listed))
+    assert not [secret for secret in secrets if secret in shown]
 
 
 def test_a_state_in_a_bucket_that_does_not_exist_is_named(
