@@ -59,6 +59,16 @@ def _release(backend):
     backend.opened.clear()
 
 
+def _loaded_then_changed(backend, emu, write_config):
+    """A config whose tables were loaded once, the emulator's data changed since, and the
+    test's own connections let go: ready for the change under test."""
+    path = write_config(_config(emu, backend.url))
+    _apply(path, emu)
+    _change(emu)
+    _release(backend)
+    return path
+
+
 def _kinds(results):
     return {table: (r.status, r.kind) for table, r in results.items()}
 
@@ -96,10 +106,7 @@ def test_a_replaced_database_is_refilled_by_snapshots(
     backend, make_emulator, write_config, pg_admin_url
 ):
     emu = make_emulator()
-    path = write_config(_config(emu, backend.url))
-    _apply(path, emu)
-    _change(emu)
-    _release(backend)
+    path = _loaded_then_changed(backend, emu, write_config)
     if backend.kind == "duckdb":
         for file in (path.parent / "data").iterdir():
             file.unlink()  # the .duckdb file (and any .wal): a new empty one comes in its place
@@ -126,10 +133,7 @@ def test_a_changed_db_schema_takes_a_snapshot_into_the_new_schema(
     backend, make_emulator, write_config, run_cli
 ):
     emu = make_emulator()
-    path = write_config(_config(emu, backend.url))
-    _apply(path, emu)
-    _change(emu)
-    _release(backend)
+    path = _loaded_then_changed(backend, emu, write_config)
     path.write_text(_config(emu, backend.url, db_schema="moved"))
 
     plan = run_cli("plan", str(path), environ=environ(emu))
