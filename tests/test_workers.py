@@ -19,7 +19,7 @@ from dapctl.wiring import run_apply
 from dapctl.workers import Worker
 from tests.apply_helpers import FAST, apply, config_text, environ
 from tests.clock import FakeClock
-from tests.databases.helpers import Backend, dap_schema, expected_rows
+from tests.databases.helpers import Backend, dap_schema, expected_rows, query_postgresql
 from tests.hardening.helpers import final_files
 from tests.worker_helpers import ACCOUNTS, LEASE, USERS, pg_config, race, stored
 
@@ -72,7 +72,7 @@ def test_racing_workers_load_each_database_table_once_per_round(
     emu = make_emulator(job_delay=0.3, cache_jobs=False)
     text = pg_config(emu, pg_url).replace('output = "out/', 'database = "wh"\n# output = "')
     path = write_config(f'[databases.wh]\nurl = "{pg_url}"\n\n{text}')
-    warehouse = Backend("postgresql", pg_url, tmp_path)
+    warehouse = Backend("postgresql", pg_url, tmp_path, query_postgresql)
     for round_ in range(2):
         if round_:
             emu.advance(3600)

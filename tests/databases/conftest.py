@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from dapctl.databases.registry import ENGINES
-from tests.databases.helpers import Backend
+from tests.databases.helpers import Backend, Query, query_duckdb, query_postgresql
 
-# A fresh database of each engine in the registry, for one test. `backend` runs every
-# registered engine; adding one to the registry means adding its line here.
-TEST_URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
-    "postgresql": lambda request: request.getfixturevalue("pg_url"),
-    "duckdb": lambda request: "duckdb:///data/test.duckdb",
+# A fresh database of each engine in the registry, for one test, and how a test reads it.
+# `backend` runs every registered engine; adding one to the registry means adding its line.
+TEST_URLS: dict[str, tuple[Callable[[pytest.FixtureRequest], str], Query]] = {
+    "postgresql": (lambda request: request.getfixturevalue("pg_url"), query_postgresql),
+    "duckdb": (lambda request: "duckdb:///data/test.duckdb", query_duckdb),
 }
 
 
@@ -25,6 +25,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     """A `Backend` (URL, base dir, query helper) of each registered engine."""
     if request.param not in TEST_URLS:
         pytest.fail(f"the {request.param} engine is registered: add its test URL to TEST_URLS")
-    made = Backend(request.param, TEST_URLS[request.param](request), tmp_path)
+    url, query = TEST_URLS[request.param]
+    made = Backend(request.param, url(request), tmp_path, query)
     yield made
     made.close()

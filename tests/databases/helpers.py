@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,11 +70,30 @@ def _norm(value: Any, column: Column) -> Any:
     return value
 
 
-class Backend:
-    """One database under test: ``open()`` a `Database`, ``rows(...)``, ``query(...)``."""
+def query_postgresql(backend: Backend, text: str) -> list[tuple]:
+    """A statement on a connection of the test's own (what a person's psql would see)."""
+    with psycopg.connect(backend.url, autocommit=True) as conn:
+        cur = conn.execute(text.encode())
+        return list(cur.fetchall()) if cur.description else []
 
-    def __init__(self, kind: str, url: str, base_dir: Path) -> None:
+
+def query_duckdb(backend: Backend, text: str) -> list[tuple]:
+    """A statement on the file's one connection (DuckDB has one writer process)."""
+    db = backend.opened[0] if backend.opened else backend.open()
+    cur = db.conn.execute(text)  # type: ignore[attr-defined]
+    return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+
+Query = Callable[["Backend", str], list[tuple]]
+
+
+class Backend:
+    """One database under test: ``open()`` a `Database`, ``rows(...)``, ``query(...)`` (by
+    the engine's own ``Query``, from its line in ``tests/databases/conftest.py``)."""
+
+    def __init__(self, kind: str, url: str, base_dir: Path, query: Query) -> None:
         self.kind, self.url, self.base_dir = kind, url, base_dir
+        self._query = query
         self.opened: list[Database] = []
 
     def open(self) -> Database:
@@ -87,13 +106,7 @@ class Backend:
             db.close()
 
     def query(self, text: str) -> list[tuple]:
-        if self.kind == "postgresql":
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                cur = conn.execute(text.encode())
-                return list(cur.fetchall()) if cur.description else []
-        db = self.opened[0] if self.opened else self.open()
-        cur = db.conn.execute(text)  # type: ignore[attr-defined]
-        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        return self._query(self, text)
 
     def rows(self, table: str, schema: dict[str, Any]) -> list[tuple]:
         columns = table_columns(schema)

@@ -15,6 +15,7 @@ from tests.databases.helpers import (
     dap_schema,
     expected_rows,
     load,
+    query_postgresql,
     table_columns,
     with_value_field,
     write_part,
@@ -433,7 +434,9 @@ def test_a_table_another_tables_foreign_key_references_takes_a_snapshot_reload(
     """PostgreSQL refuses to TRUNCATE a referenced table: its snapshot is merged instead,
     the referencing rows kept; a key the snapshot drops but a row still references stops
     the load by the constraint's name, leaving table and step as they were."""
-    backend = Backend("postgresql", pg_url, tmp_path)  # DuckDB has no such foreign keys
+    backend = Backend(
+        "postgresql", pg_url, tmp_path, query_postgresql
+    )  # DuckDB has no such foreign keys
     db = backend.open()
     _snapshot(emu, backend, db, "accounts", tmp_path)
     first = backend.query("SELECT min(id) FROM canvas.accounts")[0][0]

@@ -23,6 +23,7 @@ from tests.databases.helpers import (
     dap_schema,
     expected_rows,
     load,
+    query_postgresql,
     spec,
     write_part,
 )
@@ -30,7 +31,7 @@ from tests.databases.helpers import (
 
 @pytest.fixture
 def pg(pg_url: str, tmp_path: Path):
-    made = Backend("postgresql", pg_url, tmp_path)
+    made = Backend("postgresql", pg_url, tmp_path, query_postgresql)
     yield made
     made.close()
 
