@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.stubs",
     "tests.s3_fixtures",
     "tests.postgres_fixtures",
+    "tests.mysql_fixtures",
     "tests.object_stores",
 ]
 

@@ -1,4 +1,5 @@
-"""Keep PostgreSQL and DuckDB tables exactly in sync with DAP: snapshots and incrementals.
+"""Keep PostgreSQL, DuckDB and MySQL / MariaDB tables exactly in sync with DAP: snapshots and
+incrementals.
 
 Module map:
 
@@ -18,6 +19,10 @@ Module map:
   (dependent views re-created around a type change), `pg_indexes` (indexes set aside while a
   snapshot refills its table, rebuilt after).
 - `duck`: the DuckDB backend and its loads; `duck_sql` (SQL builders).
+- `mysql`: the MySQL / MariaDB backend (PyMySQL connection, ``GET_LOCK`` locks, steps in
+  ``dapctl__table_steps``, staging sweep); `mysql_load` (a load: parts as typed TSV through
+  ``LOAD DATA LOCAL INFILE``, the one InnoDB commit transaction), `mysql_sql` (SQL builders,
+  the JSON Lines -> TSV converter, `TYPES`; tables named ``schema__table``).
 """
 
 from __future__ import annotations

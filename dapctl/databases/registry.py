@@ -76,6 +76,15 @@ ENGINES: tuple[Engine, ...] = (
         extra="duckdb",
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=True),
     ),
+    # MySQL / MariaDB: parts are JSON Lines, converted to typed TSV for LOAD DATA LOCAL INFILE.
+    Engine(
+        "mysql",
+        "dapctl.databases.mysql",
+        driver="pymysql",
+        extra="mysql",
+        capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False),
+        aliases=("mariadb", "mysql+pymysql"),
+    ),
 )
 
 

@@ -1,6 +1,7 @@
 """Database fixtures: ``backend``, parametrized over every engine in the registry
 (``dapctl.databases.registry.ENGINES``): PostgreSQL (a fresh database per test, ``pg_url``
-from ``tests/postgres_fixtures.py``) and DuckDB (a file per test)."""
+from ``tests/postgres_fixtures.py``), DuckDB (a file per test) and MySQL / MariaDB (a
+fresh database per test, ``mysql_url`` from ``tests/mysql_fixtures.py``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import pytest
 
 from dapctl.databases.registry import ENGINES
 from tests.databases.helpers import Backend, Query, query_duckdb, query_postgresql
+from tests.mysql_fixtures import query_mysql
 
 # A fresh database of each engine in the registry, for one test, and how a test reads it.
 # `backend` runs every registered engine; adding one to the registry means adding its line.
 TEST_URLS: dict[str, tuple[Callable[[pytest.FixtureRequest], str], Query]] = {
     "postgresql": (lambda request: request.getfixturevalue("pg_url"), query_postgresql),
     "duckdb": (lambda request: "duckdb:///data/test.duckdb", query_duckdb),
+    "mysql": (lambda request: request.getfixturevalue("mysql_url"), query_mysql),
 }
 
 

@@ -1,4 +1,4 @@
-"""The contract every backend meets, run against PostgreSQL and DuckDB alike."""
+"""The contract every backend meets, run against PostgreSQL, DuckDB and MySQL alike."""
 
 from __future__ import annotations
 
@@ -174,14 +174,20 @@ def _decorate(backend):
     backend.query(
         "CREATE VIEW canvas.course_names AS SELECT id, name, account_id FROM canvas.courses"
     )
-    backend.query("ALTER TABLE canvas.courses ADD COLUMN note VARCHAR")
-    backend.query("CREATE INDEX courses_by_name ON canvas.courses (name)")
+    mysql = backend.kind == "mysql"  # a VARCHAR needs a length, an index on text a prefix
+    backend.query(f"ALTER TABLE canvas.courses ADD COLUMN note VARCHAR{'(20)' if mysql else ''}")
+    backend.query(f"CREATE INDEX courses_by_name ON canvas.courses (name{'(20)' if mysql else ''})")
     backend.query("UPDATE canvas.courses SET note = 'mine'")
 
 
 def _indexes(backend):
     if backend.kind == "postgresql":
         return backend.query("SELECT indexname FROM pg_indexes WHERE tablename = 'courses'")
+    if backend.kind == "mysql":
+        return backend.query(
+            "SELECT DISTINCT index_name FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE() AND table_name = 'canvas__courses'"
+        )
     return backend.query("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'courses'")
 
 
@@ -207,7 +213,8 @@ def test_new_columns_are_added_and_dropped_ones_kept(emu, backend, tmp_path):
     schema = with_value_field(dap_schema("canvas", "courses"), "grade", {"type": "string"})
     schema = with_value_field(schema, "course_code", None)
     assert db.pending_schema_changes(schema="canvas", table="courses", dap_schema=schema) == [
-        "add column grade " + ("text" if backend.kind == "postgresql" else "VARCHAR")
+        "add column grade "
+        + {"postgresql": "text", "mysql": "LONGTEXT"}.get(backend.kind, "VARCHAR")
     ]
     part = write_part(
         tmp_path / "i.jsonl",

@@ -21,7 +21,7 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("url", ["mysql://x@127.0.0.1/db", "sqlite:///x.db", "nonsense"])
+@pytest.mark.parametrize("url", ["mssql://x@127.0.0.1/db", "sqlite:///x.db", "nonsense"])
 def test_unsupported_schemes_name_the_supported_ones(url, tmp_path):
     with pytest.raises(ConfigError, match=r"postgresql://, duckdb://"):
         open_database(url, base_dir=tmp_path)

@@ -23,16 +23,16 @@ IDS = [e.scheme for e in ENGINES]
 
 def test_an_unknown_scheme_lists_every_registered_one(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        open_database("mysql://u:hunter2@h/db", base_dir=tmp_path)
+        open_database("mssql://u:hunter2@h/db", base_dir=tmp_path)
     text = str(caught.value)
     assert ", ".join(f"{e.scheme}://" for e in ENGINES) in text
     assert "hunter2" not in text
 
 
 def test_the_list_is_the_registry_s_own():
-    extra = Engine("mysql", "x.mysql", "pymysql", "mysql", Capabilities(("jsonl", None), False))
-    assert engine_of("MySQL://h/db", (*ENGINES, extra)) is extra
-    with pytest.raises(ConfigError, match=r"one of mysql://\Z"):
+    extra = Engine("mssql", "x.mssql", "pymssql", "mssql", Capabilities(("jsonl", None), False))
+    assert engine_of("MSSQL://h/db", (*ENGINES, extra)) is extra
+    with pytest.raises(ConfigError, match=r"one of mssql://\Z"):
         engine_of("duckdb:///x.duckdb", (extra,))
 
 
@@ -43,6 +43,9 @@ def test_the_list_is_the_registry_s_own():
         ("POSTGRESQL+psycopg://h/d", "postgresql"),
         ("postgresql://h/d", "postgresql"),
         ("DuckDB:///x.duckdb", "duckdb"),
+        ("mysql://h/d", "mysql"),
+        ("MariaDB://h/d", "mysql"),
+        ("mysql+pymysql://h/d", "mysql"),
     ],
 )
 def test_aliases_name_their_engine(url, scheme):
@@ -97,6 +100,7 @@ def test_every_engine_is_wired_up(engine):
 def test_capabilities():
     assert registry.capabilities("postgres://h/d") == Capabilities(("tsv", "condensed"), False)
     assert registry.capabilities("duckdb:///x.duckdb") == Capabilities(("jsonl", None), True)
+    assert registry.capabilities("mysql://h/d") == Capabilities(("jsonl", None), False)
     assert registry.wire_format("postgresql://h/d") == ("tsv", "condensed")
     with pytest.raises(ConfigError, match="unsupported database URL"):
         registry.capabilities("sqlite:///x.db")

@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import pytest
 
-from dapctl.databases import duck_sql, evolve, pg_sql
+from dapctl.databases import duck_sql, evolve, mysql_sql, pg_sql
 from dapctl.databases.columns import Column, ColumnType, column_type
 
 T = ColumnType
-MAPPERS = {"postgresql": pg_sql.TYPES, "duckdb": duck_sql.TYPES}
+MAPPERS = {"postgresql": pg_sql.TYPES, "duckdb": duck_sql.TYPES, "mysql": mysql_sql.TYPES}
 
-# Exactly the SQL types each engine was given before types were neutral (issue 21).
+# Exactly the SQL types each engine was given before types were neutral (issue 21); MySQL's
+# as issue 22 chose them (dapctl/databases/mysql_sql.py).
 SPELLED = {
-    T.INT16: ("smallint", "SMALLINT"),
-    T.INT32: ("integer", "INTEGER"),
-    T.INT64: ("bigint", "BIGINT"),
-    T.FLOAT32: ("real", "FLOAT"),
-    T.FLOAT64: ("double precision", "DOUBLE"),
-    T.BOOLEAN: ("boolean", "BOOLEAN"),
-    T.TIMESTAMP: ("timestamp with time zone", "TIMESTAMP WITH TIME ZONE"),
-    T.DATE: ("date", "DATE"),
-    T.TIME: ("time without time zone", "TIME"),
-    T.UUID: ("uuid", "UUID"),
-    T.TEXT: ("text", "VARCHAR"),
-    T.JSON: ("jsonb", "JSON"),
+    T.INT16: ("smallint", "SMALLINT", "SMALLINT"),
+    T.INT32: ("integer", "INTEGER", "INTEGER"),
+    T.INT64: ("bigint", "BIGINT", "BIGINT"),
+    T.FLOAT32: ("real", "FLOAT", "FLOAT"),
+    T.FLOAT64: ("double precision", "DOUBLE", "DOUBLE"),
+    T.BOOLEAN: ("boolean", "BOOLEAN", "BOOLEAN"),
+    T.TIMESTAMP: ("timestamp with time zone", "TIMESTAMP WITH TIME ZONE", "DATETIME(6)"),
+    T.DATE: ("date", "DATE", "DATE"),
+    T.TIME: ("time without time zone", "TIME", "TIME(6)"),
+    T.UUID: ("uuid", "UUID", "CHAR(36)"),
+    T.TEXT: ("text", "VARCHAR", "LONGTEXT"),
+    T.JSON: ("jsonb", "JSON", "JSON"),
 }
 
 
@@ -94,6 +95,15 @@ WIDENINGS = [
     ("duckdb", "VARCHAR", T.JSON, False),
     ("duckdb", "JSON", T.TEXT, True),
     ("duckdb", "BIGINT", T.INT16, False),
+    # MySQL: what information_schema's DATA_TYPE says, as `mysql_sql.existing_type` reads it.
+    ("mysql", "smallint", T.INT64, True),
+    ("mysql", "integer", T.INT64, True),
+    ("mysql", "float", T.FLOAT64, True),
+    ("mysql", "datetime", T.TIMESTAMP, True),
+    ("mysql", "varchar", T.TEXT, True),
+    ("mysql", "longtext", T.INT64, False),
+    ("mysql", "double", T.FLOAT32, False),
+    ("mysql", "bigint", T.INT32, False),
 ]
 
 

@@ -21,6 +21,7 @@ from dapctl.loading import load_config
 from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
 from tests.databases.helpers import dap_schema, expected_rows
+from tests.mysql_fixtures import create_database, drop_database
 
 TABLES = ("accounts", "users")
 
@@ -115,8 +116,11 @@ def test_a_replaced_database_is_refilled_by_snapshots(
         _assert_equal_to_emulator(backend, emu)
         return
     name = f"dapctl_new_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    if backend.kind == "mysql":
+        create_database(name)
+    else:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"'.encode())
     try:
         fresh = backend.url.rsplit("/", 1)[0] + f"/{name}"
         path.write_text(path.read_text().replace(backend.url, fresh))
@@ -125,8 +129,11 @@ def test_a_replaced_database_is_refilled_by_snapshots(
         backend.url = fresh
         _assert_equal_to_emulator(backend, emu)
     finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+        if backend.kind == "mysql":
+            drop_database(name)
+        else:
+            with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 def test_a_changed_db_schema_takes_a_snapshot_into_the_new_schema(

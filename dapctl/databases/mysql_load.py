@@ -1,0 +1,134 @@
+"""A MySQL / MariaDB load: parts converted to typed TSV, staged, applied in one transaction.
+
+`MySQLLoad` takes a ``GET_LOCK`` on its staging table's name (the sign of a live run that
+`MySQLDatabase.sweep_staging` respects), creates ``dapctl__staging_<host>_<pid>_<random>``
+and ``LOAD DATA LOCAL INFILE``s each part into it, converted by `mysql_sql.to_tsv`.
+`commit` keeps the latest record of each key, creates the table if needed and applies the
+schema changes (DDL, which MySQL commits on its own; a column added early is harmless), then in
+ONE InnoDB transaction empties and refills the table (a snapshot: ``DELETE``, since
+``TRUNCATE`` and a ``RENAME TABLE`` swap are DDL that commit by themselves, and a swap would
+lose the user's indexes, columns and grants) or upserts and deletes (an incremental) and
+upserts the step row. A snapshot that must change a type no value survives first deletes the
+step row and empties the table, each committed, so a crash there leaves a table with no step
+row, which the next plan reloads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dapctl.databases import evolve, mysql_sql
+from dapctl.databases.columns import Column
+from dapctl.databases.engine import LoadKind
+from dapctl.databases.mysql_sql import TYPES, lock_name, q, table_name
+
+if TYPE_CHECKING:
+    from dapctl.databases.mysql import MySQLDatabase
+
+STEPS = "dapctl__table_steps"
+STAGING_PREFIX = "dapctl__staging_"
+UPSERT_STEP = """
+INSERT INTO dapctl__table_steps (schema_name, table_name, address, record) VALUES (%s, %s, %s, %s)
+ON DUPLICATE KEY UPDATE address = VALUES(address), record = VALUES(record),
+updated_at = CURRENT_TIMESTAMP(6)
+"""
+
+
+class MySQLLoad:
+    """A `dapctl.databases.engine.TableLoad` into MySQL; see the module docstring."""
+
+    def __init__(
+        self,
+        db: MySQLDatabase,
+        target: tuple[str, str],
+        columns: Sequence[Column],
+        kind: LoadKind,
+    ) -> None:
+        self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self.table = table_name(*target)
+        self.staging = f"{STAGING_PREFIX}{_host_tag()}_{os.getpid()}_{os.urandom(4).hex()}"
+        self._key = lock_name(db.database, self.staging)
+        db.live_staging.add(self.staging)
+        db.scalar("SELECT GET_LOCK(%s, 0)", (self._key,))
+        self._done = False
+        with db.guard("cannot create the staging table"), db.cursor() as cur:
+            cur.execute(mysql_sql.create_staging(self.staging, self.columns))
+
+    def add_part(self, path: Path) -> int:
+        """Convert the part to typed TSV beside it and load that; return the records."""
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, suffix=".tsv", newline="\n", delete=False
+        ) as out:
+            tsv = Path(out.name)
+            with path.open(encoding="utf-8") as lines:
+                count = mysql_sql.to_tsv(lines, self.columns, out)
+        try:
+            with self.db.guard(f"cannot stage {path.name}"), self.db.cursor() as cur:
+                cur.execute(mysql_sql.load_data(self.staging, self.columns), (str(tsv),))
+        finally:
+            tsv.unlink(missing_ok=True)
+        return count
+
+    def commit(self, *, address: str, record: str) -> int:
+        doing = f"cannot apply the {self.kind} of {'.'.join(self.target)}"
+        with self.db.guard(doing), self.db.cursor() as cur:
+            cur.execute(mysql_sql.keep_latest(self.staging, self.columns))
+            cur.execute(mysql_sql.create_table(self.table, self.columns))
+            self._evolve(cur)
+        with self.db.transaction(doing) as cur:
+            rows = self._apply(cur)
+            cur.execute(UPSERT_STEP, (*self.target, address, record))
+        self.abort()
+        return rows
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        with self.db.guard("cannot drop the staging table"), self.db.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {q(self.staging)}")
+        self._done = True
+        self.db.live_staging.discard(self.staging)
+        if self.db.conn.open:
+            self.db.scalar("SELECT RELEASE_LOCK(%s)", (self._key,))
+
+    def _evolve(self, cur: Any) -> None:
+        changes = evolve.diff(
+            self.db.existing_columns(self.table, self.columns), self.columns, TYPES
+        )
+        lossy = evolve.unsafe(changes, TYPES)
+        if lossy and self.kind == "incremental":
+            raise evolve.NeedsReload(".".join(self.target), lossy)
+        if lossy:  # a snapshot replaces every row: empty the table so any type applies
+            cur.execute(
+                "DELETE FROM dapctl__table_steps WHERE schema_name = %s AND table_name = %s",
+                self.target,
+            )
+            cur.execute(f"DELETE FROM {q(self.table)}")  # noqa: S608
+        for change in changes:
+            verb = "ADD COLUMN" if change.kind == "add" else "MODIFY COLUMN"
+            column = change.column
+            if change.kind == "add":
+                column = Column(column.name, column.type, True, False, column.path)
+            cur.execute(f"ALTER TABLE {q(self.table)} {verb} {mysql_sql.definition(column)}")
+
+    def _apply(self, cur: Any) -> int:
+        table, staging, columns = self.table, self.staging, self.columns
+        if self.kind == "snapshot":
+            cur.execute(f"DELETE FROM {q(table)}")  # noqa: S608
+            return int(cur.execute(mysql_sql.insert(table, staging, columns, upsert=False)))
+        gone = int(cur.execute(mysql_sql.delete(table, staging, columns)))
+        cur.execute(f"SELECT count(*) FROM {q(staging)} WHERE {q(mysql_sql.ACTION)} <> 'D'")  # noqa: S608
+        put = int(cur.fetchone()[0])
+        cur.execute(mysql_sql.insert(table, staging, columns, upsert=True))
+        return gone + put
+
+
+def _host_tag() -> str:
+    # A stable short tag: names must stay within MySQL's 64 characters whatever the host name.
+    return format(zlib.crc32(socket.gethostname().encode()), "08x")
