@@ -65,9 +65,9 @@ output = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
 #                                     # credentials from the environment, never from here)
 
 # Tables kept in a database instead of files: a snapshot, then changes merged in.
-# pip install 'dapctl[postgresql]' (or 'dapctl[duckdb]' for a DuckDB file).
+# pip install 'dapctl[postgresql]' (or 'dapctl[mysql]', or 'dapctl[duckdb]' for a DuckDB file).
 # [databases.warehouse]
-# url = "postgresql://dapctl@db.example.edu/canvas"   # or "duckdb:///warehouse.duckdb"
+# url = "postgresql://dapctl@db.example.edu/canvas"   # or "mysql://dapctl@db/canvas", "duckdb:///w.duckdb"
 #
 # [[targets]]
 # name = "warehouse"

@@ -71,8 +71,8 @@ class Database(FrozenModel):
     url: str | None = Field(
         None,
         min_length=1,
-        description="postgresql://user@host:port/db or duckdb:///path.duckdb (relative to "
-        "the config's folder); no password in it.",
+        description="postgresql://user@host:port/db, mysql://user@host:3306/db or "
+        "duckdb:///path.duckdb (relative to the config's folder); no password in it.",
     )
     url_env: EnvName | None = Field(None, description="Variable holding the whole URL.")
     url_file: PathText | None = Field(None, description="File holding the whole URL.")
