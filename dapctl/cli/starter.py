@@ -67,7 +67,7 @@ output = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
 # Tables kept in a database instead of files: a snapshot, then changes merged in.
 # pip install 'dapctl[postgresql]' (or 'dapctl[mysql]', or 'dapctl[duckdb]' for a DuckDB file).
 # [databases.warehouse]
-# url = "postgresql://dapctl@db.example.edu/canvas"   # or "mysql://dapctl@db/canvas", "duckdb:///w.duckdb"
+# url = "postgresql://dapctl@db.example.edu/canvas"  # or mysql://…, duckdb:///w.duckdb
 #
 # [[targets]]
 # name = "warehouse"
