@@ -16,11 +16,14 @@ timestamps to ``timestamptz`` read as UTC, arrays to ``jsonb``, value columns nu
 stops the table's adoption with a `DatabaseError` naming it. `adopt` runs them in ONE
 transaction with the dependent views re-created (`pg_views`) and the table's step row
 written, so a kill at any instant leaves the table either as the client left it or adopted.
-Enum types the conversion leaves unused are kept (a user's own objects may name them).
+Views comparing an enum column with a literal are re-created with that literal cast to text
+(ordering by such a column becomes alphabetical). Enum types the conversion leaves unused
+are kept (a user's own objects may name them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,9 +51,9 @@ SELECT coalesce(target_schema, source_namespace), target_table, source_namespace
 FROM instructure_dap.table_sync
 """
 _COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typtype = 'e'
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
 WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
@@ -58,10 +61,12 @@ ORDER BY a.attnum
 
 @dataclass(frozen=True)
 class Existing:
-    """One column of the table as it is: its type (``format_type`` spelling), NOT NULL."""
+    """One column of the table as it is: its type (``format_type`` spelling), NOT NULL,
+    whether that type is an enum."""
 
     type: str
     not_null: bool
+    enum: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Conversion:
     kind: str  # "add" | "retype" | "nullable"
     column: Column
     old: str | None = None
+    enum: bool = False
 
     @property
     def new(self) -> str:
@@ -120,7 +126,7 @@ def conversions(
                     f"{where}: column {column.name} is {have.type}, which does not convert to "
                     f"{pg_sql.TYPES.spell(column.type)} without loss; not adopted"
                 )
-            out.append(Conversion("retype", column, have.type))
+            out.append(Conversion("retype", column, have.type, have.enum))
         if have.not_null and not column.key:
             out.append(Conversion("nullable", column))
     return out
@@ -194,10 +200,21 @@ def adopt(
             pg_views.drop_views(cur, views)
             clauses = sql.SQL(", ").join(c.clause() for c in changes)
             cur.execute(sql.SQL("ALTER TABLE {} {}").format(ident, clauses))
-            pg_views.create_views(cur, views)
+            pg_views.create_views(cur, [_without_enums(v, changes) for v in views])
         cur.execute(UPSERT_STEP, (*table, address, record))
     return [c.describe() for c in changes]
 
 
 def _columns(cur: Any, table: TableName) -> dict[str, Existing]:
-    return {n: Existing(t, nn) for n, t, nn in cur.execute(_COLUMNS, table)}
+    return {n: Existing(t, nn, e) for n, t, nn, e in cur.execute(_COLUMNS, table)}
+
+
+def _without_enums(view: pg_views.View, changes: Sequence[Conversion]) -> pg_views.View:
+    """``view`` with its casts to the enum types that became text (``'active'::canvas.
+    courses__workflow_state``, as ``pg_get_viewdef`` writes a comparison) cast to text, so a
+    view comparing such a column with a literal still compiles."""
+    definition = view.definition
+    for change in changes:
+        if change.enum and change.old:
+            definition = definition.replace(f"::{change.old}", "::text")
+    return dataclasses.replace(view, definition=definition)
