@@ -10,7 +10,8 @@ first too. A usage error is reported with the usage of the command it concerns.
 
 This module holds the top-level parser; each group's commands are described in
 ``run_arguments`` (validate, plan, apply), ``state_arguments`` (state, force-unlock) and
-``inspect_arguments`` (init, tables, describe, token, config-schema, emulator), from the
+``inspect_arguments`` (init, tables, describe, token, config-schema, emulator),
+``import_arguments`` (import), from the
 pieces in ``shared_arguments``.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dapctl import __version__
+from dapctl.cli.import_arguments import add_import
 from dapctl.cli.inspect_arguments import (
     add_config_schema,
     add_describe,
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate(commands)
     add_plan(commands)
     add_apply(commands)
+    add_import(commands)
     add_tables(commands)
     add_describe(commands)
     add_state(commands)

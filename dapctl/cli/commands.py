@@ -4,8 +4,8 @@ A handler is ``cmd_NAME(args, ctx) -> exit status``: it calls the library with e
 arguments, renders what it returns (text through ``render``, or one JSON document with
 ``--json``) and returns an ``ExitStatus``. Errors are raised, never printed: ``main`` turns
 them into a message and a status. The handlers live with their kind: ``run_commands``
-(validate, plan, apply), ``state_commands`` (state, force-unlock) and ``inspect_commands``
-(init, tables, describe, token, config-schema, emulator).
+(validate, plan, apply), ``import_commands`` (import), ``state_commands`` (state,
+force-unlock) and ``inspect_commands`` (init, tables, describe, token, config-schema, emulator).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Callable
 
 from dapctl.cli.context import Context
+from dapctl.cli.import_commands import cmd_import
 from dapctl.cli.inspect_commands import (
     cmd_config_schema,
     cmd_describe,
@@ -40,6 +41,7 @@ HANDLERS: dict[str, Handler] = {
     "validate": cmd_validate,
     "plan": cmd_plan,
     "apply": cmd_apply,
+    "import": cmd_import,
     "tables": cmd_tables,
     "describe": cmd_describe,
     "state list": cmd_state_list,

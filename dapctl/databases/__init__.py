@@ -3,8 +3,9 @@ incrementals.
 
 Module map:
 
-- `engine`: the `Database` / `TableLoad` protocols, `DatabaseError`, URL redaction (from the
-  leaf `dapctl.redaction`).
+- `engine`: the `Database` / `TableLoad` protocols, the optional `Adopts` (tables the
+  official client keeps, taken over by ``dapctl import``), `DatabaseError`, URL redaction
+  (from the leaf `dapctl.redaction`).
 - `registry`: the engines (`ENGINES`: scheme -> backend module, driver, extra, `Capabilities`),
   `open_database` (picks a backend from the URL), `wire_format` (the query format it loads
   fastest), `capabilities`.
@@ -12,6 +13,7 @@ Module map:
   neutral `ColumnType` that each engine's type mapper spells).
 - `evolve`: the pure schema diff (`Change`), which type changes are in place, `NeedsReload`.
 - `postgres`: the PostgreSQL backend (connection, advisory locks, steps, staging sweep);
+  `pg_adopt` (a table ``dap syncdb`` keeps, converted and recorded in one transaction);
   `pg_load` (a load: typed staging, the one commit transaction), `pg_tsv` (TSV parts COPYed
   straight into typed staging by helper connections), `pg_stage` (the helpers; JSON Lines
   parts COPYed raw and converted to typed rows while later parts arrive), `pg_sql` (SQL
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.engine import (
+    Adopts,
+    DapSync,
     Database,
     DatabaseError,
     LoadKind,
@@ -41,9 +45,11 @@ from dapctl.databases.evolve import Change, NeedsReload
 from dapctl.databases.registry import Capabilities, capabilities, open_database, wire_format
 
 __all__ = [
+    "Adopts",
     "Capabilities",
     "Change",
     "Column",
+    "DapSync",
     "Database",
     "DatabaseError",
     "LoadKind",

@@ -19,19 +19,28 @@ fastest, whether loads share one connection) is `dapctl.databases.registry`'s.
 Errors are `DapctlError` subclasses whose messages never hold a password: `redact` and
 `scrub` (from the leaf `dapctl.redaction`, re-exported here) mask one in every form a URL or
 a driver's message can hold it.
+
+`Adopts` is an optional capability (checked with ``isinstance``): an engine whose tables the
+official client (`dap initdb` / `dap syncdb`) may have made can read that client's sync rows
+(`DapSync`) and take such a table over (``dapctl import``), converting it to the columns its
+own snapshot would create and writing the step row in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from dapctl.errors import DatabaseError
 from dapctl.redaction import holds_password, passwords, redact, scrub
 
 __all__ = [
+    "Adopts",
+    "DapSync",
     "Database",
     "DatabaseError",
     "LoadKind",
@@ -110,4 +119,38 @@ class Database(Protocol):
         self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
     ) -> list[str]:
         """What the next load would change in the table's columns, one line each."""
+        ...
+
+
+@dataclass(frozen=True)
+class DapSync:
+    """The official client's record of one table it keeps: when it last synced (``since``,
+    UTC) at which schema version, and the DAP schema it made the table from."""
+
+    table: TableName
+    source: str  # namespace.table as DAP names it
+    since: datetime
+    schema_version: int
+    dap_schema: Mapping[str, Any]
+
+
+@runtime_checkable
+class Adopts(Protocol):
+    """An engine that can take over tables the official client keeps (``dapctl import``)."""
+
+    def dap_syncs(self) -> dict[TableName, DapSync]:
+        """The client's sync rows by the table each describes; empty if it keeps none here;
+        `DatabaseError` for a layout only an old client wrote."""
+        ...
+
+    def adoption_changes(self, table: TableName, dap_schema: Mapping[str, Any]) -> list[str]:
+        """What adopting ``table`` would change in its columns, one line each;
+        `DatabaseError` if a column cannot be converted without loss."""
+        ...
+
+    def adopt(
+        self, table: TableName, dap_schema: Mapping[str, Any], *, address: str, record: str
+    ) -> list[str]:
+        """In one transaction convert ``table`` (its dependent views re-created) and write its
+        step row; return the changes made."""
         ...

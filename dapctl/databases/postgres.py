@@ -4,6 +4,7 @@ Connection settings come from the URL and libpq's own sources (``PG*`` variables
 service files). Every error is re-raised as `DatabaseError` with the password scrubbed, and
 ``repr`` shows the URL redacted. The per-table lock is a session advisory lock
 (``pg_try_advisory_lock``) retried until the timeout; its error names the holding session.
+It `Adopts` tables the official client keeps (`dapctl.databases.pg_adopt`).
 Step rows live in ``dapctl.table_steps``, keyed by (schema, table); staging tables live in
 schema ``dapctl`` and each (with its raw parts) is guarded by an advisory lock its loading
 session holds, which is how
@@ -26,9 +27,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dapctl.databases import evolve
+from dapctl.databases import evolve, pg_adopt
 from dapctl.databases.columns import check_identifier, table_columns
-from dapctl.databases.engine import LoadKind, StepRow, TableName
+from dapctl.databases.engine import DapSync, LoadKind, StepRow, TableName
 from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad
 from dapctl.databases.pg_sql import TYPES
 from dapctl.databases.pg_stage import guard_of
@@ -199,6 +200,17 @@ class PostgresDatabase:
             return [f"create table {schema}.{table}"]
         changes = evolve.diff(existing, table_columns(dap_schema), TYPES)
         return [c.describe() for c in changes]
+
+    def dap_syncs(self) -> dict[TableName, DapSync]:
+        return pg_adopt.read_syncs(self)
+
+    def adoption_changes(self, table: TableName, dap_schema: Mapping[str, Any]) -> list[str]:
+        return [c.describe() for c in pg_adopt.plan_adoption(self, table, dap_schema)]
+
+    def adopt(
+        self, table: TableName, dap_schema: Mapping[str, Any], *, address: str, record: str
+    ) -> list[str]:
+        return pg_adopt.adopt(self, table, dap_schema, address=address, record=record)
 
     def sweep_staging(self) -> list[str]:
         """Drop staging tables whose loading session is gone (its advisory lock is free)."""

@@ -158,6 +158,8 @@ def plan_table(profile: str, target: Target, table: str, step: StepState) -> Ste
         )
     if target.sync == "snapshot":
         return Step(*here, "snapshot", 'sync = "snapshot": a full snapshot every run')
+    if step.reload is not None:
+        return Step(*here, "snapshot", step.reload)
     if step.watermark is not None:
         return Step(*here, "incremental", "continues from the last run", since=step.watermark)
     if target.since is not None:

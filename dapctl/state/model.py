@@ -79,6 +79,11 @@ class StepState(_Model):
     sha256: str | None = None
     completed_at: AwareDatetime | None = None
     pending: PendingJob | None = None
+    reload: str | None = Field(
+        None,
+        description="Why the next run must take a snapshot although the table is there "
+        "(a table `dapctl import` adopted at a schema version behind the server's).",
+    )
     absent: str | None = Field(
         None,
         exclude=True,

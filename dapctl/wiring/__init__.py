@@ -8,6 +8,8 @@ Module map:
 
 - `apply`: ``run_apply``: open the state store, the config's databases and their
   ``StepRecords``, join or lock the state, plan, connect, and run the ``Applier``.
+- `importing`: ``dapctl import``: each table ``dap syncdb`` keeps taken over, its step row
+  written with the client's last sync time as watermark.
 - `refresh`: ``plan --refresh``: each database table's pending schema changes.
 - `embedded`: the embedded emulator for ``emulator = true`` profiles (``Connection.demo``).
 """
