@@ -14,6 +14,10 @@ timed load every benchmark database is vacuumed and analyzed and the server chec
 no load pays for the autovacuum or checkpoint its predecessor set off, and an incremental
 meets a table in the state a daily sync finds it (vacuumed since its snapshot). Wall time is
 from spawn to exit (start-up included); peak RSS is the client process's, not the server's.
+
+The scenario is written once, over a `Server`: what differs between servers (making and
+dropping the databases, quieting the server, the floor's file and command, counting rows).
+`POSTGRES` is scenario 5's; `mysql_load.MARIADB` is scenario 7's.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import csv
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +50,14 @@ from common import (
     measure,
 )
 
-from dapctl.databases import Column, pg_sql, table_columns
+from dapctl.databases import Column, pg_sql, registry, table_columns
 from dapctl.emulator import Emulator
 from dapctl.emulator.catalog import format_ts, json_schema
 
 DAP = Path(PYTHON).with_name("dap")
 PSQL = "psql"
 TABLE = "big"
-WIRE = {"format": "tsv", "mode": "condensed"}  # what dapctl (a table-only target) and dap ask
+WIRE = {"format": "tsv", "mode": "condensed"}  # what dap asks (and dapctl into PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -67,47 +71,74 @@ class DatabaseLoad:
     official: bool = True
 
 
+Urls = list[dict[str, str]]  # per run: the URL of its dapctl, dap and raw (floor) databases
+
+
+@dataclass(frozen=True)
+class Server:
+    """What one server brings to the scenario; each callable has its side effects."""
+
+    label: str  # the rows' scenario label before "snapshot, N rows", e.g. "5. PostgreSQL"
+    floor: str  # the floor tool's name in the rows, e.g. "psql \\copy"
+    floor_note: str
+    databases: Callable[[str, int], AbstractContextManager[Urls]]  # (admin URL, runs)
+    quiet: Callable[[str, Urls], None]  # before each timed load
+    write_rows: Callable[[Path, Emulator, list[Column], int | None], Path]  # the floor's file
+    # (raw database URL, table to create, columns, file, env, cwd): the timed floor load
+    load_floor: Callable[[str, str, list[Column], Path, dict[str, str], Path], Measured]
+    count: Callable[[str], int]  # rows in the loaded table of a dapctl or dap database
+    snapshot_target: float | None = None  # dapctl's snapshot rate over the floor's, at least
+    incremental_target: float | None = None  # dapctl's incremental rows/s, at least
+
+
 def database_load(size: DatabaseLoad, runs: int, work: Path) -> list[Row]:
-    tools = (
-        ("dapctl apply", "dap", "psql \\copy") if size.official else ("dapctl apply", "psql \\copy")
-    )
+    return server_load(POSTGRES, size, runs, work)
+
+
+def server_load(server: Server, size: DatabaseLoad, runs: int, work: Path) -> list[Row]:
+    """Scenario 5's measurements against ``server``; the rows of its table."""
+    tools = ("dapctl apply", *(("dap",) if size.official else ()), server.floor)
     figures = {(phase, tool): (Figure(), Figure()) for phase in ("snap", "incr") for tool in tools}
     counts: dict[str, int] = {}
     with (
         emulator(rate_limits=None, job_delay=0.0, rows={f"canvas.{TABLE}": size.rows},
                  part_size=size.part_size) as emu,
-        _databases(size.admin_url, runs) as urls,
+        server.databases(size.admin_url, runs) as urls,
     ):  # fmt: skip
         env = child_env(emu, DAP_TRACKING="false", DAP_CLIENT_ID=OTHER_ID,
                         DAP_CLIENT_SECRET=OTHER_SECRET, DAP_API_URL=emu.base_url,
                         NO_COLOR="1")  # fmt: skip
         at = emu.data.now
-        _prepare(emu, WIRE)
+        wires = _wires(size.admin_url)
+        for wire in wires:
+            _prepare(emu, wire)
         columns = table_columns(json_schema(_table(emu).spec, 1))
-        snapshot_csv = _write_csv(work / "snapshot.csv", emu, columns, None)
+        snapshot_csv = server.write_rows(work / "snapshot.csv", emu, columns, None)
         for run in range(runs):
-            loads = _three(emu, env, work, urls, run, columns, snapshot_csv, "initdb", size)
+            loads = _three(server, emu, env, work, urls, run, columns, snapshot_csv, "initdb", size)
             _record(figures, "snap", size.rows, loads)
         _change(emu, size.changes)
         since = format_ts(at)
-        _prepare(emu, {**WIRE, "since": since})
-        changes_csv = _write_csv(work / "changes.csv", emu, columns, at)
+        for wire in wires:
+            _prepare(emu, {**wire, "since": since})
+        changes_csv = server.write_rows(work / "changes.csv", emu, columns, at)
         for run in range(runs):
-            loads = _three(emu, env, work, urls, run, columns, changes_csv, "syncdb", size)
+            loads = _three(server, emu, env, work, urls, run, columns, changes_csv, "syncdb", size)
             _record(figures, "incr", size.changes, loads)
         want = len(emu.expected_snapshot("canvas", TABLE))
         for tool in ("dapctl", "dap") if size.official else ("dapctl",):
-            counts[tool] = _count(urls[-1][tool], f"canvas.{TABLE}")
+            counts[tool] = server.count(urls[-1][tool])
     if any(count != want for count in counts.values()):
         raise RuntimeError(f"row counts after the incremental: {counts}, emulator {want}")
-    return _rows(size, figures, counts)
+    return _rows(server, size, figures, counts)
 
 
 def _three(
+    server: Server,
     emu: Emulator,
     env: dict[str, str],
     work: Path,
-    every: list[dict[str, str]],
+    every: Urls,
     run: int,
     columns: list[Column],
     data: Path,
@@ -123,25 +154,32 @@ def _three(
     dap = [str(DAP), "--base-url", emu.base_url, "--non-interactive", dap_command, "--namespace",
            "canvas", "--table", TABLE, "--connection-string", urls["dap"]]  # fmt: skip
     ours = [PYTHON, "-m", "dapctl", "apply", "--no-progress", str(config)]
-    _quiet(size.admin_url, every)
+    server.quiet(size.admin_url, every)
     out = {"dapctl apply": _cached(emu, ours, env, folder)}
     if size.official:
-        _quiet(size.admin_url, every)
+        server.quiet(size.admin_url, every)
         out["dap"] = _cached(emu, dap, env, folder)
-    raw = f"raw_{dap_command}"
-    with psycopg.connect(urls["raw"], autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {raw}")
-        conn.execute(f"CREATE TABLE {raw} ({_typed(columns)})")
-    _quiet(size.admin_url, every)
-    out["psql \\copy"] = measure(
-        [PSQL, "-q", "-v", "ON_ERROR_STOP=1", "-d", urls["raw"],
-         "-c", f"\\copy {raw} FROM '{data}' WITH (FORMAT csv)"],
-        env=env, cwd=folder,
-    )  # fmt: skip
+    server.quiet(size.admin_url, every)
+    out[server.floor] = server.load_floor(urls["raw"], f"raw_{dap_command}", columns, data, env,
+                                          folder)  # fmt: skip
     return out
 
 
-def _quiet(admin_url: str, every: list[dict[str, str]]) -> None:
+def _pg_floor(
+    url: str, raw: str, columns: list[Column], data: Path, env: dict[str, str], cwd: Path
+) -> Measured:
+    """``psql \\copy`` of ``data`` into a new typed table ``raw``; only the copy is timed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {raw}")
+        conn.execute(f"CREATE TABLE {raw} ({_typed(columns)})")
+    return measure(
+        [PSQL, "-q", "-v", "ON_ERROR_STOP=1", "-d", url,
+         "-c", f"\\copy {raw} FROM '{data}' WITH (FORMAT csv)"],
+        env=env, cwd=cwd,
+    )  # fmt: skip
+
+
+def _quiet(admin_url: str, every: Urls) -> None:
     """Vacuum and analyze every benchmark database, then checkpoint: a quiet server."""
     for urls in every:
         for url in urls.values():
@@ -173,35 +211,47 @@ def _record(
 
 
 def _rows(
+    server: Server,
     size: DatabaseLoad,
     figures: dict[tuple[str, str], tuple[Figure, Figure]],
     counts: dict[str, int],
 ) -> list[Row]:
     out = []
     for phase, label, rows in (
-        ("snap", f"5. PostgreSQL snapshot, {size.rows:,} rows", size.rows),
-        ("incr", f"5. PostgreSQL incremental, {size.changes:,} changes", size.changes),
+        ("snap", f"{server.label} snapshot, {size.rows:,} rows", size.rows),
+        ("incr", f"{server.label} incremental, {size.changes:,} changes", size.changes),
     ):
         for tool in (t for p, t in figures if p == phase):
             rate, rss = figures[(phase, tool)]
             name = tool if tool != "dap" else ("dap initdb" if phase == "snap" else "dap syncdb")
             note = ""
-            if tool == "psql \\copy":
-                note = "typed table from a local CSV, COPY only: no download, parse or merge"
+            if tool == server.floor:
+                note = server.floor_note
                 if phase == "incr":
                     note += " (deletes copied as rows)"
-            out.append(Row(label, f"{name} rows/s", rate, "rows/s", 0, "", None, note))
+            goal = server.incremental_target if (phase, tool) == ("incr", "dapctl apply") else None
+            out.append(_row(label, f"{name} rows/s", rate, "rows/s", 0, goal, note))
             out.append(Row(label, f"{name} peak RSS", rss, "MB", 0))
         note = f"{rows:,} rows; table holds {counts['dapctl']:,} rows after, as the emulator"
         if (phase, "dap") in figures:
             ours, theirs = figures[(phase, "dapctl apply")][0], figures[(phase, "dap")][0]
             ratio = Figure([a / b for a, b in zip(ours.values, theirs.values, strict=True)])
             out.append(Row(label, "dapctl / dap", ratio, "x", 2, "", None, note))
-        raw = figures[(phase, "psql \\copy")][0]
+        raw = figures[(phase, server.floor)][0]
         ratio = Figure([a / b for a, b in zip(figures[(phase, "dapctl apply")][0].values,
                                               raw.values, strict=True)])  # fmt: skip
-        out.append(Row(label, "dapctl / psql \\copy", ratio, "x", 2, "", None, note))
+        goal = server.snapshot_target if phase == "snap" else None
+        out.append(_row(label, f"dapctl / {server.floor}", ratio, "x", 2, goal, note))
     return out
+
+
+def _row(
+    label: str, measure: str, figure: Figure, unit: str, digits: int, goal: float | None, note: str
+) -> Row:
+    """A row whose median must be at least ``goal`` (if any)."""
+    if goal is None:
+        return Row(label, measure, figure, unit, digits, "", None, note)
+    return Row(label, measure, figure, unit, digits, f">= {goal:,g}", figure.median >= goal, note)
 
 
 def _config(emu: Emulator, url: str) -> str:
@@ -230,12 +280,17 @@ database = "wh"
 """
 
 
+def database_names(runs: int) -> list[dict[str, str]]:
+    """Fresh names of the three databases (dapctl, dap, raw) of each run."""
+    tag = uuid.uuid4().hex[:8]
+    return [{k: f"bench_{tag}_{run}_{k}" for k in ("dapctl", "dap", "raw")} for run in range(runs)]
+
+
 @contextmanager
-def _databases(admin_url: str, runs: int) -> Iterator[list[dict[str, str]]]:
+def _databases(admin_url: str, runs: int) -> Iterator[Urls]:
     """Three databases (dapctl, dap, raw) per run, dropped at the end whatever happens."""
     base = admin_url.rsplit("/", 1)[0]
-    tag = uuid.uuid4().hex[:8]
-    names = [{k: f"bench_{tag}_{run}_{k}" for k in ("dapctl", "dap", "raw")} for run in range(runs)]
+    names = database_names(runs)
     try:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             for name in (n for run in names for n in run.values()):
@@ -245,6 +300,13 @@ def _databases(admin_url: str, runs: int) -> Iterator[list[dict[str, str]]]:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             for name in (n for run in names for n in run.values()):
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _wires(url: str) -> list[dict[str, Any]]:
+    """The query bodies the loads ask for: dap's, and dapctl's (its engine's wire format)."""
+    fmt, mode = registry.wire_format(url)
+    ours = {"format": fmt, "mode": mode}
+    return [WIRE] if ours == WIRE else [WIRE, ours]
 
 
 def _prepare(emu: Emulator, body: dict[str, Any], timeout: float = 3600) -> None:
@@ -276,7 +338,8 @@ def _change(emu: Emulator, changes: int) -> None:
                deletes=deletes)  # fmt: skip
 
 
-def _records(emu: Emulator, since: int | None) -> Iterable[dict[str, Any]]:
+def records(emu: Emulator, since: int | None) -> Iterable[dict[str, Any]]:
+    """The records of the table's snapshot, or of its changes since ``since``."""
     table, now = _table(emu), emu.data.now
     rows = emu.data.snapshot(table, now) if since is None else emu.data.changes(table, since, now)
     return (emu.data.record(table, row) for row in rows)
@@ -286,7 +349,7 @@ def _write_csv(path: Path, emu: Emulator, columns: list[Column], since: int | No
     """The rows of a snapshot (or of the changes since ``since``) as CSV for ``\\copy``."""
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        for record in _records(emu, since):
+        for record in records(emu, since):
             writer.writerow(_cell(record, column) for column in columns)
     return path
 
@@ -306,8 +369,20 @@ def _typed(columns: list[Column]) -> str:
     return ", ".join(f'"{c.name}" {pg_sql.TYPES.spell(c.type)}' for c in columns)
 
 
-def _count(url: str, table: str) -> int:
+def _count(url: str) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        row = conn.execute(f"SELECT count(*) FROM canvas.{TABLE}").fetchone()  # noqa: S608
     assert row is not None
     return int(row[0])
+
+
+POSTGRES = Server(
+    label="5. PostgreSQL",
+    floor="psql \\copy",
+    floor_note="typed table from a local CSV, COPY only: no download, parse or merge",
+    databases=_databases,
+    quiet=_quiet,
+    write_rows=_write_csv,
+    load_floor=_pg_floor,
+    count=_count,
+)

@@ -5,6 +5,7 @@
     python benchmarks/run.py --only 1,3 --runs 3 --out /tmp/results.md
     python benchmarks/run.py --only 5 --runs 1 --pg-url postgresql://postgres@HOST:5432/postgres
     python benchmarks/run.py --only 6 --runs 1 --out /tmp/workers.md
+    python benchmarks/run.py --only 7 --runs 1 --mysql-url mysql://root@HOST:3306
 
 Every figure is the median of the runs, with the min and max beside it. See README.md for
 what each scenario measures and how its bound is computed.
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scenarios
 from common import Row
 from database_load import DatabaseLoad, database_load
+from mysql_load import ADMIN_URL, mysql_load
 from workers import Workers, workers
 
 import dapctl
@@ -42,6 +44,7 @@ FULL: dict[str, Any] = {
     "4": scenarios.Planning(),
     "5": DatabaseLoad(),
     "6": Workers(),
+    "7": DatabaseLoad(admin_url=ADMIN_URL),
 }
 QUICK: dict[str, Any] = {
     "1": scenarios.SmallTables(tables=10, rows=20, window=0.2, job_delay=0.1),
@@ -60,6 +63,7 @@ QUICK: dict[str, Any] = {
         job_delay=0.2,
         lease_seconds=3.0,  # a waiting worker looks again after a tenth of it: 0.3 s
     ),
+    "7": DatabaseLoad(rows=20_000, changes=2_000, part_size=10_000, admin_url=ADMIN_URL),
 }
 RUNNERS: dict[str, Callable[[Any, int, Path], list[Row]]] = {
     "1": scenarios.many_small_tables,
@@ -68,6 +72,7 @@ RUNNERS: dict[str, Callable[[Any, int, Path], list[Row]]] = {
     "4": scenarios.planning,
     "5": database_load,
     "6": workers,
+    "7": mysql_load,
 }
 
 
@@ -112,11 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run")
     parser.add_argument("--runs", type=int, help="runs per figure (default 5, --quick 1)")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated scenarios")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated scenarios")
     parser.add_argument(
         "--pg-url",
         help="scenarios 5 and 6's PostgreSQL server, a superuser URL to its postgres "
         f"database (default {DatabaseLoad.admin_url})",
+    )
+    parser.add_argument(
+        "--mysql-url",
+        help=f"scenario 7's MySQL or MariaDB server, a URL of a user who may create and drop "
+        f"databases (default {ADMIN_URL})",
     )
     parser.add_argument("--out", type=Path, help="where to save the table (default: "
                         "benchmarks/last-run.md; --quick: not saved). results.md is kept by "
@@ -127,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pg_url:
         for key in ("5", "6"):
             sizes[key] = dataclasses.replace(sizes[key], admin_url=args.pg_url)
+    if args.mysql_url:
+        sizes["7"] = dataclasses.replace(sizes["7"], admin_url=args.mysql_url)
     facts = machine_facts()
     started = time.perf_counter()
     rows: list[Row] = []

@@ -33,12 +33,14 @@ def test_quick_run_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| scenario | measure | median | min | max |")
-    # Scenario 6, like 5, needs PostgreSQL at 127.0.0.1:5432 (its workers' shared state).
-    for scenario in ("| 1. ", "| 2. ", "| 3. ", "| 4. ", "| 6. "):
+    # Scenario 6, like 5, needs PostgreSQL at 127.0.0.1:5432 (its workers' shared state);
+    # scenario 7 needs MariaDB (or MySQL) at 127.0.0.1:3306 and `dap`'s aiomysql.
+    for scenario in ("| 1. ", "| 2. ", "| 3. ", "| 4. ", "| 6. ", "| 7. "):
         assert any(row.startswith(scenario) for row in rows), f"no {scenario!r} row"
     assert "ratio to lower bound" in result.stdout
     assert "dapctl / raw" in result.stdout
     assert "dap / dapctl" in result.stdout
+    assert "dapctl / LOAD DATA" in result.stdout
     assert "dapctl plan peak RSS" in result.stdout
     assert "large tables (CPU)" in result.stdout and "tables (quota)" in result.stdout
     saved = (tmp_path / "results.md").read_text()
