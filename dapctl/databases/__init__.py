@@ -22,7 +22,8 @@ Module map:
   snapshot refills its table, rebuilt after).
 - `duck`: the DuckDB backend and its loads; `duck_sql` (SQL builders).
 - `mysql`: the MySQL / MariaDB backend (PyMySQL connection, ``GET_LOCK`` locks, steps in
-  ``dapctl__table_steps``, staging sweep); `mysql_load` (a load: parts as typed TSV through
+  ``dapctl__table_steps``, staging sweep); `mysql_adopt` (a table ``dap syncdb`` keeps,
+  converted in one ``ALTER TABLE``, then recorded); `mysql_load` (a load: parts as typed TSV through
   ``LOAD DATA LOCAL INFILE``, the one InnoDB commit transaction), `mysql_sql` (SQL builders,
   the JSON Lines -> TSV converter, `TYPES`; tables named ``schema__table``).
 """

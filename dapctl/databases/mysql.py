@@ -25,9 +25,9 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 import pymysql.cursors
 
-from dapctl.databases import evolve
+from dapctl.databases import evolve, mysql_adopt
 from dapctl.databases.columns import Column, check_identifier, table_columns
-from dapctl.databases.engine import LoadKind, StepRow, TableName
+from dapctl.databases.engine import DapSync, LoadKind, StepRow, TableName
 from dapctl.databases.mysql_load import STAGING_PREFIX, STEPS, UPSERT_STEP, MySQLLoad
 from dapctl.databases.mysql_sql import TYPES, existing_type, lock_name, q, table_name
 from dapctl.errors import ConfigError, DatabaseError, LockError
@@ -203,6 +203,17 @@ class MySQLDatabase:
         if not existing:
             return [f"create table {schema}.{table}"]
         return [c.describe() for c in evolve.diff(existing, columns, TYPES)]
+
+    def dap_syncs(self) -> dict[TableName, DapSync]:
+        return mysql_adopt.read_syncs(self)
+
+    def adoption_changes(self, table: TableName, dap_schema: Mapping[str, Any]) -> list[str]:
+        return [c.describe() for c in mysql_adopt.plan_adoption(self, table, dap_schema)]
+
+    def adopt(
+        self, table: TableName, dap_schema: Mapping[str, Any], *, address: str, record: str
+    ) -> list[str]:
+        return mysql_adopt.adopt(self, table, dap_schema, address=address, record=record)
 
     def sweep_staging(self) -> list[str]:
         """Drop staging tables whose loading session is gone (their GET_LOCK is free)."""

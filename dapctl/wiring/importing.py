@@ -1,7 +1,7 @@
 """``dapctl import``: take over the tables the official client (``dap syncdb``) keeps.
 
 For every selected table step of a target with a database, the database must be one whose
-engine `Adopts` (PostgreSQL); the client's sync row for the table (`DapSync`, found by the
+engine `Adopts` (PostgreSQL, MySQL); the client's sync row for the table (`DapSync`, found by the
 schema and table the config's templates render) gives its last sync time and schema
 version, and the server's schema endpoint its current version. Each table gets one outcome:
 
@@ -123,7 +123,7 @@ class _Adopter:
         where = f"database {target.database}: {'.'.join(table)}"
         database = self._databases.get(target.database)
         if not isinstance(database, Adopts):
-            why = "import is for PostgreSQL databases `dap` keeps; this engine keeps none"
+            why = "import is for PostgreSQL and MySQL databases `dap` keeps; this engine keeps none"
             return Imported(step.address, where, "skipped", why)
         found = self._syncs_of(target.database, database).get(table)
         outcome = _not_adoptable(database, table, found)

@@ -252,7 +252,7 @@ def test_duckdb_says_import_is_for_databases_dap_keeps(make_emulator, write_conf
 
     assert result.code == 0, result.stderr
     assert set(_statuses(result).values()) == {"skipped"}
-    assert "import is for PostgreSQL" in result.stdout
+    assert "import is for PostgreSQL and MySQL" in result.stdout
 
 
 def test_a_column_that_would_lose_values_stops_that_tables_adoption():
