@@ -20,6 +20,8 @@ class ExitStatus(IntEnum):
     ERROR = 1
     CHANGES_PENDING = 2  # ``plan --detailed-exitcode``: the plan has steps to run
     INTERNAL_ERROR = 3  # an unexpected exception: a bug in dapctl
+    STALE_WARN = 4  # ``status``: a table's data is older than its warn_after
+    STALE_ERROR = 5  # ``status``: older than error_after, or never applied
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM: docker stop, systemd, Kubernetes' deadline
 

@@ -122,7 +122,7 @@ class Lander:
             target,
             self.keeper.step(step.address),
             began=began,
-            catch_up_after=self.config.settings.catch_up_after,
+            catch_up_after=self.config.catch_up_after(target),
         )
         if after is not None:
             log.info("%s: %s", step.address, after.reason, extra={"event": "follow_up"})

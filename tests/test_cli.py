@@ -237,6 +237,8 @@ def test_exit_statuses_are_stable():
         "ERROR": 1,
         "CHANGES_PENDING": 2,
         "INTERNAL_ERROR": 3,
+        "STALE_WARN": 4,
+        "STALE_ERROR": 5,
         "INTERRUPTED": 130,
         "TERMINATED": 143,
     }

@@ -7,6 +7,7 @@ Module map:
 - ``commands``: the command table, which handler runs each command.
 - ``run_commands``: ``validate``, ``plan`` and ``apply``.
 - ``import_commands``: ``import`` (tables ``dap syncdb`` keeps, taken over).
+- ``operate_commands``: ``status``, ``runs list``/``show``, the metrics file.
 - ``state_commands``: ``state list``/``show``/``rm``/``mv``/``migrate``, ``force-unlock``.
 - ``inspect_commands``: ``init``, ``tables``, ``describe``, ``token``, ``config-schema``...
 - ``stores``: the state store and databases a command opens; the state as apply sees it.
@@ -14,6 +15,7 @@ Module map:
 - ``shared_arguments``: the flags every command takes, the arguments several share.
 - ``run_arguments``: the grammar of ``validate``, ``plan`` and ``apply``.
 - ``import_arguments``: the grammar of ``import``.
+- ``operate_arguments``: the grammar of ``status`` and ``runs``.
 - ``state_arguments``: the grammar of ``state`` and its subcommands, ``force-unlock``.
 - ``inspect_arguments``: the grammar of ``init``, ``tables``, ``describe``, ``token``...
 - ``render``: plans, results and state as text.

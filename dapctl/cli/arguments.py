@@ -11,13 +11,14 @@ first too. A usage error is reported with the usage of the command it concerns.
 This module holds the top-level parser; each group's commands are described in
 ``run_arguments`` (validate, plan, apply), ``state_arguments`` (state, force-unlock) and
 ``inspect_arguments`` (init, tables, describe, token, config-schema, emulator),
-``import_arguments`` (import), from the
+``import_arguments`` (import), ``operate_arguments`` (status, runs), from the
 pieces in ``shared_arguments``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from dapctl.cli.inspect_arguments import (
     add_tables,
     add_token,
 )
+from dapctl.cli.operate_arguments import add_runs, add_status, default_runs_list
 from dapctl.cli.run_arguments import add_apply, add_plan, add_validate
 from dapctl.cli.shared_arguments import DeferringParser, examples_epilog, shared_flags
 from dapctl.cli.state_arguments import add_force_unlock, add_state
@@ -41,6 +43,8 @@ exit statuses:
   1    an error: bad config, missing credential, locked state, a failed or skipped step
   2    plan --detailed-exitcode: steps are pending
   3    an internal error (a bug: rerun with --debug and report it)
+  4    status: a table's data is older than its warn_after
+  5    status: older than its error_after, or never applied
   130  interrupted (Ctrl-C); the next apply resumes the jobs it recorded
   143  terminated by SIGTERM (docker stop, systemd, Kubernetes), handled as Ctrl-C
 """
@@ -79,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan(commands)
     add_apply(commands)
     add_import(commands)
+    add_status(commands)
+    add_runs(commands)
     add_tables(commands)
     add_describe(commands)
     add_state(commands)
@@ -100,7 +106,8 @@ class CommandLineParser(argparse.ArgumentParser):
     """
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
-        parsed, extras = self.parse_known_args(args, namespace)
+        words = default_runs_list(sys.argv[1:] if args is None else args)
+        parsed, extras = self.parse_known_args(words, namespace)
         command = _command_parser(self, parsed.command.split())
         if extras:
             command.error("unrecognized arguments: " + " ".join(extras))

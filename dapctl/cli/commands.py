@@ -4,8 +4,9 @@ A handler is ``cmd_NAME(args, ctx) -> exit status``: it calls the library with e
 arguments, renders what it returns (text through ``render``, or one JSON document with
 ``--json``) and returns an ``ExitStatus``. Errors are raised, never printed: ``main`` turns
 them into a message and a status. The handlers live with their kind: ``run_commands``
-(validate, plan, apply), ``import_commands`` (import), ``state_commands`` (state,
-force-unlock) and ``inspect_commands`` (init, tables, describe, token, config-schema, emulator).
+(validate, plan, apply), ``import_commands`` (import), ``operate_commands`` (status, runs),
+``state_commands`` (state, force-unlock) and ``inspect_commands`` (init, tables, describe,
+token, config-schema, emulator).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dapctl.cli.inspect_commands import (
     cmd_tables,
     cmd_token,
 )
+from dapctl.cli.operate_commands import cmd_runs_list, cmd_runs_show, cmd_status
 from dapctl.cli.run_commands import cmd_apply, cmd_plan, cmd_validate
 from dapctl.cli.state_commands import (
     cmd_force_unlock,
@@ -42,6 +44,9 @@ HANDLERS: dict[str, Handler] = {
     "plan": cmd_plan,
     "apply": cmd_apply,
     "import": cmd_import,
+    "status": cmd_status,
+    "runs list": cmd_runs_list,
+    "runs show": cmd_runs_show,
     "tables": cmd_tables,
     "describe": cmd_describe,
     "state list": cmd_state_list,

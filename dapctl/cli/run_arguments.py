@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dapctl.cli.operate_arguments import metrics_file
 from dapctl.cli.shared_arguments import (
     add_command,
     config_arg,
@@ -95,6 +96,7 @@ def add_apply(commands: Any) -> None:
         help="start the jobs, record them in the state and exit; a later apply collects them",
     )
     lock_timeout(sub)
+    metrics_file(sub)
     sub.add_argument(
         "--concurrency",
         type=positive_int,

@@ -17,6 +17,7 @@ from typing import Any
 
 from dapctl.apply import ApplyOptions
 from dapctl.cli.context import Context, emit_json, load
+from dapctl.cli.operate_commands import write_metrics_for
 from dapctl.cli.progress import Progress
 from dapctl.cli.render import render_plan, render_result, summary, summary_table
 from dapctl.cli.stores import open_databases, state_store, warn_unreachable
@@ -28,6 +29,7 @@ from dapctl.loading import LoadedConfig, require_extras
 from dapctl.outputs.records import DatabaseRecords
 from dapctl.plan import Plan, orphans, plan
 from dapctl.results import StepResult, all_ok
+from dapctl.runs import Run
 from dapctl.state import State
 from dapctl.text import plural
 from dapctl.wiring import run_apply
@@ -136,6 +138,7 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         if not args.json:
             ctx.out(render_result(result, ctx.style, width=width))
 
+    runs: list[Run] = []
     with _progress(args, ctx) as on_event:
         results = run_apply(
             loaded,
@@ -147,13 +150,19 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
             on_plan=show_plan,
             on_result=show,
             on_event=on_event,
+            on_run=runs.append,
         )
     ok = all_ok(results)
+    run_id = runs[-1].run_id if runs else None
     if args.json:
-        emit_json(ctx, {"ok": ok, "results": [r.to_json() for r in _in_plan_order(results)]})
+        ordered = [r.to_json() for r in _in_plan_order(results)]
+        emit_json(ctx, {"ok": ok, "run_id": run_id, "results": ordered})
     else:
         table = f"\n{summary_table(results, ctx.style)}\n" if results else ""
         ctx.out(f"{table}\n{ctx.style(summary(results), 'bold')}")
+        if run_id:
+            ctx.out(f"Run {run_id}: `dapctl runs show {args.config} {run_id}` shows it.")
+    write_metrics_for(loaded, ctx, args)
     return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
 
 

@@ -11,6 +11,7 @@ Module map:
 
 - `fields`: name patterns, the constrained field types, ``PathError`` and the frozen base
   model every section derives from.
+- `durations`: ``"6h"``-style durations and the ``freshness`` contract built from them.
 - `settings`: ``[settings]`` and ``[retry]``.
 - `connections`: ``[profiles.NAME]`` (a DAP credential) and ``[databases.NAME]``.
 - `target`: ``[[targets]]``, its templates' rules, a step's address and database names.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from dapctl.budgets import RateLimitSettings
 from dapctl.config.connections import DEFAULT_BASE_URL, Database, Profile
+from dapctl.config.durations import Freshness, parse_duration
 from dapctl.config.fields import (
     ENV_NAME_PATTERN,
     FILE_MODE_PATTERN,
@@ -64,6 +66,7 @@ __all__ = [
     "EnvName",
     "FileMode",
     "Format",
+    "Freshness",
     "Identifier",
     "Mode",
     "Name",
@@ -77,5 +80,6 @@ __all__ = [
     "Target",
     "address_of",
     "db_names",
+    "parse_duration",
     "template_fields",
 ]

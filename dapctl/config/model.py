@@ -8,9 +8,12 @@ keeping the same database table, database names that every engine takes.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import ConfigDict, Field, model_validator
 
 from dapctl.config.connections import Database, Profile
+from dapctl.config.durations import Freshness
 from dapctl.config.fields import FrozenModel, Name, PathError
 from dapctl.config.settings import RetrySettings, Settings
 from dapctl.config.target import Target, address_of, db_names
@@ -126,6 +129,18 @@ class Config(FrozenModel):
     def target(self, name: str) -> Target:
         """The target of that name (names are unique)."""
         return next(target for target in self.targets if target.name == name)
+
+    def freshness(self, target: Target) -> Freshness | None:
+        """The target's freshness contract, or the settings' default."""
+        return target.freshness or self.settings.freshness
+
+    def catch_up_after(self, target: Target) -> float | Literal["never"]:
+        """``catch_up_after`` for the target: the setting when the file sets it, else the
+        target's ``warn_after`` when it has one, else the setting's default."""
+        fresh = self.freshness(target)
+        if "catch_up_after" in self.settings.model_fields_set or fresh is None:
+            return self.settings.catch_up_after
+        return fresh.warn_after if fresh.warn_after is not None else self.settings.catch_up_after
 
     def target_profiles(self, target: Target) -> list[str]:
         """The profiles a target runs for, in the order the file declares them."""

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dapctl.config.durations import Freshness
 from dapctl.config.fields import EnvName, FileMode, FrozenModel, PathError, PathText, StateNamespace
 from dapctl.redaction import holds_password
 
@@ -61,6 +62,24 @@ class Settings(FrozenModel):
         "(by the server's clock). Each one spends one of DAP's 5 job creations a minute, and "
         'DAP refreshes its data every few hours. 0: whenever the job ended before; "never": '
         "leave it to the next run.",
+    )
+
+    freshness: Freshness | None = Field(
+        None,
+        description='Default freshness of every target: { warn_after = "6h", error_after = '
+        '"1d" }; `dapctl status` compares each table\'s age (now minus its watermark) with it.',
+    )
+    metrics_file: PathText | None = Field(
+        None,
+        description="Write Prometheus metrics here (text format, atomically) after every apply "
+        "and status, for node_exporter's textfile collector; relative to the config's folder.",
+    )
+    keep_runs: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Runs kept in the run history beside the state (`dapctl runs`); older "
+        "ones are removed as new ones begin.",
     )
 
     @property

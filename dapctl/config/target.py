@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from dapctl.buckets import is_url, parse_url
+from dapctl.config.durations import Freshness
 from dapctl.config.fields import FrozenModel, Identifier, Name, PathError, PathText
 from dapctl.template import (
     DEFAULT_OUTPUT,
@@ -78,6 +79,11 @@ class Target(FrozenModel):
         "written once). A target with a database writes files only when it sets output too.",
     )
     database: Name | None = Field(None, description="Keep the tables in this [databases] entry.")
+    freshness: Freshness | None = Field(
+        None,
+        description='How old its data may be: { warn_after = "6h", error_after = "1d" } '
+        "(default: [settings] freshness).",
+    )
     db_schema: DbTemplate = Field(
         "{namespace}", description="The database schema's name, a template."
     )

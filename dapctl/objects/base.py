@@ -79,6 +79,10 @@ class Objects(Protocol):
 
     def remove(self, key: str) -> None: ...
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of every object under ``prefix``."""
+        ...
+
     def abort_uploads(self, key: str) -> int:
         """Abort unfinished uploads of exactly ``key``; how many there were."""
         ...
@@ -139,6 +143,16 @@ class FsspecObjects:
     def remove(self, key: str) -> None:
         with self.failures(f"cannot remove {key}"):
             self.fs.rm_file(self.path(key))
+
+    def keys(self, prefix: str) -> list[str]:
+        path = self.path(prefix)
+        with self.failures(f"cannot list {prefix}"):
+            self.fs.invalidate_cache(path)
+            try:
+                found = self.fs.find(path)
+            except FileNotFoundError:
+                return []
+        return sorted(str(p).removeprefix(f"{self.name}/") for p in found)
 
     def abort_uploads(self, key: str) -> int:
         return 0  # GCS and Azure drop uncommitted uploads themselves

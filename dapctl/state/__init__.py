@@ -11,7 +11,8 @@ keep; ``memory_leases`` in memory), ``filelock`` (the local lock file), ``ops`` 
 forget, describe), ``migrate`` (copy a state to another backend), ``objects`` (one object
 in a bucket of any store of ``dapctl/objects/``, its lock object in ``object_lock``), ``records``
 (the ``StepRecords`` seam: homes of step records that count over the store's, such as a table
-target's database).
+target's database), ``documents`` (the ``Documents`` seam: named documents kept beside the
+state, such as the run history).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from dapctl.errors import ConfigError, StateConflictError, StateError
 from dapctl.files import atomic_write_bytes, ensure_private_dir, keep_copy, sweep_stale_temp_files
 from dapctl.redaction import holds_password
+from dapctl.state.documents import FolderDocuments
 from dapctl.state.filelock import FileLock, read_holder, unlock
 from dapctl.state.model import State, parse_state
 from dapctl.state.store import LockHolder, SerialGuard
@@ -48,6 +49,9 @@ class LocalStateStore:
     @property
     def location(self) -> str:
         return str(self.path)
+
+    def documents(self, kind: str) -> FolderDocuments:
+        return FolderDocuments(self.path.with_name(self.path.name + ".d") / kind)
 
     def read(self) -> State | None:
         state, file_id = self._read()

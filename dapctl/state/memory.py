@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dapctl.errors import LockError, StateConflictError
+from dapctl.state.documents import MemoryDocuments
 from dapctl.state.filelock import describe_holder
 from dapctl.state.model import State, parse_state
 from dapctl.state.store import LockHolder, SerialGuard
@@ -29,6 +30,7 @@ class MemoryBackend:
     data: bytes | None = None
     version: int = 0  # bumped on every write: the compare-and-swap token
     holder: LockHolder | None = None
+    documents: dict[str, dict[str, bytes]] = field(default_factory=dict)
     mutex: threading.Lock = field(default_factory=threading.Lock)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,6 +43,10 @@ class MemoryStateStore:
     @property
     def location(self) -> str:
         return self._guard.location
+
+    def documents(self, kind: str) -> MemoryDocuments:
+        shelf = self.backend.documents.setdefault(kind, {})
+        return MemoryDocuments(shelf, f"{self.location} ({kind})")
 
     def read(self) -> State | None:
         with self.backend.mutex:

@@ -22,6 +22,7 @@ from dapctl.buckets import parse_url
 from dapctl.errors import ConfigError, StateConflictError, StateError
 from dapctl.objects import Conflict, open_objects
 from dapctl.state.backends import state_namespace
+from dapctl.state.documents import ObjectDocuments
 from dapctl.state.model import State, parse_state
 from dapctl.state.object_lock import TTL, ObjectLock
 from dapctl.state.store import LockHolder, SerialGuard
@@ -56,6 +57,9 @@ class ObjectStateStore:
     @property
     def location(self) -> str:
         return self._guard.location
+
+    def documents(self, kind: str) -> ObjectDocuments:
+        return ObjectDocuments(self.objects, self.key.removesuffix(STATE_NAME) + f"{kind}/")
 
     def read(self) -> State | None:
         got = self.objects.get(self.key)

@@ -47,6 +47,7 @@ from dapctl.pg import connect_url, guarded, url_password
 from dapctl.redaction import redact
 from dapctl.state import pg_schema as q
 from dapctl.state.backends import state_namespace
+from dapctl.state.documents import PostgresDocuments
 from dapctl.state.model import STATE_VERSION, State, StepState, parse_state
 from dapctl.state.pg_leases import PgLeases
 from dapctl.state.pg_lock import NamespaceLock
@@ -85,6 +86,9 @@ class PostgresStateStore:
 
     def __repr__(self) -> str:
         return f"PostgresStateStore({self.location!r})"
+
+    def documents(self, kind: str) -> PostgresDocuments:
+        return PostgresDocuments(self.transaction, self.namespace, kind, self.location)
 
     def close(self) -> None:
         with self._mutex:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from dapctl.api.session import Connection, connect, interruptible
 from dapctl.apply import Applier, ApplyOptions
-from dapctl.config import Target
+from dapctl.config import Config, Target
 from dapctl.credentials import resolve_used
 from dapctl.events import EventSink, StepContext, ignore
 from dapctl.loading import LoadedConfig
@@ -28,7 +28,8 @@ from dapctl.outputs.destination import Destination, open_destination
 from dapctl.outputs.records import DatabaseRecords
 from dapctl.outputs.tables import Databases
 from dapctl.plan import Plan, plan
-from dapctl.results import StepResult
+from dapctl.results import StepResult, all_ok
+from dapctl.runs import Recorder, Run, run_log
 from dapctl.state import SharesBudgets, State, StateStore, open_store
 from dapctl.wiring.embedded import embedded
 from dapctl.workers import sharing_for
@@ -49,9 +50,12 @@ def run_apply(
     on_plan: Callable[[Plan], None] = lambda plan: None,
     on_result: Callable[[StepResult], None] = lambda result: None,
     on_event: EventSink = ignore,
+    on_run: Callable[[Run], None] = lambda run: None,
 ) -> list[StepResult]:
     """Lock the state (or, with a store that leases steps, join the workers sharing it),
-    plan from it, and carry the plan out; return every step's result."""
+    plan from it, and carry the plan out; return every step's result. The run is recorded
+    in the state's run history as it goes (``on_run`` hears of it when it begins and when it
+    ends)."""
     options = options or ApplyOptions()
     store = store or open_store(loaded)
     stop = threading.Event()
@@ -69,7 +73,10 @@ def run_apply(
     sharing = sharing_for(
         store, loaded.config.settings, reread=records.reread, stop=stop, round=round_name
     )
-    with sharing.session(store, timeout=lock_timeout), databases:
+    run = Run.begin(loaded.path.name, round=round_name)
+    recorder = Recorder(run_log(store), run, keep=loaded.config.settings.keep_runs)
+    with sharing.session(store, timeout=lock_timeout), databases, _recorded(recorder, on_run):
+        recorded = _recording(recorder, loaded.config, on_result)
         overlay = records.overlay(store.read() or State())
         state = overlay.state
         for orphan in records.sweep(skip=overlay.unreachable):
@@ -105,13 +112,44 @@ def run_apply(
                 options=options,
                 now=lambda: datetime.fromtimestamp(conn.clock(), tz=UTC),
                 clock=conn.monotonic,
-                on_result=on_result,
+                on_result=recorded,
                 on_event=on_event,
                 context=context,
                 stop=stop,
                 sharing=sharing,
             )
-            return applier.run(steps.steps)
+            results = applier.run(steps.steps)
+            recorder.outcome = "succeeded" if all_ok(results) else "failed"
+            return results
+
+
+@contextlib.contextmanager
+def _recorded(recorder: Recorder, on_run: Callable[[Run], None]) -> Iterator[None]:
+    """The run begun in the history; ended with the outcome set, ``interrupted`` on Ctrl-C
+    or SIGTERM, ``failed`` on an error."""
+    recorder.begin()
+    on_run(recorder.run)
+    try:
+        yield
+    except KeyboardInterrupt:
+        recorder.outcome = "interrupted"
+        raise
+    except BaseException:
+        recorder.outcome = "failed"
+        raise
+    finally:
+        on_run(recorder.finish(recorder.outcome))
+
+
+def _recording(
+    recorder: Recorder, config: Config, on_result: Callable[[StepResult], None]
+) -> Callable[[StepResult], None]:
+    def recorded(result: StepResult) -> None:
+        database = config.target(result.target).database if result.kind != "list" else None
+        recorder.step(result, landed=f"database {database}" if database else None)
+        on_result(result)
+
+    return recorded
 
 
 @contextlib.contextmanager
