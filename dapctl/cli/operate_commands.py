@@ -20,6 +20,8 @@ from dapctl.cli.stores import read_state, state_store
 from dapctl.config.durations import text as duration_text
 from dapctl.errors import DapctlError, ExitStatus
 from dapctl.loading import LoadedConfig
+from dapctl.notify import alert_for, notify_all
+from dapctl.results import StepResult
 from dapctl.runs import Run, RunLog, last_results, run_log
 from dapctl.state import State, StateStore
 from dapctl.status import AddressStatus, exit_status, statuses
@@ -31,7 +33,8 @@ _NOT_KEPT = "this state's backend keeps no run history"
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     loaded = load(args)
-    found, latest = status_of(loaded, ctx, profiles=args.profile, targets=args.target)
+    found, recent = status_of(loaded, ctx, profiles=args.profile, targets=args.target)
+    latest = recent[0] if recent else None
     form = "json" if getattr(args, "json", False) else (args.format or "text")
     if form == "json":
         verdict = exit_status(found)
@@ -55,8 +58,8 @@ def status_of(
     profiles: Sequence[str] = (),
     targets: Sequence[str] = (),
     store: StateStore | None = None,
-) -> tuple[list[AddressStatus], Run | None]:
-    """Every selected table's status now, and the newest run of the history."""
+) -> tuple[list[AddressStatus], list[Run]]:
+    """Every selected table's status now, and the runs of the history, newest first."""
     store = store or state_store(loaded, ctx)
     overlay = read_state(loaded, ctx, store)
     state = overlay.state if overlay is not None else State()
@@ -72,7 +75,7 @@ def status_of(
         unreachable=unreachable,
         last=last_results(recent),
     )
-    return found, (recent[0] if recent else None)
+    return found, recent
 
 
 def write_metrics_for(
@@ -90,10 +93,34 @@ def write_metrics_for(
     path = Path(where) if Path(where).is_absolute() else loaded.base_dir / where
     try:
         if found is None:
-            found, latest = status_of(loaded, ctx)
+            found, recent = status_of(loaded, ctx)
+            latest = recent[0] if recent else None
         metrics.write_metrics(path, metrics.render(found, latest))
     except (OSError, DapctlError) as exc:
         log.error("could not write the metrics file %s: %s", path, exc)
+
+
+def after_apply(
+    loaded: LoadedConfig,
+    ctx: Context,
+    args: argparse.Namespace,
+    results: Sequence[StepResult],
+    run: Run | None,
+) -> None:
+    """The alerts and the metrics file an apply owes, if the config or flags ask for them."""
+    wants_metrics = getattr(args, "metrics_file", None) or loaded.config.settings.metrics_file
+    if not (loaded.config.notify or wants_metrics):
+        return
+    try:
+        found, recent = status_of(loaded, ctx)
+    except DapctlError as exc:
+        log.error("could not read the state back for alerts and metrics: %s", exc.message)
+        return
+    if run is not None and loaded.config.notify:
+        previous = last_results(r for r in recent if r.run_id != run.run_id)
+        alert = alert_for(run, results, found, previous)
+        notify_all(loaded.config, alert, environ=ctx.environ, base_dir=loaded.base_dir)
+    write_metrics_for(loaded, ctx, args, found, run or (recent[0] if recent else None))
 
 
 def cmd_runs_list(args: argparse.Namespace, ctx: Context) -> int:

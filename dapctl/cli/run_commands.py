@@ -17,7 +17,7 @@ from typing import Any
 
 from dapctl.apply import ApplyOptions
 from dapctl.cli.context import Context, emit_json, load
-from dapctl.cli.operate_commands import write_metrics_for
+from dapctl.cli.operate_commands import after_apply
 from dapctl.cli.progress import Progress
 from dapctl.cli.render import render_plan, render_result, summary, summary_table
 from dapctl.cli.stores import open_databases, state_store, warn_unreachable
@@ -162,7 +162,7 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out(f"{table}\n{ctx.style(summary(results), 'bold')}")
         if run_id:
             ctx.out(f"Run {run_id}: `dapctl runs show {args.config} {run_id}` shows it.")
-    write_metrics_for(loaded, ctx, args)
+    after_apply(loaded, ctx, args, results, runs[-1] if runs else None)
     return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
 
 

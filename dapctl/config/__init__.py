@@ -21,7 +21,7 @@ Module map:
 from __future__ import annotations
 
 from dapctl.budgets import RateLimitSettings
-from dapctl.config.connections import DEFAULT_BASE_URL, Database, Profile
+from dapctl.config.connections import DEFAULT_BASE_URL, Database, Notify, Profile
 from dapctl.config.durations import Freshness, parse_duration
 from dapctl.config.fields import (
     ENV_NAME_PATTERN,
@@ -70,6 +70,7 @@ __all__ = [
     "Identifier",
     "Mode",
     "Name",
+    "Notify",
     "PathError",
     "PathText",
     "Profile",

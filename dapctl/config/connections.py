@@ -9,6 +9,8 @@ allows a password written into a URL.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, model_validator
 
 from dapctl.budgets import RateLimitSettings
@@ -88,4 +90,40 @@ class Database(FrozenModel):
                 "the URL holds a password, which must not sit in a config file; take it "
                 "out and use PGPASSWORD, ~/.pgpass, url_env or url_file",
             )
+        return self
+
+
+NotifyOn = Literal["failure", "stale", "recovered"]
+
+
+class Notify(FrozenModel):
+    """``[[notify]]``: a webhook told once per apply when a step failed, a table went
+    stale, or a failing table recovered. Its URL is a secret (it carries its own token):
+    only ``url_env`` or ``url_file`` may give it, and it is never printed."""
+
+    url: str | None = Field(
+        None, description="Refused: a webhook URL is a secret; use url_env or url_file."
+    )
+    url_env: EnvName | None = Field(None, description="Variable holding the webhook's URL.")
+    url_file: PathText | None = Field(None, description="File holding the webhook's URL.")
+    on: list[NotifyOn] = Field(
+        ["failure", "recovered"],
+        min_length=1,
+        description='When to send: "failure" (a step failed), "stale" (a table is beyond its '
+        'freshness after the apply), "recovered" (a table that failed last run succeeded).',
+    )
+    format: Literal["slack", "json"] = Field(
+        "json", description='"slack" (an incoming webhook\'s {text}) or "json" (the facts).'
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Notify:
+        if self.url is not None:
+            raise PathError(
+                ("url",),
+                "a webhook URL is a secret and must not sit in a config file; put it in a "
+                "variable (url_env) or a private file (url_file)",
+            )
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError("set exactly one of url_env and url_file")
         return self

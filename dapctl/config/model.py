@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from dapctl.config.connections import Database, Profile
+from dapctl.config.connections import Database, Notify, Profile
 from dapctl.config.durations import Freshness
 from dapctl.config.fields import FrozenModel, Name, PathError
 from dapctl.config.settings import RetrySettings, Settings
@@ -41,6 +41,9 @@ class Config(FrozenModel):
         json_schema_extra={"additionalProperties": False},
     )
     targets: list[Target] = Field(min_length=1, description="What to export.")
+    notify: list[Notify] = Field(
+        default_factory=list, description="Webhooks told of failures, stale tables, recoveries."
+    )
     databases: dict[Name, Database] = Field(
         default_factory=dict,
         description="Databases that targets keep tables in.",
