@@ -35,7 +35,9 @@ def test_schema_describes_the_whole_file():
 
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "dapctl config"
-    assert set(schema["properties"]) == {"settings", "retry", "profiles", "targets", "databases"}
+    assert set(schema["properties"]) == {
+        "settings", "retry", "profiles", "targets", "databases", "notify"
+    }  # fmt: skip
     assert schema["additionalProperties"] is False
     assert sorted(schema["required"]) == ["profiles", "targets"]
 
