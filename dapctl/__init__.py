@@ -18,7 +18,8 @@ Module map. The core, one module per concept, knows the seams and never a backen
   load), `outcomes` (one result per step, failures kept to their step), `workers` (alone or
   one of many workers sharing the state), `fencing` (writes only while a lease is held).
 - `status` (each table's freshness and last run) and `metrics` (the same as Prometheus
-  text); `runs` (the run history, a package); `notify` (alerts to webhooks).
+  text); `runs` (the run history, a package); `notify` (alerts to webhooks);
+  `saved_plans` (`plan -out`, `apply FILE`).
 - `results` and `events` (what an apply reports), `inspect` (the `tables` and `describe`
   commands' library side), `errors` (errors and exit statuses), `text` (times, counts,
   sizes, tables as text), `files` (private folders, atomic writes), `deflate` (ISA-L or

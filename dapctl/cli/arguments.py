@@ -32,7 +32,7 @@ from dapctl.cli.inspect_arguments import (
     add_tables,
     add_token,
 )
-from dapctl.cli.operate_arguments import add_runs, add_status, default_runs_list
+from dapctl.cli.operate_arguments import add_runs, add_show, add_status, default_runs_list
 from dapctl.cli.run_arguments import add_apply, add_plan, add_validate
 from dapctl.cli.shared_arguments import DeferringParser, examples_epilog, shared_flags
 from dapctl.cli.state_arguments import add_force_unlock, add_state
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import(commands)
     add_status(commands)
     add_runs(commands)
+    add_show(commands)
     add_tables(commands)
     add_describe(commands)
     add_state(commands)

@@ -24,7 +24,7 @@ from dapctl.cli.inspect_commands import (
     cmd_tables,
     cmd_token,
 )
-from dapctl.cli.operate_commands import cmd_runs_list, cmd_runs_show, cmd_status
+from dapctl.cli.operate_commands import cmd_runs_list, cmd_runs_show, cmd_show, cmd_status
 from dapctl.cli.run_commands import cmd_apply, cmd_plan, cmd_validate
 from dapctl.cli.state_commands import (
     cmd_force_unlock,
@@ -47,6 +47,7 @@ HANDLERS: dict[str, Handler] = {
     "status": cmd_status,
     "runs list": cmd_runs_list,
     "runs show": cmd_runs_show,
+    "show": cmd_show,
     "tables": cmd_tables,
     "describe": cmd_describe,
     "state list": cmd_state_list,

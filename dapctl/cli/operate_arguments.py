@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dapctl.cli.shared_arguments import add_command, config_arg, examples_epilog, json_flag
@@ -87,6 +88,17 @@ def add_runs(commands: Any) -> None:
     config_arg(show)
     show.add_argument("run_id", metavar="RUN_ID", help="a run's id, as `dapctl runs` lists it")
     json_flag(show, "the run")
+
+
+def add_show(commands: Any) -> None:
+    sub = add_command(
+        commands,
+        "show",
+        "Print a plan saved by `dapctl plan CONFIG -out FILE`, as plan printed it.",
+        ["dapctl show reviewed.plan", "dapctl show reviewed.plan --json"],
+    )
+    sub.add_argument("plan", type=Path, metavar="FILE", help="the saved plan")
+    json_flag(sub, "the saved plan")
 
 
 def metrics_file(sub: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dapctl import metrics
 from dapctl.cli.context import Context, emit_json, load
+from dapctl.cli.render import render_plan
 from dapctl.cli.stores import read_state, state_store
 from dapctl.config.durations import text as duration_text
 from dapctl.errors import DapctlError, ExitStatus
@@ -23,6 +24,7 @@ from dapctl.loading import LoadedConfig
 from dapctl.notify import alert_for, notify_all
 from dapctl.results import StepResult
 from dapctl.runs import Run, RunLog, last_results, run_log
+from dapctl.saved_plans import saved_plan_at
 from dapctl.state import State, StateStore
 from dapctl.status import AddressStatus, exit_status, statuses
 from dapctl.text import format_count, format_table, format_time, human_bytes
@@ -176,6 +178,18 @@ def cmd_runs_show(args: argparse.Namespace, ctx: Context) -> int:
     table = format_table(header, rows, right=(4, 5, 6, 7)) if rows else "  (no step finished)"
     errors = [f"  {s.address}: {s.message}" for s in run.steps if s.error]
     ctx.out("\n\n".join(filter(None, [head, table, "\n".join(errors)])))
+    return ExitStatus.SUCCESS
+
+
+def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    saved = saved_plan_at(args.plan)
+    if saved is None:
+        raise DapctlError(f"{args.plan}: not a saved plan (`dapctl plan CONFIG -out FILE`)")
+    if getattr(args, "json", False):
+        emit_json(ctx, saved.model_dump(mode="json"))
+        return ExitStatus.SUCCESS
+    made = f"Saved plan for {saved.config}, made {format_time(saved.created)} "
+    ctx.out(f"{made}(state serial {saved.serial})\n\n{render_plan(saved.plan(), ctx.style)}")
     return ExitStatus.SUCCESS
 
 

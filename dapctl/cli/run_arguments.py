@@ -47,6 +47,7 @@ def add_plan(commands: Any) -> None:
             "dapctl plan dapctl.toml --profile univ_a --target 'univ_a/core/canvas.*'",
             "dapctl plan dapctl.toml --json",
             "dapctl plan dapctl.toml --detailed-exitcode   # exit 2 when steps are pending",
+            "dapctl plan dapctl.toml -out reviewed.plan     # then: dapctl apply reviewed.plan",
         ],
     )
     config_arg(sub)
@@ -56,6 +57,15 @@ def add_plan(commands: Any) -> None:
         "--detailed-exitcode",
         action="store_true",
         help="exit 0 when nothing would run, 2 when steps are pending, 1 on error",
+    )
+    sub.add_argument(
+        "-out",
+        "--out",
+        dest="out",
+        metavar="FILE",
+        help="also save the plan to FILE, for `dapctl apply FILE` to carry out exactly "
+        "(refused there if the config or the state changed since, or the plan is older "
+        "than [settings] plan_max_age)",
     )
     sub.add_argument(
         "--refresh",
@@ -80,6 +90,7 @@ def add_apply(commands: Any) -> None:
             "dapctl apply dapctl.toml --log-format json --log-file /var/log/dapctl.jsonl",
             "dapctl apply dapctl.toml --no-wait    # start jobs, record them, exit",
             "dapctl apply dapctl.toml              # ... later: collect them",
+            "dapctl apply reviewed.plan            # exactly the steps `plan -out` saved",
         ],
     )
     config_arg(sub)

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from dapctl.apply import ApplyOptions
@@ -23,13 +24,15 @@ from dapctl.cli.render import render_plan, render_result, summary, summary_table
 from dapctl.cli.stores import open_databases, state_store, warn_unreachable
 from dapctl.cli.style import Style, is_terminal
 from dapctl.credentials import check_locations, check_used
-from dapctl.errors import ExitStatus
+from dapctl.errors import DapctlError, ExitStatus
 from dapctl.events import EventSink, ignore
+from dapctl.files import atomic_write_bytes
 from dapctl.loading import LoadedConfig, require_extras
 from dapctl.outputs.records import DatabaseRecords
 from dapctl.plan import Plan, orphans, plan
 from dapctl.results import StepResult, all_ok
 from dapctl.runs import Run
+from dapctl.saved_plans import SavedPlan, saved_plan_at
 from dapctl.state import State
 from dapctl.text import plural
 from dapctl.wiring import run_apply
@@ -74,7 +77,8 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     require_extras(loaded, importer=ctx.importer)
     with open_databases(loaded, ctx) as databases:
         store = state_store(loaded, ctx)
-        overlay = DatabaseRecords(loaded.config, databases).overlay(store.read() or State())
+        stored = store.read()
+        overlay = DatabaseRecords(loaded.config, databases).overlay(stored or State())
         result: Plan = plan(
             loaded.config,
             overlay.state,
@@ -110,14 +114,58 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out(render_plan(result, ctx.style, schema_changes=changes))
     if any(step.error for step in result.steps):
         return ExitStatus.ERROR  # each such step says which database it could not read
+    if args.out:
+        _save_plan(args, ctx, result, stored)
     if args.detailed_exitcode and result.has_changes:
         return ExitStatus.CHANGES_PENDING
     return ExitStatus.SUCCESS
 
 
+def _save_plan(args: argparse.Namespace, ctx: Context, result: Plan, stored: State | None) -> None:
+    saved = SavedPlan.of(
+        result,
+        config=args.config,
+        lineage=stored.lineage if stored else None,
+        serial=stored.serial if stored else 0,
+        profiles=args.profile,
+        targets=args.target,
+        replace=args.replace,
+    )
+    try:
+        atomic_write_bytes(Path(args.out), saved.to_bytes())
+    except OSError as exc:
+        raise DapctlError(f"{args.out}: cannot write the plan: {exc.strerror}") from None
+    if not args.json:
+        ctx.out(f"\nSaved the plan to {args.out}: `dapctl apply {args.out}` carries it out.")
+
+
+def _saved_plan(args: argparse.Namespace) -> SavedPlan | None:
+    """The saved plan ``apply`` was given instead of a config, its selection taken over."""
+    saved = saved_plan_at(Path(args.config))
+    if saved is None:
+        return None
+    if args.profile or args.target or args.replace:
+        raise DapctlError(
+            f"{args.config}: a saved plan carries its own selection; apply it without "
+            "--profile, --target or --replace"
+        )
+    args.plan_file, args.config = args.config, Path(saved.config)
+    args.profile, args.target, args.replace = saved.profiles, saved.targets, saved.replace
+    return saved
+
+
 def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    saved = _saved_plan(args)
     loaded = load(args)
     require_extras(loaded, importer=ctx.importer)
+    if saved is not None:
+        current = state_store(loaded, ctx).read()
+        saved.check(
+            lineage=current.lineage if current else None,
+            serial=current.serial if current else 0,
+            max_age=loaded.config.settings.plan_max_age,
+            where=str(args.plan_file),
+        )
     options = ApplyOptions(
         concurrency=args.concurrency or loaded.config.settings.concurrency,
         no_wait=args.no_wait,
@@ -130,6 +178,8 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
 
     def show_plan(steps: Plan) -> None:
         nonlocal width
+        if saved is not None:
+            saved.same_steps(steps, where=str(args.plan_file))  # before any job starts
         width = max((len(s.address) for s in steps.steps if s.action != "list"), default=0)
         if not args.json:
             ctx.out(f"{render_plan(steps, ctx.style)}\n")

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dapctl.config.durations import Freshness
+from dapctl.config.durations import Duration, Freshness
 from dapctl.config.fields import EnvName, FileMode, FrozenModel, PathError, PathText, StateNamespace
 from dapctl.redaction import holds_password
 
@@ -73,6 +73,10 @@ class Settings(FrozenModel):
         None,
         description="Write Prometheus metrics here (text format, atomically) after every apply "
         "and status, for node_exporter's textfile collector; relative to the config's folder.",
+    )
+    plan_max_age: Duration = Field(
+        86400.0,
+        description='How old a saved plan (`dapctl plan -out FILE`) may be when applied: "24h".',
     )
     keep_runs: int = Field(
         100,
