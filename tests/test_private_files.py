@@ -142,7 +142,7 @@ class _TableLoad:
     def add_part(self, path: Path) -> int:
         return 1
 
-    def commit(self, *, address: str, record: str) -> int:
+    def commit(self, *, address: str, record: str, run: object = None) -> int:
         return 2
 
     def abort(self) -> None:

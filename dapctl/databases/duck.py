@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from dapctl.databases import duck_sql, evolve
+from dapctl.databases import duck_sql, evolve, loads
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.duck_sql import TYPES
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
@@ -107,6 +107,8 @@ class DuckDatabase:
             with guarded(f"cannot open DuckDB file {path}"):
                 conn = duckdb.connect(str(path))
                 conn.execute(_SETUP)
+                for statement in loads.setup("duckdb"):
+                    conn.execute(statement)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -236,13 +238,17 @@ class DuckLoad:
             row = cur.execute(query, [str(path)]).fetchone()
         return int(row[0]) if row else 0
 
-    def commit(self, *, address: str, record: str) -> int:
+    def commit(self, *, address: str, record: str, run: loads.RunRow | None = None) -> int:
         with self.db.transaction(f"cannot apply the {self.kind} of {'.'.join(self.target)}") as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {duck_sql.q(self.target[0])}")
             cur.execute(duck_sql.create_table(self.target, self.columns))
             self._evolve(cur)
             rows = self._apply(cur)
             cur.execute(_UPSERT_STEP, [*self.target, address, record])
+            if run is not None:
+                cur.execute(loads.insert_run("duckdb"), loads.run_params(run))
+                row = loads.load_params(run, self.target, address, record, rows)
+                cur.execute(loads.insert_load("duckdb"), row)
             cur.execute(f"DROP TABLE {self._table}")
         self._forget()
         return rows

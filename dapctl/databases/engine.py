@@ -33,9 +33,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from dapctl.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from dapctl.databases.loads import RunRow
 from dapctl.redaction import holds_password, passwords, redact, scrub
 
 __all__ = [
@@ -74,9 +77,10 @@ class TableLoad(Protocol):
         header row); return the number of records in it."""
         ...
 
-    def commit(self, *, address: str, record: str) -> int:
+    def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
         """In one transaction apply the staged records and upsert the table's step row (naming
-        ``address``); return rows."""
+        ``address``), and with ``run`` its rows in ``dapctl.runs`` / ``dapctl.loads``; return
+        rows."""
         ...
 
     def abort(self) -> None:

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 import pymysql.cursors
 
-from dapctl.databases import evolve, mysql_adopt
+from dapctl.databases import evolve, loads, mysql_adopt
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.engine import DapSync, LoadKind, StepRow, TableName
 from dapctl.databases.mysql_load import STAGING_PREFIX, STEPS, UPSERT_STEP, MySQLLoad
@@ -87,6 +87,8 @@ class MySQLDatabase:
         db = cls(conn, url)
         with db.guard("cannot create table dapctl__table_steps"), db.cursor() as cur:
             cur.execute(_SETUP)
+            for statement in loads.setup("mysql"):
+                cur.execute(statement)
         return db
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dapctl.databases import evolve, mysql_sql
+from dapctl.databases import evolve, loads, mysql_sql
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import LoadKind
 from dapctl.databases.mysql_sql import TYPES, lock_name, q, table_name
@@ -75,7 +75,7 @@ class MySQLLoad:
             tsv.unlink(missing_ok=True)
         return count
 
-    def commit(self, *, address: str, record: str) -> int:
+    def commit(self, *, address: str, record: str, run: loads.RunRow | None = None) -> int:
         doing = f"cannot apply the {self.kind} of {'.'.join(self.target)}"
         with self.db.guard(doing), self.db.cursor() as cur:
             cur.execute(mysql_sql.keep_latest(self.staging, self.columns))
@@ -84,6 +84,10 @@ class MySQLLoad:
         with self.db.transaction(doing) as cur:
             rows = self._apply(cur)
             cur.execute(UPSERT_STEP, (*self.target, address, record))
+            if run is not None:
+                cur.execute(loads.insert_run("mysql"), loads.run_params(run, naive=True))
+                row = loads.load_params(run, self.target, address, record, rows, naive=True)
+                cur.execute(loads.insert_load("mysql"), row)
         self.abort()
         return rows
 

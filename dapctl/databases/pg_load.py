@@ -25,7 +25,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from dapctl.databases import evolve, pg_indexes, pg_sql, pg_views
+from dapctl.databases import evolve, loads, pg_indexes, pg_sql, pg_views
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import LoadKind
 from dapctl.databases.pg_stage import Helpers, Stager
@@ -78,7 +78,7 @@ class PostgresLoad:
         self._tsv.close()
         self._stager.close()
 
-    def commit(self, *, address: str, record: str) -> int:
+    def commit(self, *, address: str, record: str, run: loads.RunRow | None = None) -> int:
         """Evolve, apply, write the step row and drop staging, all in one transaction."""
         where = ".".join(self.target)
         try:
@@ -96,6 +96,10 @@ class PostgresLoad:
             self._evolve(cur, merge=merge)
             rows = self._apply(cur, merge=merge)
             cur.execute(UPSERT_STEP, (*self.target, address, record))
+            if run is not None:
+                cur.execute(loads.insert_run("postgresql").encode(), loads.run_params(run))
+                row = loads.load_params(run, self.target, address, record, rows)
+                cur.execute(loads.insert_load("postgresql").encode(), row)
             cur.execute(sql.SQL("DROP TABLE dapctl.{}").format(sql.Identifier(self.staging)))
         self._release()
         return rows

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dapctl.databases import evolve, pg_adopt
+from dapctl.databases import evolve, loads, pg_adopt
 from dapctl.databases.columns import check_identifier, table_columns
 from dapctl.databases.engine import DapSync, LoadKind, StepRow, TableName
 from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad
@@ -87,6 +87,8 @@ class PostgresDatabase:
         db = cls(connect_url(url), url, sleep)
         with db.transaction("cannot create schema dapctl") as cur:
             cur.execute(_SETUP)
+            for statement in loads.setup("postgresql"):
+                cur.execute(statement.encode())
         return db
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ from dapctl.plan import Step
 from dapctl.state import Kind, StepState
 
 if TYPE_CHECKING:
+    from dapctl.databases.loads import RunRow
     from dapctl.outputs.files import FileDestination
     from dapctl.outputs.objects import ObjectDestination
     from dapctl.outputs.tables import Databases, SchemaLookup
@@ -118,15 +119,17 @@ def open_destination(
     databases: Databases | None = None,
     schema_of: SchemaLookup | None = None,
     file_mode: int = 0o600,
+    run: RunRow | None = None,
 ) -> Destination:
-    """The destination a target's config declares: files, a database table, or both."""
+    """The destination a target's config declares: files, a database table, or both
+    (``run``: the apply its table loads are recorded under)."""
     files = _files(target, base_dir, file_mode)
     if target.database is None:
         return files
     from dapctl.outputs.tables import BothDestination, TableDestination
 
     assert databases is not None and schema_of is not None, "a database target needs both"
-    table = TableDestination(target, databases=databases, schema_of=schema_of)
+    table = TableDestination(target, databases=databases, schema_of=schema_of, run=run)
     return BothDestination(files, table) if target.writes_files else table
 
 

@@ -36,6 +36,7 @@ from typing import Any
 from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Config, Target, db_names
 from dapctl.databases import Database, TableLoad, capabilities, open_database, wire_format
+from dapctl.databases.loads import RunRow
 from dapctl.files import ensure_private_dir, temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
 from dapctl.outputs.files import FileLoad
@@ -141,8 +142,10 @@ class TableDestination:
         schema_of: SchemaLookup,
         lock_timeout: float = 600.0,
         scratch: Path | None = None,
+        run: RunRow | None = None,
     ) -> None:
         assert target.database is not None
+        self._run = run  # the apply's: its loads are recorded in dapctl.loads
         self.target = target
         self.name = target.database
         self._databases = databases
@@ -160,7 +163,8 @@ class TableDestination:
             load = database.begin_load(schema=schema, table=table, dap_schema=dap_schema, kind=kind)
             location = f"database://{self.name}/{schema}.{table}"
             parts = temp_path_for(self.scratch / PARTS)
-            return TableStepLoad(location, step.address, load, stack.pop_all(), parts)
+            held = stack.pop_all()
+            return TableStepLoad(location, step.address, load, held, parts, run=self._run)
 
     def wire_format(self) -> tuple[Format, Mode | None]:
         """The query format to ask for: the one this database loads fastest (condensed TSV
@@ -195,7 +199,10 @@ class TableStepLoad:
         load: TableLoad,
         held: contextlib.ExitStack,
         parts: Path,
+        *,
+        run: RunRow | None = None,
     ) -> None:
+        self._run = run
         self.location = location
         self._address = address
         self._load = load
@@ -220,7 +227,8 @@ class TableStepLoad:
             landed = Landed(
                 (self.location,), 0, self._rows, None, shown=(self.location,), measured=False
             )
-            self._load.commit(address=self._address, record=settle(landed).model_dump_json())
+            record = settle(landed).model_dump_json()
+            self._load.commit(address=self._address, record=record, run=self._run)
             return landed
         finally:
             self._release()

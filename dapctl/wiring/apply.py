@@ -22,6 +22,7 @@ from dapctl.api.session import Connection, connect, interruptible
 from dapctl.apply import Applier, ApplyOptions
 from dapctl.config import Config, Target
 from dapctl.credentials import resolve_used
+from dapctl.databases.loads import RunRow
 from dapctl.events import EventSink, StepContext, ignore
 from dapctl.loading import LoadedConfig
 from dapctl.outputs.destination import Destination, open_destination
@@ -103,6 +104,7 @@ def run_apply(
                     databases=databases,
                     schema_of=lambda p, ns, t: clients[p].get_schema(ns, t).schema_,
                     file_mode=loaded.config.settings.file_mode_bits,
+                    run=RunRow(run.run_id, run.config, run.host, run.pid, run.started),
                 )
             applier = Applier(
                 loaded.config,
