@@ -151,7 +151,8 @@ def test_cron_lines():
     assert len(commands) == len(entries)
     for args in commands:
         assert_parses(args)
-    assert any(a[0] == "apply" and "--log-file" in a for a in commands)
+    assert any(a[0] == "apply" and "--log-file" in a and "--metrics-file" in a for a in commands)
+    assert any(a[0] == "status" for a in commands)
 
 
 def test_systemd_units():
@@ -293,7 +294,8 @@ def test_airflow_dag_plans_then_maps_one_pooled_task_per_profile(tmp_path, run_c
         assert_parses(args)
     [plan] = [c for c in commands if c[0] == "plan"]
     [apply] = [c for c in commands if c[0] == "apply"]
-    assert len(commands) == 2
+    [status] = [c for c in commands if c[0] == "status"]  # the freshness check after
+    assert len(commands) == 3 and "--json" in status
     assert "--json" in plan and {"--json", "--profile", "--target"} <= set(apply)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     assert any(isinstance(c.func, ast.Attribute) and c.func.attr == "expand" for c in calls)

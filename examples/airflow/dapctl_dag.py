@@ -108,14 +108,24 @@ def dapctl_apply():
             ]
         )
 
+    @task(trigger_rule="all_done")
+    def freshness() -> dict:
+        """After every apply task, fail the run if a table is beyond its freshness (dapctl
+        status exits 4 or 5): the one task to alert on, whatever a retry fixed."""
+        return dapctl(["dapctl", "status", CONFIG, "--json"])
+
     steps = plan()
+    applies = []
     for profile in PROFILES:
         mine = chunks.override(task_id=f"chunks_{profile}")(steps, profile)
         # A pool is a task's setting and cannot be mapped: each profile gets its own mapped
         # task, all of whose instances share the profile's pool.
-        apply.override(task_id=f"apply_{profile}", pool=f"dap_{profile}").partial(
-            profile=profile
-        ).expand(addresses=mine)
+        applies.append(
+            apply.override(task_id=f"apply_{profile}", pool=f"dap_{profile}")
+            .partial(profile=profile)
+            .expand(addresses=mine)
+        )
+    applies >> freshness()
 
 
 dapctl_apply()
