@@ -82,6 +82,10 @@ def _run(out: _Exposition, run: Run) -> None:
          run.outcome == "succeeded"),
         ("dapctl_last_run_transient_errors", "Failed attempts the last apply retried past.",
          sum(s.transient_errors for s in run.steps)),
+        ("dapctl_last_run_throttled", "HTTP 429 answers the last apply waited out.",
+         sum(s.throttled for s in run.steps)),
+        ("dapctl_last_run_rate_limit_wait_seconds", "Seconds the last apply waited for slots "
+         "of DAP's rate limits.", sum(s.rate_limit_waits_seconds for s in run.steps)),
         ("dapctl_last_run_jobs_created", "Query jobs the last apply started.",
          sum(1 for s in run.steps if s.job_id and s.kind in ("snapshot", "incremental"))),
     ]  # fmt: skip

@@ -296,3 +296,20 @@ def test_status_prints_prometheus_for_a_scraper_and_writes_the_settings_file(
     printed = {f.name for f in text_string_to_metric_families(result.stdout)}
     assert "dapctl_table_age_seconds" in printed
     assert (path.parent / "metrics" / "dapctl.prom").is_file()
+
+
+def test_429s_ridden_out_are_counted_in_the_run_and_the_metrics(
+    make_emulator, write_config, run_cli, tmp_path
+):
+    emu = make_emulator(error_every=2, error_status=429, error_retry_after=0)
+    metrics = tmp_path / "dapctl.prom"
+    path = write_config(_config(emu))
+
+    result = run_cli("apply", str(path), "--metrics-file", str(metrics), environ=environ(emu))
+
+    assert result.code == 0, result.stderr
+    [run] = _runs(run_cli, path)
+    shown = json.loads(run_cli("runs", "show", str(path), run["run_id"], "--json").stdout)
+    [step] = shown["steps"]
+    assert step["throttled"] > 0 and step["transient_errors"] >= step["throttled"]
+    assert _metrics(metrics)["dapctl_last_run_throttled"][0].value == step["throttled"]

@@ -218,3 +218,24 @@ def test_two_processes_writing_the_first_state_get_one_success(process_opener):
     assert "no state was read, serial 1 is there now" in refused[0], outcomes
     final = process_opener().read()
     assert final.serial == 1 and final.step(ADDRESS).records == 1
+
+
+def test_every_backend_keeps_documents_beside_its_state(opener):
+    """The run history's seam: names, whole replacement, another store reads them, removal;
+    kinds apart; and the state itself untouched."""
+    first, second = opener(), opener()
+    runs = first.documents("runs")  # type: ignore[attr-defined]
+    assert runs.names() == [] and runs.get("a") is None
+
+    runs.put("20261206T010000.000000Z-aaaa", b'{"n": 1}')
+    runs.put("20261206T020000.000000Z-bbbb", b'{"n": 2}')
+    runs.put("20261206T010000.000000Z-aaaa", b'{"n": 3}')  # replaced whole
+    other = second.documents("runs")  # type: ignore[attr-defined]
+
+    assert other.names() == ["20261206T010000.000000Z-aaaa", "20261206T020000.000000Z-bbbb"]
+    assert other.get("20261206T010000.000000Z-aaaa") == b'{"n": 3}'
+    assert second.documents("other").names() == []  # type: ignore[attr-defined]
+    other.remove("20261206T010000.000000Z-aaaa")
+    other.remove("20261206T010000.000000Z-aaaa")  # gone already: no error
+    assert runs.names() == ["20261206T020000.000000Z-bbbb"]
+    assert first.read() is None  # documents are not the state

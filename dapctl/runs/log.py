@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dapctl.errors import DapctlError
+from dapctl.events import EventSink, StepEvent
 from dapctl.results import StepResult
 from dapctl.runs.model import Outcome, Run, StepRun
 from dapctl.state.documents import Documents, KeepsDocuments
@@ -102,7 +103,26 @@ class Recorder:
     def __init__(self, runs: RunLog | None, run: Run, *, keep: int) -> None:
         self.runs, self.run, self.keep = runs, run, keep
         self.outcome: Outcome = "failed"  # until the apply says otherwise
+        self._waits: dict[str, dict[str, float]] = {}
+
         self._mutex = threading.Lock()
+
+    def observing(self, sink: EventSink) -> EventSink:
+        """``sink``, with the rate-limit waits and 429s of each step counted on the way."""
+
+        def observe(event: StepEvent) -> None:
+            throttled = event.phase == "retrying" and (event.detail or "").startswith("HTTP 429")
+            if event.phase == "waiting" or throttled:
+                kind = "throttled" if throttled else "rate_limit_waits"
+                with self._mutex:
+                    counts = self._waits.setdefault(event.address, {})
+                    counts[kind] = counts.get(kind, 0) + 1
+                    counts[f"{kind}_seconds"] = counts.get(f"{kind}_seconds", 0.0) + (
+                        event.seconds or 0.0
+                    )
+            sink(event)
+
+        return observe
 
     def begin(self) -> None:
         self._safely(self._begin)
@@ -114,8 +134,10 @@ class Recorder:
         runs.trim(self.keep)
 
     def step(self, result: StepResult, landed: str | None = None) -> None:
+        with self._mutex:
+            waits = dict(self._waits.get(result.address, {}))
         entry = StepRun.model_validate(
-            {**result.to_json(), "landed": landed, "finished": datetime.now(UTC)}
+            {**result.to_json(), **waits, "landed": landed, "finished": datetime.now(UTC)}
         )
         with self._mutex:
             self.run = self.run.model_copy(update={"steps": [*self.run.steps, entry]})

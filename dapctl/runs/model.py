@@ -39,6 +39,10 @@ class StepRun(_Model):
     bytes: int = 0
     duration: float = 0.0
     transient_errors: int = 0
+    throttled: int = 0  # HTTP 429s retried
+    throttled_seconds: float = 0.0
+    rate_limit_waits: int = 0  # waits for a slot of the client's own rate limits
+    rate_limit_waits_seconds: float = 0.0
     error: dict[str, Any] | None = None
     finished: AwareDatetime | None = None
 

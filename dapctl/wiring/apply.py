@@ -61,7 +61,10 @@ def run_apply(
     store = store or open_store(loaded)
     stop = threading.Event()
     conn = connection or Connection()
-    context = StepContext(on_event)
+    round_name = environ.get("DAPCTL_ROUND", "").strip() or None  # an orchestrator's run
+    run = Run.begin(loaded.path.name, round=round_name)
+    recorder = Recorder(run_log(store), run, keep=loaded.config.settings.keep_runs)
+    context = StepContext(recorder.observing(on_event))
     conn = dataclasses.replace(
         conn,
         sleep=interruptible(conn.sleep, stop),
@@ -70,12 +73,9 @@ def run_apply(
     )
     databases = Databases(loaded.config, base_dir=loaded.base_dir, environ=environ)
     records = DatabaseRecords(loaded.config, databases)
-    round_name = environ.get("DAPCTL_ROUND", "").strip() or None  # an orchestrator's run
     sharing = sharing_for(
         store, loaded.config.settings, reread=records.reread, stop=stop, round=round_name
     )
-    run = Run.begin(loaded.path.name, round=round_name)
-    recorder = Recorder(run_log(store), run, keep=loaded.config.settings.keep_runs)
     with sharing.session(store, timeout=lock_timeout), databases, _recorded(recorder, on_run):
         recorded = _recording(recorder, loaded.config, on_result)
         overlay = records.overlay(store.read() or State())
