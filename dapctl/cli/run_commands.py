@@ -208,10 +208,10 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         ordered = [r.to_json() for r in _in_plan_order(results)]
         emit_json(ctx, {"ok": ok, "run_id": run_id, "results": ordered})
     else:
+        if run_id:
+            ctx.out(f"\nRun {run_id} (`dapctl runs show {args.config} {run_id}`)")
         table = f"\n{summary_table(results, ctx.style)}\n" if results else ""
         ctx.out(f"{table}\n{ctx.style(summary(results), 'bold')}")
-        if run_id:
-            ctx.out(f"Run {run_id}: `dapctl runs show {args.config} {run_id}` shows it.")
     after_apply(loaded, ctx, args, results, runs[-1] if runs else None)
     return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
 
