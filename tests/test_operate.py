@@ -185,7 +185,10 @@ def test_a_failed_step_is_recorded_with_its_error(make_emulator, write_config, r
     run_cli("apply", str(path), environ=environ(emu))
     [run] = _runs(run_cli, path)
     shown = json.loads(run_cli("runs", "show", str(path), run["run_id"], "--json").stdout)
+    kept = path.parent / "state" / "dapctl.state.json.d" / "runs"
+    written = "".join(p.read_text() for p in kept.glob("*.json"))
 
+    assert emu.credentials[1] not in written and run["run_id"] in written  # no secret kept
     assert run["outcome"] == "failed"
     assert shown["steps"][0]["status"] == "failed"
     assert shown["steps"][0]["error"]["message"]
