@@ -56,7 +56,10 @@ def test_a_config_with_state_and_outputs_in_the_bucket_applies_plans_and_lists(
     assert first.code == 0 and second.code == 0, first.stdout + first.stderr + second.stderr
     assert {s["action"] for s in json.loads(plan.stdout)["steps"]} == {"incremental"}
     assert A in listed.stdout
-    assert cloud.objects("states/") == ["states/dapctl/dapctl.state.json"], "the lock is gone"
+    kept = cloud.objects("states/")
+    runs = [k for k in kept if k.startswith("states/dapctl/runs/")]
+    assert len(runs) == 2  # the run history beside the state: one per apply
+    assert sorted(set(kept) - set(runs)) == ["states/dapctl/dapctl.state.json"], "the lock is gone"
     state = json.loads(cloud.read(cloud.url("states/dapctl/dapctl.state.json")))
     assert state["serial"] >= 4 and state["steps"][A]["files"][0].startswith(cloud.url("out/"))
     assert len(cloud.objects("out/accounts/")) == 2 and not list(path.parent.iterdir())[1:]

@@ -22,6 +22,8 @@ TESTS = Path(__file__).resolve().parent
 FREEZEGUN = {
     "test_leases.py": "lease times come from PostgreSQL's now(): freezing Python's shows it",
     "test_state_postgres.py": "lock and row times come from PostgreSQL's now(), likewise",
+    "test_operate.py": "`dapctl status` ages the data by the command line's wall clock",
+    "test_saved_plans.py": "a saved plan's age is the command line's wall clock",
 }
 
 
