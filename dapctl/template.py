@@ -1,9 +1,11 @@
 """The output template: how a target's ``output`` becomes one job's location.
 
 An output template is a relative path or URL with placeholders ``{profile}`` ``{target}``
-``{namespace}`` ``{table}`` ``{kind}`` ``{timestamp}`` ``{format}``. ``render`` fills it for
+``{namespace}`` ``{table}`` ``{kind}`` ``{timestamp}`` ``{format}``, and the job's UTC date
+as ``{date}`` (``2026-12-06``), ``{year}``, ``{month}`` and ``{day}``, for layouts that engines
+reading Hive-style partitions understand (``dt={date}/``). ``render`` fills it for
 one job (``{timestamp}`` in the compact, sortable form); ``claimed_path`` fills it for one
-step of one run, with ``{kind}`` and ``{timestamp}`` left literal and any table as
+step of one run, with ``{kind}``, ``{timestamp}`` and the dates left literal and any table as
 ``ANY_TABLE``, so the config can find two steps that would write the same place;
 ``Claims`` finds an earlier step's claim on the same place (a claim for any table matching
 as a pattern); ``output_pattern`` turns a claim into a pattern of every location it may
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dapctl.text import compact_time
@@ -26,7 +28,17 @@ if TYPE_CHECKING:
     from dapctl.config import Target
 
 DEFAULT_OUTPUT = "data/{profile}/{namespace}/{table}/{kind}-{timestamp}.{format}.gz"
-PLACEHOLDERS = ("profile", "target", "namespace", "table", "kind", "timestamp", "format")
+PLACEHOLDERS = (
+    "profile", "target", "namespace", "table", "kind", "timestamp", "format",
+    "date", "year", "month", "day",
+)  # fmt: skip
+# A job's date placeholders (of its timestamp, UTC) and what each may render as.
+DATES = {
+    "date": "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "year": "[0-9]{4}",
+    "month": "[0-9]{2}",
+    "day": "[0-9]{2}",
+}
 ANY_TABLE = "\x00table\x00"
 # Extensions that name a format; an output ending in another (.txt, .dat) contradicts none.
 FORMAT_EXTENSIONS = {
@@ -49,7 +61,18 @@ def render(target: Target, *, profile: str, table: str, kind: str, timestamp: da
         kind=kind,
         timestamp=compact_time(timestamp),
         format=target.format,
+        **_dates(timestamp),
     )
+
+
+def _dates(moment: datetime) -> dict[str, str]:
+    day = moment.astimezone(UTC)
+    return {
+        "date": f"{day:%Y-%m-%d}",
+        "year": f"{day:%Y}",
+        "month": f"{day:%m}",
+        "day": f"{day:%d}",
+    }
 
 
 def claimed_path(target: Target, profile: str, table: str) -> str:
@@ -63,6 +86,7 @@ def claimed_path(target: Target, profile: str, table: str) -> str:
             format=target.format,
             kind="{kind}",
             timestamp="{timestamp}",
+            **{name: "{" + name + "}" for name in DATES},
         )
     )
 
@@ -107,12 +131,15 @@ def _any_table(path: str) -> re.Pattern[str]:
 def output_pattern(target: Target, profile: str) -> re.Pattern[str]:
     """Every path (relative, normalised) the target's output may take for this profile."""
     path = claimed_path(target, profile, ANY_TABLE)
-    return re.compile(
+    pattern = (
         re.escape(path)
         .replace(re.escape(ANY_TABLE), "[A-Za-z0-9_]+")
         .replace(re.escape("{kind}"), "(snapshot|incremental)")
         .replace(re.escape("{timestamp}"), "[0-9]{8}T[0-9]{6}Z")
     )
+    for name, shape in DATES.items():
+        pattern = pattern.replace(re.escape("{" + name + "}"), shape)
+    return re.compile(pattern)
 
 
 def literal_folder(output: str) -> str:
