@@ -79,6 +79,11 @@ class Target(FrozenModel):
         "written once). A target with a database writes files only when it sets output too.",
     )
     database: Name | None = Field(None, description="Keep the tables in this [databases] entry.")
+    deletes: Literal["hard", "soft"] = Field(
+        "hard",
+        description='A database target: "hard" removes a row DAP deleted; "soft" keeps it with '
+        "dap_deleted_at set to when it was deleted (cleared if the key comes back).",
+    )
     freshness: Freshness | None = Field(
         None,
         description='How old its data may be: { warn_after = "6h", error_after = "1d" } '
@@ -173,6 +178,12 @@ class Target(FrozenModel):
                 ("output",),
                 f"the file name ends in .{extension} but format = {self.format!r}: write "
                 f".{{format}}, or .{self.format}",
+            )
+        if self.deletes == "soft" and self.database is None:
+            raise PathError(
+                ("deletes",),
+                'deletes = "soft" keeps deleted rows in a database table: it needs database; '
+                "files already keep every change (each incremental's deletes are records)",
             )
         if self.database is not None and self.format != "jsonl":
             raise PathError(

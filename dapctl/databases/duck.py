@@ -22,6 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ import duckdb
 from dapctl.databases import duck_sql, evolve, loads
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.duck_sql import TYPES
-from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableName
+from dapctl.databases.engine import (
+    DEFAULT_OPTIONS,
+    DatabaseError,
+    LoadKind,
+    StepRow,
+    TableName,
+    TableOptions,
+    snapshot_time,
+)
 from dapctl.errors import ConfigError, LockError
 from dapctl.files import PRIVATE_UMASK, ensure_private_dir
 from dapctl.redaction import redact
@@ -39,23 +48,6 @@ STAGING_PREFIX = "staging_"
 _REGISTRY = threading.Lock()
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LIVE: set[tuple[str, str]] = set()
-_SETUP = """
-CREATE SCHEMA IF NOT EXISTS dapctl;
-CREATE TABLE IF NOT EXISTS dapctl.table_steps (
-    schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL, address VARCHAR NOT NULL,
-    record VARCHAR NOT NULL, updated_at TIMESTAMPTZ DEFAULT now(),
-    PRIMARY KEY (schema_name, table_name)
-);
-"""
-_UPSERT_STEP = """
-INSERT INTO dapctl.table_steps (schema_name, table_name, address, record) VALUES (?, ?, ?, ?)
-ON CONFLICT (schema_name, table_name) DO UPDATE
-SET address = EXCLUDED.address, record = EXCLUDED.record, updated_at = now()
-"""
-_TABLES = """
-SELECT table_schema, table_name FROM information_schema.tables
-WHERE table_type = 'BASE TABLE' AND table_schema <> 'dapctl'
-"""
 
 
 def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DuckDatabase:
@@ -106,7 +98,7 @@ class DuckDatabase:
         try:
             with guarded(f"cannot open DuckDB file {path}"):
                 conn = duckdb.connect(str(path))
-                conn.execute(_SETUP)
+                conn.execute(duck_sql.SETUP)
                 for statement in loads.setup("duckdb"):
                     conn.execute(statement)
         except BaseException:
@@ -164,11 +156,11 @@ class DuckDatabase:
 
     def tables(self) -> set[TableName]:
         with self.transaction("cannot list the database's tables") as cur:
-            return {(str(s), str(t)) for s, t in cur.execute(_TABLES).fetchall()}
+            return {(str(s), str(t)) for s, t in cur.execute(duck_sql.TABLES).fetchall()}
 
     def write_step(self, table: TableName, *, address: str, record: str) -> None:
         with self.transaction("cannot write dapctl.table_steps") as cur:
-            cur.execute(_UPSERT_STEP, [*table, address, record])
+            cur.execute(duck_sql.UPSERT_STEP, [*table, address, record])
 
     def existing_columns(self, schema: str, table: str) -> dict[str, str]:
         query = (
@@ -179,14 +171,20 @@ class DuckDatabase:
             return {str(n): str(t) for n, t in cur.execute(query, [schema, table]).fetchall()}
 
     def begin_load(
-        self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind
+        self,
+        *,
+        schema: str,
+        table: str,
+        dap_schema: Mapping[str, Any],
+        kind: LoadKind,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> DuckLoad:
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
         columns = table_columns(dap_schema)
         changes = evolve.diff(self.existing_columns(*target), columns, TYPES)
         if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
-        return DuckLoad(self, target, columns, kind)
+        return DuckLoad(self, target, columns, kind, soft=options.soft_deletes)
 
     def pending_schema_changes(
         self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
@@ -218,9 +216,16 @@ class DuckLoad:
     """A `dapctl.databases.engine.TableLoad` into DuckDB; see the module docstring."""
 
     def __init__(
-        self, db: DuckDatabase, target: tuple[str, str], columns: Sequence[Column], kind: LoadKind
+        self,
+        db: DuckDatabase,
+        target: tuple[str, str],
+        columns: Sequence[Column],
+        kind: LoadKind,
+        *,
+        soft: bool = False,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self.soft = soft
         self.staging = f"{STAGING_PREFIX}{os.getpid()}_{os.urandom(4).hex()}"
         self._table = f"dapctl.{duck_sql.q(self.staging)}"
         with _REGISTRY:
@@ -243,8 +248,8 @@ class DuckLoad:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {duck_sql.q(self.target[0])}")
             cur.execute(duck_sql.create_table(self.target, self.columns))
             self._evolve(cur)
-            rows = self._apply(cur)
-            cur.execute(_UPSERT_STEP, [*self.target, address, record])
+            rows = self._apply(cur, at=snapshot_time(record))
+            cur.execute(duck_sql.UPSERT_STEP, [*self.target, address, record])
             if run is not None:
                 cur.execute(loads.insert_run("duckdb"), loads.run_params(run))
                 row = loads.load_params(run, self.target, address, record, rows)
@@ -312,16 +317,22 @@ class DuckLoad:
                 ".".join(self.target), [f"{change.describe()} ({exc})"]
             ) from None
 
-    def _apply(self, cur: duckdb.DuckDBPyConnection) -> int:
+    def _apply(self, cur: duckdb.DuckDBPyConnection, *, at: datetime | None) -> int:
         latest = f"dapctl.{duck_sql.q('latest_' + self.staging)}"
         cur.execute(f"CREATE TABLE {latest} AS {duck_sql.latest(self.staging, self.columns)}")
-        if self.kind == "snapshot":
-            cur.execute(f"DELETE FROM {duck_sql.ident(self.target)}")  # noqa: S608
+        target, columns, soft = self.target, self.columns, self.soft
+        if soft:  # deleted rows stay, marked; a snapshot marks the keys it no longer holds
+            cur.execute(duck_sql.add_soft_deleted(target))
+            if self.kind == "snapshot":
+                cur.execute(duck_sql.mark_missing(target, latest, columns), [at])
+        elif self.kind == "snapshot":
+            cur.execute(f"DELETE FROM {duck_sql.ident(target)}")  # noqa: S608
         gone = 0
         if self.kind == "incremental":
-            gone = _count(cur.execute(duck_sql.delete(self.target, latest, self.columns)))
-        upsert = self.kind == "incremental"
-        put = _count(cur.execute(duck_sql.insert(self.target, latest, self.columns, upsert=upsert)))
+            gone = _count(cur.execute(duck_sql.delete(target, latest, columns, soft=soft)))
+        upsert = soft or self.kind == "incremental"
+        insert = duck_sql.insert(target, latest, columns, upsert=upsert, soft=soft)
+        put = _count(cur.execute(insert))
         cur.execute(f"DROP TABLE {latest}")
         return gone + put
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dapctl.databases.columns import Column, ColumnType, TypeMapper
+from dapctl.databases.columns import META_TS, Column, ColumnType, TypeMapper
+from dapctl.databases.engine import SOFT_DELETED
 
 Target = tuple[str, str]
 TYPES = TypeMapper(
@@ -35,6 +36,26 @@ TYPES = TypeMapper(
         "real": ColumnType.FLOAT32,
     },
 )
+
+
+# dapctl's own schema, its step rows (keyed by table), and the tables outside it.
+SETUP = """
+CREATE SCHEMA IF NOT EXISTS dapctl;
+CREATE TABLE IF NOT EXISTS dapctl.table_steps (
+    schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL, address VARCHAR NOT NULL,
+    record VARCHAR NOT NULL, updated_at TIMESTAMPTZ DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name)
+);
+"""
+UPSERT_STEP = """
+INSERT INTO dapctl.table_steps (schema_name, table_name, address, record) VALUES (?, ?, ?, ?)
+ON CONFLICT (schema_name, table_name) DO UPDATE
+SET address = EXCLUDED.address, record = EXCLUDED.record, updated_at = now()
+"""
+TABLES = """
+SELECT table_schema, table_name FROM information_schema.tables
+WHERE table_type = 'BASE TABLE' AND table_schema <> 'dapctl'
+"""
 
 
 def q(name: str) -> str:
@@ -82,7 +103,23 @@ def action(doc: str = "doc") -> str:
     return f"coalesce(json_extract_string({doc}, {_path('meta', 'action')}), 'U')"
 
 
-def insert(target: Target, source: str, columns: Sequence[Column], *, upsert: bool) -> str:
+def add_soft_deleted(target: Target) -> str:
+    return f"ALTER TABLE {ident(target)} ADD COLUMN IF NOT EXISTS {q(SOFT_DELETED)} TIMESTAMPTZ"
+
+
+def mark_missing(target: Target, source: str, columns: Sequence[Column]) -> str:
+    """Mark deleted (at the parameter's time) the live rows ``source`` does not hold."""
+    match = " AND ".join(f"t.{q(c.name)} = {extract(c, 's.doc')}" for c in columns if c.key)
+    return (
+        f"UPDATE {ident(target)} AS t SET {q(SOFT_DELETED)} = ? "  # noqa: S608
+        f"WHERE t.{q(SOFT_DELETED)} IS NULL AND NOT EXISTS (SELECT 1 FROM {source} AS s "
+        f"WHERE {match})"
+    )
+
+
+def insert(
+    target: Target, source: str, columns: Sequence[Column], *, upsert: bool, soft: bool = False
+) -> str:
     """Insert every non-delete record of ``source`` (a table holding ``doc``)."""
     names = ", ".join(q(c.name) for c in columns)
     exprs = ", ".join(extract(c) for c in columns)
@@ -93,12 +130,21 @@ def insert(target: Target, source: str, columns: Sequence[Column], *, upsert: bo
     if not upsert:
         return text
     keys = ", ".join(q(c.name) for c in columns if c.key)
-    sets = ", ".join(f"{q(c.name)} = EXCLUDED.{q(c.name)}" for c in columns if not c.key)
-    return f"{text} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    sets = [f"{q(c.name)} = EXCLUDED.{q(c.name)}" for c in columns if not c.key]
+    if soft:
+        sets.append(f"{q(SOFT_DELETED)} = NULL")  # a key that comes back lives again
+    return f"{text} ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sets)}"
 
 
-def delete(target: Target, source: str, columns: Sequence[Column]) -> str:
+def delete(target: Target, source: str, columns: Sequence[Column], *, soft: bool = False) -> str:
     match = " AND ".join(f"t.{q(c.name)} = {extract(c, 's.doc')}" for c in columns if c.key)
+    if soft:  # marked at the change's time; a row deleted before keeps its first mark
+        [ts] = [c for c in columns if c.name == META_TS]
+        return (
+            f"UPDATE {ident(target)} AS t SET {q(SOFT_DELETED)} = "  # noqa: S608
+            f"coalesce({extract(ts, 's.doc')}, now()) FROM {source} AS s "
+            f"WHERE {action('s.doc')} = 'D' AND {match} AND t.{q(SOFT_DELETED)} IS NULL"
+        )
     return (
         f"DELETE FROM {ident(target)} AS t USING {source} AS s "  # noqa: S608
         f"WHERE {action('s.doc')} = 'D' AND {match}"

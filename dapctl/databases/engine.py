@@ -28,6 +28,7 @@ own snapshot would create and writing the step row in the same transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 from dapctl.redaction import holds_password, passwords, redact, scrub
 
 __all__ = [
+    "DEFAULT_OPTIONS",
+    "SOFT_DELETED",
     "Adopts",
     "DapSync",
     "Database",
@@ -50,6 +53,7 @@ __all__ = [
     "StepRow",
     "TableLoad",
     "TableName",
+    "TableOptions",
     "holds_password",
     "passwords",
     "redact",
@@ -57,6 +61,29 @@ __all__ = [
 ]
 
 LoadKind = Literal["snapshot", "incremental"]
+
+#: the column a soft-deleting table marks its deleted rows with (NULL while a row lives)
+SOFT_DELETED = "dap_deleted_at"
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """How a target keeps its table, beyond what the DAP schema says.
+
+    ``soft_deletes``: a deleted row stays, its ``dap_deleted_at`` set to when DAP deleted it
+    (the record's ``meta.ts``; for a key a snapshot no longer holds, the snapshot's time); a
+    key that comes back clears it. Snapshots then merge instead of refilling the table."""
+
+    soft_deletes: bool = False
+
+
+DEFAULT_OPTIONS = TableOptions()
+
+
+def snapshot_time(record: str) -> datetime | None:
+    """The time a load's data is as of, from its step record (JSON): its watermark."""
+    found = json.loads(record).get("watermark") if record.startswith("{") else None
+    return datetime.fromisoformat(found.replace("Z", "+00:00")) if found else None
 
 
 TableName = tuple[str, str]  # (schema, table)
@@ -110,7 +137,13 @@ class Database(Protocol):
         ...
 
     def begin_load(
-        self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind
+        self,
+        *,
+        schema: str,
+        table: str,
+        dap_schema: Mapping[str, Any],
+        kind: LoadKind,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> TableLoad:
         """Start a load; raises `NeedsReload` if an incremental cannot evolve the table."""
         ...

@@ -27,7 +27,14 @@ import pymysql.cursors
 
 from dapctl.databases import evolve, loads, mysql_adopt
 from dapctl.databases.columns import Column, check_identifier, table_columns
-from dapctl.databases.engine import DapSync, LoadKind, StepRow, TableName
+from dapctl.databases.engine import (
+    DEFAULT_OPTIONS,
+    DapSync,
+    LoadKind,
+    StepRow,
+    TableName,
+    TableOptions,
+)
 from dapctl.databases.mysql_load import STAGING_PREFIX, STEPS, UPSERT_STEP, MySQLLoad
 from dapctl.databases.mysql_sql import TYPES, existing_type, lock_name, q, table_name
 from dapctl.errors import ConfigError, DatabaseError, LockError
@@ -186,7 +193,13 @@ class MySQLDatabase:
             return {str(n): existing_type(str(t), by_name.get(str(n))) for n, t in cur.fetchall()}
 
     def begin_load(
-        self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind
+        self,
+        *,
+        schema: str,
+        table: str,
+        dap_schema: Mapping[str, Any],
+        kind: LoadKind,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> MySQLLoad:
         """Check the table can evolve (`NeedsReload` if not) and create its staging table."""
         target = _target(schema, table)
@@ -194,7 +207,7 @@ class MySQLDatabase:
         changes = evolve.diff(self.existing_columns(table_name(*target), columns), columns, TYPES)
         if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
-        return MySQLLoad(self, target, columns, kind)
+        return MySQLLoad(self, target, columns, kind, soft=options.soft_deletes)
 
     def pending_schema_changes(
         self, *, schema: str, table: str, dap_schema: Mapping[str, Any]

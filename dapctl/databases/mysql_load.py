@@ -20,12 +20,13 @@ import socket
 import tempfile
 import zlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dapctl.databases import evolve, loads, mysql_sql
 from dapctl.databases.columns import Column
-from dapctl.databases.engine import LoadKind
+from dapctl.databases.engine import SOFT_DELETED, LoadKind, snapshot_time
 from dapctl.databases.mysql_sql import TYPES, lock_name, q, table_name
 
 if TYPE_CHECKING:
@@ -49,8 +50,11 @@ class MySQLLoad:
         target: tuple[str, str],
         columns: Sequence[Column],
         kind: LoadKind,
+        *,
+        soft: bool = False,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self.soft = soft
         self.table = table_name(*target)
         self.staging = f"{STAGING_PREFIX}{_host_tag()}_{os.getpid()}_{os.urandom(4).hex()}"
         self._key = lock_name(db.database, self.staging)
@@ -81,8 +85,12 @@ class MySQLLoad:
             cur.execute(mysql_sql.keep_latest(self.staging, self.columns))
             cur.execute(mysql_sql.create_table(self.table, self.columns))
             self._evolve(cur)
+            if self.soft:  # DDL: committed on its own, harmless if the load fails
+                cur.execute(mysql_sql.HAS_COLUMN, (self.table, SOFT_DELETED))
+                if cur.fetchone() is None:
+                    cur.execute(mysql_sql.add_soft_deleted(self.table))
         with self.db.transaction(doing) as cur:
-            rows = self._apply(cur)
+            rows = self._apply(cur, at=snapshot_time(record))
             cur.execute(UPSERT_STEP, (*self.target, address, record))
             if run is not None:
                 cur.execute(loads.insert_run("mysql"), loads.run_params(run, naive=True))
@@ -121,16 +129,31 @@ class MySQLLoad:
                 column = Column(column.name, column.type, True, False, column.path)
             cur.execute(f"ALTER TABLE {q(self.table)} {verb} {mysql_sql.definition(column)}")
 
-    def _apply(self, cur: Any) -> int:
+    def _apply(self, cur: Any, *, at: datetime | None) -> int:
         table, staging, columns = self.table, self.staging, self.columns
+        if self.soft:  # deleted rows stay, marked; a snapshot marks the keys it lacks
+            gone = 0
+            if self.kind == "snapshot":
+                naive = at.astimezone(UTC).replace(tzinfo=None) if at else None
+                cur.execute(mysql_sql.mark_missing(table, staging, columns), (naive,))
+            else:
+                gone = int(cur.execute(mysql_sql.soft_delete(table, staging, columns)))
+            cur.execute(mysql_sql.insert(table, staging, columns, upsert=True, soft=True))
+            return gone + self._puts(cur)
         if self.kind == "snapshot":
             cur.execute(f"DELETE FROM {q(table)}")  # noqa: S608
             return int(cur.execute(mysql_sql.insert(table, staging, columns, upsert=False)))
         gone = int(cur.execute(mysql_sql.delete(table, staging, columns)))
-        cur.execute(f"SELECT count(*) FROM {q(staging)} WHERE {q(mysql_sql.ACTION)} <> 'D'")  # noqa: S608
-        put = int(cur.fetchone()[0])
+        put = self._puts(cur)
         cur.execute(mysql_sql.insert(table, staging, columns, upsert=True))
         return gone + put
+
+    def _puts(self, cur: Any) -> int:
+        """Staged records that are not deletes (an upsert's affected rows count an update
+        twice, so they cannot tell)."""
+        query = f"SELECT count(*) FROM {q(self.staging)} WHERE {q(mysql_sql.ACTION)} <> 'D'"  # noqa: S608
+        cur.execute(query)
+        return int(cur.fetchone()[0])
 
 
 def _host_tag() -> str:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
+from dapctl.databases.engine import SOFT_DELETED
 
 TYPES = TypeMapper(
     {
@@ -129,7 +130,40 @@ def keep_latest(staging: str, columns: Sequence[Column]) -> str:
     )
 
 
-def insert(table: str, staging: str, columns: Sequence[Column], *, upsert: bool) -> str:
+HAS_COLUMN = (
+    "SELECT 1 FROM information_schema.columns "
+    "WHERE table_schema = DATABASE() AND table_name = %s AND column_name = %s"
+)
+
+
+def add_soft_deleted(table: str) -> str:
+    return f"ALTER TABLE {q(table)} ADD COLUMN {q(SOFT_DELETED)} DATETIME(6) NULL"
+
+
+def mark_missing(table: str, staging: str, columns: Sequence[Column]) -> str:
+    """Mark deleted (at the parameter's time) the live rows ``staging`` does not hold."""
+    keys = [c for c in columns if c.key]
+    match = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in keys)
+    return (
+        f"UPDATE {q(table)} t LEFT JOIN {q(staging)} s ON {match} "  # noqa: S608
+        f"SET t.{q(SOFT_DELETED)} = %s WHERE s.{q(keys[0].name)} IS NULL "
+        f"AND t.{q(SOFT_DELETED)} IS NULL"
+    )
+
+
+def soft_delete(table: str, staging: str, columns: Sequence[Column]) -> str:
+    """Mark the ``D`` records' rows deleted at the change's time (the first mark kept)."""
+    match = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in columns if c.key)
+    return (
+        f"UPDATE {q(table)} t JOIN {q(staging)} s ON {match} "  # noqa: S608
+        f"SET t.{q(SOFT_DELETED)} = coalesce(s.`meta_ts`, UTC_TIMESTAMP(6)) "
+        f"WHERE s.{q(ACTION)} = 'D' AND t.{q(SOFT_DELETED)} IS NULL"
+    )
+
+
+def insert(
+    table: str, staging: str, columns: Sequence[Column], *, upsert: bool, soft: bool = False
+) -> str:
     names = ", ".join(q(c.name) for c in columns)
     text = (
         f"INSERT INTO {q(table)} ({names}) SELECT {names} FROM {q(staging)} "  # noqa: S608
@@ -139,8 +173,10 @@ def insert(table: str, staging: str, columns: Sequence[Column], *, upsert: bool)
         return text
     # VALUES() is deprecated in MySQL 8.0.20+ but the row alias that replaces it is not
     # MariaDB's: VALUES() is what both accept.
-    sets = ", ".join(f"{q(c.name)} = VALUES({q(c.name)})" for c in columns if not c.key)
-    return f"{text} ON DUPLICATE KEY UPDATE {sets}"
+    sets = [f"{q(c.name)} = VALUES({q(c.name)})" for c in columns if not c.key]
+    if soft:
+        sets.append(f"{q(SOFT_DELETED)} = NULL")  # a key that comes back lives again
+    return f"{text} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
 
 
 def delete(table: str, staging: str, columns: Sequence[Column]) -> str:

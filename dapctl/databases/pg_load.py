@@ -18,6 +18,7 @@ only when a key occurs twice. Driver errors become `DatabaseError` (`dapctl.pg.g
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from psycopg import sql
 
 from dapctl.databases import evolve, loads, pg_indexes, pg_sql, pg_views
 from dapctl.databases.columns import Column
-from dapctl.databases.engine import LoadKind
+from dapctl.databases.engine import DEFAULT_OPTIONS, LoadKind, TableOptions, snapshot_time
 from dapctl.databases.pg_stage import Helpers, Stager
 from dapctl.databases.pg_tsv import TsvStager, tsv_header
 
@@ -52,8 +53,11 @@ class PostgresLoad:
         columns: Sequence[Column],
         kind: LoadKind,
         staging: str,
+        *,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
+        self.soft = options.soft_deletes
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -90,11 +94,15 @@ class PostgresLoad:
             cur.execute(pg_sql.create_table(self.target, self.columns))
             # A table another's foreign key references cannot be emptied: its snapshot is
             # merged instead (rows gone deleted, the rest upserted), keys kept in place.
-            merge = self.kind == "incremental" or (
-                cur.execute(pg_sql.REFERENCED, self.target).fetchone() is not None
+            if self.soft:
+                cur.execute(pg_sql.add_soft_deleted(self.target))
+            merge = (
+                self.soft
+                or self.kind == "incremental"
+                or cur.execute(pg_sql.REFERENCED, self.target).fetchone() is not None
             )
             self._evolve(cur, merge=merge)
-            rows = self._apply(cur, merge=merge)
+            rows = self._apply(cur, merge=merge, at=snapshot_time(record))
             cur.execute(UPSERT_STEP, (*self.target, address, record))
             if run is not None:
                 cur.execute(loads.insert_run("postgresql").encode(), loads.run_params(run))
@@ -157,13 +165,16 @@ class PostgresLoad:
             cur.execute(pg_sql.alter(self.target, items))
         pg_views.create_views(cur, views)
 
-    def _apply(self, cur: psycopg.Cursor[Any], *, merge: bool) -> int:
+    def _apply(self, cur: psycopg.Cursor[Any], *, merge: bool, at: datetime | None) -> int:
         if merge:
-            if self.kind == "snapshot":
+            if self.kind == "snapshot" and self.soft:
+                missing = pg_sql.mark_missing(self.target, self.staging, self.columns)
+                cur.execute(missing, (at,))
+            elif self.kind == "snapshot":
                 cur.execute(pg_sql.delete_missing(self.target, self.staging, self.columns))
             dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
             query = pg_sql.incremental_apply(
-                self.target, self.staging, self.columns, dedupe=dupes is not None
+                self.target, self.staging, self.columns, dedupe=dupes is not None, soft=self.soft
             )
             row = cur.execute(query).fetchone()
             return int(row[0]) if row else 0

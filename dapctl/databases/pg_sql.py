@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from dapctl.databases.columns import META_TS, Column, ColumnType, TypeMapper
+from dapctl.databases.engine import SOFT_DELETED
 
 Target = tuple[str, str]
 TYPES = TypeMapper(
@@ -221,36 +222,76 @@ def delete_missing(target: Target, staging: str, columns: Sequence[Column]) -> s
     ).format(t=ident(target), s=sql.Identifier(staging), m=_same_key(columns))
 
 
-def incremental_apply(
-    target: Target, staging: str, columns: Sequence[Column], *, dedupe: bool
-) -> sql.Composed:
-    """Delete the latest ``D`` records' keys, upsert the rest; yields the rows applied."""
-    keys = [c for c in columns if c.key]
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in columns if not c.key
+def add_soft_deleted(target: Target) -> sql.Composed:
+    """The column a soft-deleting table marks deleted rows with, if it is not there yet."""
+    return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} timestamptz").format(
+        ident(target), sql.Identifier(SOFT_DELETED)
     )
+
+
+def mark_missing(target: Target, staging: str, columns: Sequence[Column]) -> sql.Composed:
+    """Mark deleted (at the parameter's time) the live rows a snapshot no longer holds."""
+    return sql.SQL(
+        "UPDATE {t} AS t SET {d} = %s WHERE t.{d} IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM dapctl.{s} AS latest WHERE {m})"
+    ).format(
+        t=ident(target),
+        d=sql.Identifier(SOFT_DELETED),
+        s=sql.Identifier(staging),
+        m=_same_key(columns),
+    )
+
+
+def incremental_apply(
+    target: Target, staging: str, columns: Sequence[Column], *, dedupe: bool, soft: bool = False
+) -> sql.Composed:
+    """Delete the latest ``D`` records' keys (``soft``: mark them deleted at their
+    ``meta.ts``), upsert the rest (``soft``: live again); yields the rows applied."""
+    keys = [c for c in columns if c.key]
+    sets = [
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in columns if not c.key
+    ]
+    if soft:
+        sets.append(sql.SQL("{} = NULL").format(sql.Identifier(SOFT_DELETED)))
+    updates = sql.SQL(", ").join(sets)
     latest: sql.Composable = sql.SQL("")
     source: sql.Composable = sql.SQL("dapctl.{} AS latest").format(sql.Identifier(staging))
     if dedupe:
         latest = sql.SQL("latest AS MATERIALIZED ({}), ").format(_latest(staging, columns))
         source = sql.SQL("latest")
+    parts = {
+        "t": ident(target),
+        "source": source,
+        "action": ACTION,
+        "match": _same_key(columns),
+        "d": sql.Identifier(SOFT_DELETED),
+        "ts": sql.Identifier(META_TS),
+    }
+    gone = (_SOFT_GONE if soft else _HARD_GONE).format(**parts)
     return sql.SQL(
-        "WITH {latest}gone AS (DELETE FROM {t} AS t USING {source} "
-        "WHERE latest.{action} = 'D' AND {match} RETURNING 1), "
+        "WITH {latest}gone AS ({gone} RETURNING 1), "
         "put AS (INSERT INTO {t} ({names}) SELECT {names} FROM {source} "
         "WHERE latest.{action} IS DISTINCT FROM 'D' "
         "ON CONFLICT ({keys}) DO UPDATE SET {updates} RETURNING 1) "
         "SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put)"
     ).format(
         latest=latest,
-        t=ident(target),
+        gone=gone,
+        t=parts["t"],
         source=source,
         action=ACTION,
-        match=_same_key(columns),
         names=_names(columns),
         keys=_names(keys),
         updates=updates or sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(keys[0].name)),
     )
+
+
+_HARD_GONE = sql.SQL("DELETE FROM {t} AS t USING {source} WHERE latest.{action} = 'D' AND {match}")
+# A soft delete keeps the row, marked at the change's time (the first delete's, if repeated).
+_SOFT_GONE = sql.SQL(
+    "UPDATE {t} AS t SET {d} = coalesce(latest.{ts}, now()) FROM {source} "
+    "WHERE latest.{action} = 'D' AND {match} AND t.{d} IS NULL"
+)
 
 
 def alter(

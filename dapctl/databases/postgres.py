@@ -29,7 +29,14 @@ from psycopg import sql
 
 from dapctl.databases import evolve, loads, pg_adopt
 from dapctl.databases.columns import check_identifier, table_columns
-from dapctl.databases.engine import DapSync, LoadKind, StepRow, TableName
+from dapctl.databases.engine import (
+    DEFAULT_OPTIONS,
+    DapSync,
+    LoadKind,
+    StepRow,
+    TableName,
+    TableOptions,
+)
 from dapctl.databases.pg_load import UPSERT_STEP, PostgresLoad
 from dapctl.databases.pg_sql import TYPES
 from dapctl.databases.pg_stage import guard_of
@@ -169,7 +176,13 @@ class PostgresDatabase:
             cur.execute(UPSERT_STEP, (*table, address, record))
 
     def begin_load(
-        self, *, schema: str, table: str, dap_schema: Mapping[str, Any], kind: LoadKind
+        self,
+        *,
+        schema: str,
+        table: str,
+        dap_schema: Mapping[str, Any],
+        kind: LoadKind,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> PostgresLoad:
         """Check the table can evolve (`NeedsReload` if not) and create its staging table."""
         target = (check_identifier(schema, "schema name"), check_identifier(table, "table name"))
@@ -178,7 +191,7 @@ class PostgresDatabase:
         if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
         staging = f"{STAGING_PREFIX}{_host_tag()}_{os.getpid()}_{os.urandom(4).hex()}"
-        return PostgresLoad(self, target, columns, kind, staging)
+        return PostgresLoad(self, target, columns, kind, staging, options=options)
 
     def existing_columns(self, schema: str, table: str) -> dict[str, str]:
         """Column name -> type (``format_type`` spelling); empty if there is no such table."""

@@ -36,6 +36,7 @@ from typing import Any
 from dapctl.api.wire import Format, Job, Mode
 from dapctl.config import Config, Target, db_names
 from dapctl.databases import Database, TableLoad, capabilities, open_database, wire_format
+from dapctl.databases.engine import TableOptions
 from dapctl.databases.loads import RunRow
 from dapctl.files import ensure_private_dir, temp_path_for
 from dapctl.outputs.destination import Landed, PartMode, Settle
@@ -160,7 +161,10 @@ class TableDestination:
         with contextlib.ExitStack() as stack:
             database = stack.enter_context(self._databases.for_load(self.name))
             stack.enter_context(database.lock(f"{schema}.{table}", timeout=self._lock_timeout))
-            load = database.begin_load(schema=schema, table=table, dap_schema=dap_schema, kind=kind)
+            options = TableOptions(soft_deletes=self.target.deletes == "soft")
+            load = database.begin_load(
+                schema=schema, table=table, dap_schema=dap_schema, kind=kind, options=options
+            )
             location = f"database://{self.name}/{schema}.{table}"
             parts = temp_path_for(self.scratch / PARTS)
             held = stack.pop_all()
