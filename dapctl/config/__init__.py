@@ -47,6 +47,7 @@ from dapctl.config.target import (
     Target,
     address_of,
     db_names,
+    history_name,
 )
 from dapctl.template import DEFAULT_OUTPUT, PLACEHOLDERS, template_fields
 
@@ -81,6 +82,7 @@ __all__ = [
     "Target",
     "address_of",
     "db_names",
+    "history_name",
     "parse_duration",
     "template_fields",
 ]

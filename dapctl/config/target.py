@@ -79,6 +79,14 @@ class Target(FrozenModel):
         "written once). A target with a database writes files only when it sets output too.",
     )
     database: Name | None = Field(None, description="Keep the tables in this [databases] entry.")
+    history: bool = Field(
+        False,
+        description="A database target: also keep every version of every row in the history "
+        "table (db_history_table), written with each load.",
+    )
+    db_history_table: DbTemplate = Field(
+        "{table}__history", description="The history table's name, a template as db_table."
+    )
     deletes: Literal["hard", "soft"] = Field(
         "hard",
         description='A database target: "hard" removes a row DAP deleted; "soft" keeps it with '
@@ -179,6 +187,12 @@ class Target(FrozenModel):
                 f"the file name ends in .{extension} but format = {self.format!r}: write "
                 f".{{format}}, or .{self.format}",
             )
+        if self.history and self.database is None:
+            raise PathError(
+                ("history",),
+                "history = true keeps every version in a database table: it needs database; "
+                "files already keep every run's changes",
+            )
         if self.deletes == "soft" and self.database is None:
             raise PathError(
                 ("deletes",),
@@ -207,6 +221,14 @@ class Target(FrozenModel):
 def address_of(profile: str, target: str, namespace: str, table: str) -> str:
     """A step's address, ``profile/target/namespace.table``: the key of everything about it."""
     return f"{profile}/{target}/{namespace}.{table}"
+
+
+def history_name(target: Target, profile: str, table: str) -> str | None:
+    """The history table a step keeps beside its table (in its schema), if any."""
+    if not target.history:
+        return None
+    fields = {"profile": profile, "target": target.name, "namespace": target.namespace}
+    return target.db_history_table.format(**fields, table=table)
 
 
 def db_names(target: Target, profile: str, table: str) -> tuple[str, str]:

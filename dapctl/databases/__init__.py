@@ -20,6 +20,8 @@ Module map:
   builders), `pg_views`
   (dependent views re-created around a type change), `pg_indexes` (indexes set aside while a
   snapshot refills its table, rebuilt after).
+- `history`: history tables (every version of every row), one set of steps every engine
+  runs in its load's transaction.
 - `loads`: ``dapctl.runs`` / ``dapctl.loads``, the rows naming the apply each load belongs
   to, committed with it (each engine's DDL and values).
 - `duck`: the DuckDB backend and its loads; `duck_sql` (SQL builders).

@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from dapctl.databases import duck_sql, evolve, loads
+from dapctl.databases import duck_sql, evolve, history, loads
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.duck_sql import TYPES
 from dapctl.databases.engine import (
@@ -184,7 +184,7 @@ class DuckDatabase:
         changes = evolve.diff(self.existing_columns(*target), columns, TYPES)
         if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
-        return DuckLoad(self, target, columns, kind, soft=options.soft_deletes)
+        return DuckLoad(self, target, columns, kind, options)
 
     def pending_schema_changes(
         self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
@@ -221,11 +221,10 @@ class DuckLoad:
         target: tuple[str, str],
         columns: Sequence[Column],
         kind: LoadKind,
-        *,
-        soft: bool = False,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
-        self.soft = soft
+        self.soft, self.history = options.soft_deletes, options.history_table
         self.staging = f"{STAGING_PREFIX}{os.getpid()}_{os.urandom(4).hex()}"
         self._table = f"dapctl.{duck_sql.q(self.staging)}"
         with _REGISTRY:
@@ -248,7 +247,7 @@ class DuckLoad:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {duck_sql.q(self.target[0])}")
             cur.execute(duck_sql.create_table(self.target, self.columns))
             self._evolve(cur)
-            rows = self._apply(cur, at=snapshot_time(record))
+            rows = self._apply(cur, at=snapshot_time(record), record=record, run=run)
             cur.execute(duck_sql.UPSERT_STEP, [*self.target, address, record])
             if run is not None:
                 cur.execute(loads.insert_run("duckdb"), loads.run_params(run))
@@ -317,10 +316,17 @@ class DuckLoad:
                 ".".join(self.target), [f"{change.describe()} ({exc})"]
             ) from None
 
-    def _apply(self, cur: duckdb.DuckDBPyConnection, *, at: datetime | None) -> int:
+    def _apply(
+        self, cur: duckdb.DuckDBPyConnection, *, at: datetime | None, record: str, run: Any
+    ) -> int:
         latest = f"dapctl.{duck_sql.q('latest_' + self.staging)}"
         cur.execute(f"CREATE TABLE {latest} AS {duck_sql.latest(self.staging, self.columns)}")
         target, columns, soft = self.target, self.columns, self.soft
+        if self.history is not None:  # versions first: the seed reads the table as it was
+            names = (duck_sql.ident((target[0], self.history)), duck_sql.ident(target))
+            source, run_id = duck_sql.history_source(latest, columns), run.run_id if run else None
+            history.keep(cur.execute, history.DUCKDB, names, columns, duck_sql.spell, source,
+                         kind=self.kind, record=record, run_id=run_id)  # fmt: skip
         if soft:  # deleted rows stay, marked; a snapshot marks the keys it no longer holds
             cur.execute(duck_sql.add_soft_deleted(target))
             if self.kind == "snapshot":

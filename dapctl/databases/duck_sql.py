@@ -81,6 +81,16 @@ def extract(column: Column, doc: str = "doc") -> str:
     return f"CAST({text} AS {TYPES.spell(column.type)})"
 
 
+def spell(column: Column) -> str:
+    return TYPES.spell(column.type)
+
+
+def history_source(latest: str, columns: Sequence[Column]) -> str:
+    """``latest``'s records as the table's columns, with ``_action``, for the history."""
+    exprs = ", ".join(f"{extract(c)} AS {q(c.name)}" for c in columns)
+    return f"(SELECT {exprs}, {action()} AS _action FROM {latest})"  # noqa: S608
+
+
 def create_table(target: Target, columns: Sequence[Column]) -> str:
     defs = ", ".join(
         f"{q(c.name)} {TYPES.spell(c.type)}{' NOT NULL' if c.key else ''}" for c in columns

@@ -29,6 +29,7 @@ own snapshot would create and writing the step row in the same transaction.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -75,9 +76,16 @@ class TableOptions:
     key that comes back clears it. Snapshots then merge instead of refilling the table."""
 
     soft_deletes: bool = False
+    history_table: str | None = None  # keep every version in this table (same schema)
 
 
 DEFAULT_OPTIONS = TableOptions()
+
+
+def load_id(record: str) -> str:
+    """The id a load's history versions carry: its job's (any unique id for a test's load)."""
+    found = json.loads(record).get("job_id") if record.startswith("{") else None
+    return str(found) if found else os.urandom(8).hex()
 
 
 def snapshot_time(record: str) -> datetime | None:

@@ -207,7 +207,7 @@ class MySQLDatabase:
         changes = evolve.diff(self.existing_columns(table_name(*target), columns), columns, TYPES)
         if kind == "incremental" and (bad := evolve.unsafe(changes, TYPES)):
             raise evolve.NeedsReload(f"{schema}.{table}", bad)
-        return MySQLLoad(self, target, columns, kind, soft=options.soft_deletes)
+        return MySQLLoad(self, target, columns, kind, options)
 
     def pending_schema_changes(
         self, *, schema: str, table: str, dap_schema: Mapping[str, Any]

@@ -24,9 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dapctl.databases import evolve, loads, mysql_sql
+from dapctl.databases import evolve, history, loads, mysql_sql
 from dapctl.databases.columns import Column
-from dapctl.databases.engine import SOFT_DELETED, LoadKind, snapshot_time
+from dapctl.databases.engine import (
+    DEFAULT_OPTIONS,
+    SOFT_DELETED,
+    LoadKind,
+    TableOptions,
+    snapshot_time,
+)
 from dapctl.databases.mysql_sql import TYPES, lock_name, q, table_name
 
 if TYPE_CHECKING:
@@ -50,11 +56,15 @@ class MySQLLoad:
         target: tuple[str, str],
         columns: Sequence[Column],
         kind: LoadKind,
-        *,
-        soft: bool = False,
+        options: TableOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
-        self.soft = soft
+        self.soft = options.soft_deletes
+        self.history = (
+            None
+            if options.history_table is None
+            else (table_name(target[0], options.history_table))
+        )
         self.table = table_name(*target)
         self.staging = f"{STAGING_PREFIX}{_host_tag()}_{os.getpid()}_{os.urandom(4).hex()}"
         self._key = lock_name(db.database, self.staging)
@@ -85,11 +95,20 @@ class MySQLLoad:
             cur.execute(mysql_sql.keep_latest(self.staging, self.columns))
             cur.execute(mysql_sql.create_table(self.table, self.columns))
             self._evolve(cur)
+            if self.history is not None:  # DDL too: the table made, missing columns added
+                self._history_table(cur)
             if self.soft:  # DDL: committed on its own, harmless if the load fails
                 cur.execute(mysql_sql.HAS_COLUMN, (self.table, SOFT_DELETED))
                 if cur.fetchone() is None:
                     cur.execute(mysql_sql.add_soft_deleted(self.table))
         with self.db.transaction(doing) as cur:
+            if self.history is not None:  # versions first: the seed reads the table as it was
+                source = f"(SELECT *, {q(mysql_sql.ACTION)} AS _action FROM {q(self.staging)})"  # noqa: S608
+                v = history.Versioning(history.MYSQL, q(self.history), q(self.table), self.columns)
+                run_id, snapshot = (run.run_id if run else None), self.kind == "snapshot"
+                history.write_versions(
+                    cur.execute, v, source, snapshot=snapshot, record=record, run_id=run_id
+                )
             rows = self._apply(cur, at=snapshot_time(record))
             cur.execute(UPSERT_STEP, (*self.target, address, record))
             if run is not None:
@@ -128,6 +147,17 @@ class MySQLLoad:
             if change.kind == "add":
                 column = Column(column.name, column.type, True, False, column.path)
             cur.execute(f"ALTER TABLE {q(self.table)} {verb} {mysql_sql.definition(column)}")
+
+    def _history_table(self, cur: Any) -> None:
+        assert self.history is not None
+        spell, options = mysql_sql.spell, " " + mysql_sql.TABLE_OPTIONS
+        [made] = history.setup(history.MYSQL, q(self.history), self.columns, spell, options)
+        cur.execute(made)
+        have = set(self.db.existing_columns(self.history, self.columns))
+        for column in (c for c in self.columns if c.name not in have):
+            cur.execute(
+                f"ALTER TABLE {q(self.history)} ADD COLUMN {q(column.name)} {spell(column)}"
+            )
 
     def _apply(self, cur: Any, *, at: datetime | None) -> int:
         table, staging, columns = self.table, self.staging, self.columns

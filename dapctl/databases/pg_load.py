@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from dapctl.databases import evolve, loads, pg_indexes, pg_sql, pg_views
+from dapctl.databases import evolve, history, loads, pg_indexes, pg_sql, pg_views
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import DEFAULT_OPTIONS, LoadKind, TableOptions, snapshot_time
 from dapctl.databases.pg_stage import Helpers, Stager
@@ -58,6 +58,7 @@ class PostgresLoad:
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
         self.soft = options.soft_deletes
+        self.history = options.history_table
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -102,6 +103,8 @@ class PostgresLoad:
                 or cur.execute(pg_sql.REFERENCED, self.target).fetchone() is not None
             )
             self._evolve(cur, merge=merge)
+            if self.history is not None:
+                self._version(cur, record, run.run_id if run else None)
             rows = self._apply(cur, merge=merge, at=snapshot_time(record))
             cur.execute(UPSERT_STEP, (*self.target, address, record))
             if run is not None:
@@ -164,6 +167,32 @@ class PostgresLoad:
             items = [(c.kind, c.column, None if emptied else _using(c)) for c in changes]
             cur.execute(pg_sql.alter(self.target, items))
         pg_views.create_views(cur, views)
+
+    def _version(self, cur: psycopg.Cursor[Any], record: str, run_id: str | None) -> None:
+        """The load's versions in its history table (`history`), made or widened first."""
+        assert self.history is not None
+
+        def text(part: sql.Composable) -> str:
+            return part.as_string(cur)
+
+        def spell(column: Column) -> str:
+            return text(pg_sql.type_sql(column))
+
+        h = text(pg_sql.ident((self.target[0], self.history)))
+        latest = text(pg_sql.latest(self.staging, self.columns))
+        action = text(pg_sql.ACTION)
+        source = f"(SELECT *, coalesce({action}, 'U') AS _action FROM ({latest}) l)"  # noqa: S608
+        history.keep(
+            lambda q, p: cur.execute(q.encode(), p),
+            history.POSTGRESQL,
+            (h, text(pg_sql.ident(self.target))),
+            self.columns,
+            spell,
+            source,
+            kind=self.kind,
+            record=record,
+            run_id=run_id,
+        )
 
     def _apply(self, cur: psycopg.Cursor[Any], *, merge: bool, at: datetime | None) -> int:
         if merge:

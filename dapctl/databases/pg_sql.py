@@ -178,6 +178,11 @@ def _latest(staging: str, columns: Sequence[Column]) -> sql.Composed:
     )
 
 
+def latest(staging: str, columns: Sequence[Column]) -> sql.Composed:
+    """Staging's latest record of each key (by ``meta.ts``, then arrival)."""
+    return _latest(staging, columns)
+
+
 def has_duplicates(staging: str, columns: Sequence[Column]) -> sql.Composed:
     """A query yielding one row if some key occurs more than once in staging."""
     return sql.SQL("SELECT 1 FROM dapctl.{} GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(

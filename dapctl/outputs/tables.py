@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dapctl.api.wire import Format, Job, Mode
-from dapctl.config import Config, Target, db_names
+from dapctl.config import Config, Target, db_names, history_name
 from dapctl.databases import Database, TableLoad, capabilities, open_database, wire_format
 from dapctl.databases.engine import TableOptions
 from dapctl.databases.loads import RunRow
@@ -161,7 +161,10 @@ class TableDestination:
         with contextlib.ExitStack() as stack:
             database = stack.enter_context(self._databases.for_load(self.name))
             stack.enter_context(database.lock(f"{schema}.{table}", timeout=self._lock_timeout))
-            options = TableOptions(soft_deletes=self.target.deletes == "soft")
+            options = TableOptions(
+                soft_deletes=self.target.deletes == "soft",
+                history_table=history_name(self.target, step.profile, step.table),
+            )
             load = database.begin_load(
                 schema=schema, table=table, dap_schema=dap_schema, kind=kind, options=options
             )

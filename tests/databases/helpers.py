@@ -111,7 +111,11 @@ class Backend:
     def rows(self, table: str, schema: dict[str, Any]) -> list[tuple]:
         columns = table_columns(schema)
         names = ", ".join(f'"{c.name}"' for c in columns)
-        got = self.query(f"SELECT {names} FROM {table}")  # noqa: S608
+        return self.rows_of(self.query(f"SELECT {names} FROM {table}"), schema)  # noqa: S608
+
+    def rows_of(self, got: Iterable[Sequence[Any]], schema: dict[str, Any]) -> list[tuple]:
+        """Rows read in the schema's column order, as `expected_rows` spells them, sorted."""
+        columns = table_columns(schema)
         normed = [tuple(_norm(v, c) for v, c in zip(row, columns, strict=True)) for row in got]
         return sorted(normed, key=lambda r: str(r[0]))
 
