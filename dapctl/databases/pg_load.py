@@ -179,9 +179,12 @@ class PostgresLoad:
             return text(pg_sql.type_sql(column))
 
         h = text(pg_sql.ident((self.target[0], self.history)))
-        latest = text(pg_sql.latest(self.staging, self.columns))
+        # Staging as it is when it holds each key once (the usual case), else its latest.
+        dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
+        staged = text(sql.SQL("dapctl.{}").format(sql.Identifier(self.staging)))
+        latest = f"({text(pg_sql.latest(self.staging, self.columns))})" if dupes else staged
         action = text(pg_sql.ACTION)
-        source = f"(SELECT *, coalesce({action}, 'U') AS _action FROM ({latest}) l)"  # noqa: S608
+        source = f"(SELECT *, coalesce({action}, 'U') AS _action FROM {latest} l)"  # noqa: S608
         history.keep(
             lambda q, p: cur.execute(q.encode(), p),
             history.POSTGRESQL,
