@@ -87,6 +87,11 @@ class Target(FrozenModel):
     db_history_table: DbTemplate = Field(
         "{table}__history", description="The history table's name, a template as db_table."
     )
+    append_only: bool | None = Field(
+        None,
+        description="A database target: rows are only added or replaced, never removed (logs "
+        "kept past DAP's 30 days); default: true for the canvas_logs namespace.",
+    )
     deletes: Literal["hard", "soft"] = Field(
         "hard",
         description='A database target: "hard" removes a row DAP deleted; "soft" keeps it with '
@@ -158,6 +163,13 @@ class Target(FrozenModel):
         """Whether the target writes output files (a database target only if it says so)."""
         return self.database is None or "output" in self.model_fields_set
 
+    @property
+    def appends(self) -> bool:
+        """Whether its table is append-only: as it says, else for ``canvas_logs``."""
+        if self.append_only is not None:
+            return self.append_only
+        return self.namespace == "canvas_logs"
+
     @model_validator(mode="after")
     def _objects_written_once(self) -> Target:
         if (
@@ -192,6 +204,19 @@ class Target(FrozenModel):
                 ("history",),
                 "history = true keeps every version in a database table: it needs database; "
                 "files already keep every run's changes",
+            )
+        if self.append_only and self.database is None:
+            raise PathError(
+                ("append_only",),
+                "append_only keeps a database table's rows: it needs database; files already "
+                "keep every run's records",
+            )
+        if self.appends and self.deletes == "soft":
+            raise PathError(
+                ("deletes",),
+                'an append-only table removes no row, so deletes = "soft" has nothing to mark: '
+                "remove one of them (canvas_logs targets are append-only unless "
+                "append_only = false)",
             )
         if self.deletes == "soft" and self.database is None:
             raise PathError(

@@ -225,6 +225,7 @@ class DuckLoad:
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
         self.soft, self.history = options.soft_deletes, options.history_table
+        self.append_only = options.append_only
         self.staging = f"{STAGING_PREFIX}{os.getpid()}_{os.urandom(4).hex()}"
         self._table = f"dapctl.{duck_sql.q(self.staging)}"
         with _REGISTRY:
@@ -331,12 +332,12 @@ class DuckLoad:
             cur.execute(duck_sql.add_soft_deleted(target))
             if self.kind == "snapshot":
                 cur.execute(duck_sql.mark_missing(target, latest, columns), [at])
-        elif self.kind == "snapshot":
+        elif self.kind == "snapshot" and not self.append_only:
             cur.execute(f"DELETE FROM {duck_sql.ident(target)}")  # noqa: S608
         gone = 0
-        if self.kind == "incremental":
+        if self.kind == "incremental" and not self.append_only:
             gone = _count(cur.execute(duck_sql.delete(target, latest, columns, soft=soft)))
-        upsert = soft or self.kind == "incremental"
+        upsert = soft or self.append_only or self.kind == "incremental"
         insert = duck_sql.insert(target, latest, columns, upsert=upsert, soft=soft)
         put = _count(cur.execute(insert))
         cur.execute(f"DROP TABLE {latest}")

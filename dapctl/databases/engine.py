@@ -73,10 +73,15 @@ class TableOptions:
 
     ``soft_deletes``: a deleted row stays, its ``dap_deleted_at`` set to when DAP deleted it
     (the record's ``meta.ts``; for a key a snapshot no longer holds, the snapshot's time); a
-    key that comes back clears it. Snapshots then merge instead of refilling the table."""
+    key that comes back clears it. Snapshots then merge instead of refilling the table.
+
+    ``append_only`` (logs, kept past DAP's 30 days): a row is never removed, neither by a
+    delete record nor by a snapshot that no longer holds it; records are upserted by key, so
+    a window loaded twice adds nothing twice."""
 
     soft_deletes: bool = False
     history_table: str | None = None  # keep every version in this table (same schema)
+    append_only: bool = False  # logs: rows are only added or replaced, never removed
 
 
 DEFAULT_OPTIONS = TableOptions()

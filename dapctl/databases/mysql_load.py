@@ -59,7 +59,7 @@ class MySQLLoad:
         options: TableOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
-        self.soft = options.soft_deletes
+        self.soft, self.append_only = options.soft_deletes, options.append_only
         self.history = (
             None
             if options.history_table is None
@@ -170,6 +170,9 @@ class MySQLLoad:
                 gone = int(cur.execute(mysql_sql.soft_delete(table, staging, columns)))
             cur.execute(mysql_sql.insert(table, staging, columns, upsert=True, soft=True))
             return gone + self._puts(cur)
+        if self.append_only:  # rows are added or replaced, never removed
+            cur.execute(mysql_sql.insert(table, staging, columns, upsert=True))
+            return self._puts(cur)
         if self.kind == "snapshot":
             cur.execute(f"DELETE FROM {q(table)}")  # noqa: S608
             return int(cur.execute(mysql_sql.insert(table, staging, columns, upsert=False)))

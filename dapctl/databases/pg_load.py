@@ -59,6 +59,7 @@ class PostgresLoad:
         self.db, self.target, self.columns, self.kind = db, target, list(columns), kind
         self.soft = options.soft_deletes
         self.history = options.history_table
+        self.append_only = options.append_only
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -99,6 +100,7 @@ class PostgresLoad:
                 cur.execute(pg_sql.add_soft_deleted(self.target))
             merge = (
                 self.soft
+                or self.append_only
                 or self.kind == "incremental"
                 or cur.execute(pg_sql.REFERENCED, self.target).fetchone() is not None
             )
@@ -199,14 +201,21 @@ class PostgresLoad:
 
     def _apply(self, cur: psycopg.Cursor[Any], *, merge: bool, at: datetime | None) -> int:
         if merge:
-            if self.kind == "snapshot" and self.soft:
+            if self.kind == "snapshot" and self.append_only:
+                pass  # rows older than the server keeps stay
+            elif self.kind == "snapshot" and self.soft:
                 missing = pg_sql.mark_missing(self.target, self.staging, self.columns)
                 cur.execute(missing, (at,))
             elif self.kind == "snapshot":
                 cur.execute(pg_sql.delete_missing(self.target, self.staging, self.columns))
             dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
             query = pg_sql.incremental_apply(
-                self.target, self.staging, self.columns, dedupe=dupes is not None, soft=self.soft
+                self.target,
+                self.staging,
+                self.columns,
+                dedupe=dupes is not None,
+                soft=self.soft,
+                keep=self.append_only,
             )
             row = cur.execute(query).fetchone()
             return int(row[0]) if row else 0

@@ -248,7 +248,13 @@ def mark_missing(target: Target, staging: str, columns: Sequence[Column]) -> sql
 
 
 def incremental_apply(
-    target: Target, staging: str, columns: Sequence[Column], *, dedupe: bool, soft: bool = False
+    target: Target,
+    staging: str,
+    columns: Sequence[Column],
+    *,
+    dedupe: bool,
+    soft: bool = False,
+    keep: bool = False,
 ) -> sql.Composed:
     """Delete the latest ``D`` records' keys (``soft``: mark them deleted at their
     ``meta.ts``), upsert the rest (``soft``: live again); yields the rows applied."""
@@ -272,7 +278,7 @@ def incremental_apply(
         "d": sql.Identifier(SOFT_DELETED),
         "ts": sql.Identifier(META_TS),
     }
-    gone = (_SOFT_GONE if soft else _HARD_GONE).format(**parts)
+    gone = (_KEPT if keep else _SOFT_GONE if soft else _HARD_GONE).format(**parts)
     return sql.SQL(
         "WITH {latest}gone AS ({gone} RETURNING 1), "
         "put AS (INSERT INTO {t} ({names}) SELECT {names} FROM {source} "
@@ -291,6 +297,7 @@ def incremental_apply(
     )
 
 
+_KEPT = sql.SQL("DELETE FROM {t} AS t WHERE FALSE")  # append-only: a delete removes nothing
 _HARD_GONE = sql.SQL("DELETE FROM {t} AS t USING {source} WHERE latest.{action} = 'D' AND {match}")
 # A soft delete keeps the row, marked at the change's time (the first delete's, if repeated).
 _SOFT_GONE = sql.SQL(

@@ -164,6 +164,7 @@ class TableDestination:
             options = TableOptions(
                 soft_deletes=self.target.deletes == "soft",
                 history_table=history_name(self.target, step.profile, step.table),
+                append_only=self.target.appends,
             )
             load = database.begin_load(
                 schema=schema, table=table, dap_schema=dap_schema, kind=kind, options=options
