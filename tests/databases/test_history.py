@@ -2,7 +2,8 @@
 with each load, so "the table as of T" can be asked of any time a run's watermark names.
 
 After a chain of applies with inserts, updates and deletes, the history as of each run's
-watermark equals the emulator's data at that run, row for row. At the engine level: a
+watermark equals the emulator's data as of that watermark (``expected_snapshot(at=...)``),
+row for row. At the engine level: a
 delete closes the version and records the delete, a key that comes back opens a new one, a
 snapshot closes the keys it lacks at its time and leaves unchanged rows alone, and history
 turned on mid-life starts from the current rows with no new job."""
@@ -94,19 +95,19 @@ def test_as_of_each_runs_watermark_equals_the_servers_data_then(
     path = write_config(f'[databases.wh]\nurl = "{backend.url}"\n\n{text}')
     schema = dap_schema("canvas", "users")
     columns = table_columns(schema)
-    seen = []
+    marks = []
     for round_ in range(3):
         if round_:
             emu.advance(600)
             emu.change("canvas", "users", inserts=3, updates=3, deletes=2)
         [result] = apply(path, emu)
         assert result.status == "ok"
-        mark = result.at or result.until
-        seen.append((mark, expected_rows(emu.expected_snapshot("canvas", "users"), columns)))
+        marks.append(result.at or result.until)
     backend.close()
 
     names = ", ".join(f'"{c.name}"' for c in columns)
-    for mark, want in seen:
+    for mark in marks:  # the emulator answers "the table as of T" itself
+        want = expected_rows(emu.expected_snapshot("canvas", "users", at=mark), columns)
         when = mark.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         got = _as_of(backend, when, names)
         assert backend.rows_of(got, schema) == want, when
