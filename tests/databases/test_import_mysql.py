@@ -19,6 +19,7 @@ import pytest
 from dapctl.apply import ApplyOptions
 from dapctl.databases import DatabaseError, table_columns
 from dapctl.databases.mysql_adopt import Existing, conversions
+from dapctl.databases.mysql_sql import create_table
 from dapctl.loading import load_config
 from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
@@ -30,6 +31,11 @@ from tests.mysql_fixtures import query_mysql
 _SHAPE = """
 SELECT column_name, column_type, is_nullable FROM information_schema.columns
 WHERE table_schema = DATABASE() AND table_name = '{}' ORDER BY ordinal_position
+"""
+_DEFINITIONS = """
+SELECT column_name, column_type, is_nullable, column_default, collation_name, column_key, extra
+FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{}'
+ORDER BY ordinal_position
 """
 
 
@@ -85,6 +91,21 @@ def _steps(db: Backend) -> dict[str, dict]:
     return {table: json.loads(record) for table, record in rows}
 
 
+def _columns(db: Backend, name: str) -> list[tuple]:
+    """Every column's full definition, as SHOW CREATE TABLE would spell it, and the keys."""
+    return _sql(db, _DEFINITIONS.format(name))
+
+
+def _dapctls(db: Backend, table: str) -> list[tuple]:
+    """The columns of the table a dapctl snapshot creates for ``canvas.table``."""
+    name = f"dapctl_made_{table}"
+    _sql(db, create_table(name, table_columns(dap_schema("canvas", table))))
+    try:
+        return _columns(db, name)
+    finally:
+        _sql(db, f"DROP TABLE {name}")
+
+
 def _import(run_cli, path: Path, emu, *flags: str):
     return run_cli("import", str(path), "--json", *flags, environ=environ(emu))
 
@@ -105,10 +126,12 @@ def test_import_then_apply_continues_from_dap_with_incrementals_only(
     assert _shape(db, "courses") == [
         ("id", "bigint(20)", "NO"), ("name", "longtext", "YES"),
         ("course_code", "longtext", "YES"), ("account_id", "bigint(20)", "YES"),
-        ("is_public", "tinyint(4)", "YES"), ("settings", "longtext", "YES"),
+        ("is_public", "tinyint(1)", "YES"), ("settings", "longtext", "YES"),
         ("workflow_state", "longtext", "YES"), ("start_at", "datetime(6)", "YES"),
         ("meta_ts", "datetime(6)", "YES"),
     ]  # fmt: skip
+    for table in TABLES:  # exactly the columns a dapctl snapshot creates
+        assert _columns(db, f"canvas__{table}") == _dapctls(db, table), table
     collation = (
         "SELECT table_collation FROM information_schema.tables "
         "WHERE table_schema = DATABASE() AND table_name = 'canvas__courses'"
@@ -240,3 +263,7 @@ def test_a_table_already_in_dapctls_shape_needs_no_change():
     assert [c.kind for c in conversions("c", "utf8mb4_general_ci", existing, columns)] == [
         "collation"
     ]
+    existing["is_public"] = Existing("tinyint", "tinyint(4)", False)  # as dap makes it
+    [boolean] = conversions("canvas.courses", "utf8mb4_bin", existing, columns)
+    assert boolean.describe() == "change type of is_public: tinyint(4) -> BOOLEAN"
+    assert boolean.clause() == "MODIFY COLUMN `is_public` BOOLEAN NULL"
