@@ -64,7 +64,6 @@ _COLLATION = """
 SELECT table_collation FROM information_schema.tables
 WHERE table_schema = DATABASE() AND table_name = %s
 """
-_PRECISE = {"datetime", "timestamp", "time"}  # spelled with microseconds, (6), by dapctl
 
 
 @dataclass(frozen=True)
@@ -132,11 +131,9 @@ def conversions(
 
 def _retyped(have: Existing, column: Column) -> str | None:
     """The column's type as `evolve.widens` reads it, if it must change; else None."""
-    kind = existing_type(have.data_type, column)
+    kind = existing_type(have.data_type, column, have.column_type)
     if evolve.diff({column.name: kind}, [column], TYPES):
-        return kind
-    if have.data_type.lower() in _PRECISE and not have.column_type.endswith("(6)"):
-        return kind  # whole seconds: dapctl keeps DAP's microseconds
+        return kind  # whole seconds too: dapctl keeps DAP's microseconds
     if column.type is ColumnType.BOOLEAN and have.column_type != "tinyint(1)":
         return kind  # dap's TINYINT(4): drivers read only TINYINT(1) as a boolean
     return None

@@ -161,6 +161,28 @@ def test_import_then_apply_continues_from_dap_with_incrementals_only(
     assert _sql(db, "SELECT count(*) FROM instructure_dap__table_sync") == [(2,)]  # dap's
 
 
+def test_an_apply_before_any_import_snapshots_daps_tables_keeping_microseconds(
+    official, make_emulator, db, tmp_path, write_config
+):
+    """What a table `dap` made and dapctl never adopted gets from an apply (a kill before
+    import reached it, an import never run): a snapshot, and DAP's times to the microsecond,
+    though dap's ``DATETIME`` columns kept whole seconds."""
+    emu = make_emulator()
+    initdb(emu, db.url, tmp_path)
+    path = write_config(import_config(emu, db.url))
+
+    results = run_apply(
+        load_config(path), environ=environ(emu), options=ApplyOptions(), connection=FAST
+    )
+
+    assert {(r.table, r.status, r.kind) for r in results} == {
+        (t, "ok", "snapshot") for t in TABLES
+    }
+    assert ("start_at", "datetime(6)", "YES") in _shape(db, "courses")
+    assert ("submitted_at", "datetime(6)", "YES") in _shape(db, "submissions")
+    equal_to_emulator(db, emu)  # every row dapctl's: compared exactly
+
+
 def test_dry_run_says_what_would_change_and_changes_nothing(
     official, make_emulator, db, tmp_path, write_config, run_cli
 ):
