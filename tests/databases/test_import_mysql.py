@@ -175,9 +175,7 @@ def test_an_apply_before_any_import_snapshots_daps_tables_keeping_microseconds(
         load_config(path), environ=environ(emu), options=ApplyOptions(), connection=FAST
     )
 
-    assert {(r.table, r.status, r.kind) for r in results} == {
-        (t, "ok", "snapshot") for t in TABLES
-    }
+    assert {(r.table, r.status, r.kind) for r in results} == {(t, "ok", "snapshot") for t in TABLES}
     assert ("start_at", "datetime(6)", "YES") in _shape(db, "courses")
     assert ("submitted_at", "datetime(6)", "YES") in _shape(db, "submissions")
     equal_to_emulator(db, emu)  # every row dapctl's: compared exactly
