@@ -5,7 +5,9 @@ The chain: ``dap initdb`` against the emulator, ``dapctl import``, changes on th
 ``dapctl apply``: incrementals only, every table equal to the emulator's data. Also:
 ``--dry-run`` changes nothing, a user's view on an adopted table still answers, a second
 import changes nothing, a table dap never synced and a table the config does not list are
-left alone, an old client's ``dap_meta`` is refused, and the pure conversion rules.
+left alone, an apply before any import snapshots with DAP's microseconds, a table behind the
+server's schema version is snapshotted next, an old client's ``dap_meta`` is refused, and
+the pure conversion rules.
 """
 
 from __future__ import annotations
@@ -244,6 +246,30 @@ def test_a_table_dap_never_synced_and_one_the_config_omits_are_left_alone(
     }  # fmt: skip
     assert set(_steps(db)) == {"courses"}
     assert _shape(db, "submissions") == before  # untouched
+
+
+def test_a_table_behind_the_servers_schema_is_snapshotted_next_and_the_plan_says_why(
+    official, make_emulator, db, tmp_path, write_config, run_cli
+):
+    emu = make_emulator()
+    initdb(emu, db.url, tmp_path)
+    _sql(db, "UPDATE instructure_dap__table_sync SET schema_version = 0")
+    path = write_config(import_config(emu, db.url))
+
+    assert set(statuses(_import(run_cli, path, emu)).values()) == {"adopted"}
+    plan = run_cli("plan", str(path), "--json", environ=environ(emu))
+    steps = {s["table"]: s for s in json.loads(plan.stdout)["steps"]}
+    results = run_apply(
+        load_config(path), environ=environ(emu), options=ApplyOptions(), connection=FAST
+    )
+
+    assert steps["courses"]["action"] == "snapshot"
+    assert (
+        "adopted from dap at schema version 0, behind the server's 1"
+        in (steps["courses"]["reason"])
+    )
+    assert {(r.table, r.status, r.kind) for r in results} == {(t, "ok", "snapshot") for t in TABLES}
+    equal_to_emulator(db, emu)
 
 
 def test_an_old_clients_dap_meta_is_refused_saying_what_to_run(
