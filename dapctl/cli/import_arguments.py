@@ -16,13 +16,15 @@ def add_import(commands: Any) -> None:
     sub = add_command(
         commands,
         "import",
-        "Take over the PostgreSQL tables `dap initdb` / `dap syncdb` keep, with no new "
-        "snapshot: for each table step of the config's database targets, find the table and "
-        "its row in dap's instructure_dap.table_sync, convert its columns to dapctl's (enum "
-        "and varchar(n) to text, timestamp to timestamptz read as UTC, meta_ts added) with "
-        "the views on it re-created, and record dap's last sync time as the watermark, in "
-        "one transaction per table. The next `dapctl apply` continues with an incremental. "
-        "dap's own rows are left as they are; do not run `dap syncdb` on these tables again.",
+        "Take over the PostgreSQL or MySQL / MariaDB tables `dap initdb` / `dap syncdb` "
+        "keep, with no new snapshot: for each table step of the config's database targets, "
+        "find the table and its row in dap's sync table (instructure_dap.table_sync, MySQL "
+        "instructure_dap__table_sync), convert its columns to dapctl's (enums and short text "
+        "to text, timestamps to UTC with microseconds, meta_ts added) and record dap's last "
+        "sync time as the watermark. PostgreSQL: one transaction per table, the views on it "
+        "re-created. MySQL: one ALTER TABLE, then the record (a kill between them: run import "
+        "again). The next `dapctl apply` continues with an incremental. dap's own rows are "
+        "left as they are; do not run `dap syncdb` on these tables again.",
         [
             "dapctl import dapctl.toml --dry-run   # what would change, per table; nothing done",
             "dapctl import dapctl.toml",

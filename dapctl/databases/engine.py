@@ -23,7 +23,9 @@ a driver's message can hold it.
 `Adopts` is an optional capability (checked with ``isinstance``): an engine whose tables the
 official client (`dap initdb` / `dap syncdb`) may have made can read that client's sync rows
 (`DapSync`) and take such a table over (``dapctl import``), converting it to the columns its
-own snapshot would create and writing the step row in the same transaction.
+own snapshot would create and writing the step row in the same transaction (or, where DDL
+commits on its own, as in MySQL, the step row only after one atomic conversion, so a kill
+between them leaves a converted table without a row, which the next import finishes).
 """
 
 from __future__ import annotations
@@ -201,6 +203,7 @@ class Adopts(Protocol):
     def adopt(
         self, table: TableName, dap_schema: Mapping[str, Any], *, address: str, record: str
     ) -> list[str]:
-        """In one transaction convert ``table`` (its dependent views re-created) and write its
-        step row; return the changes made."""
+        """Convert ``table`` (its dependent views re-created where the engine needs it) and
+        write its step row, in one transaction or (DDL that commits alone) the row after the
+        conversion (see the module doc); return the changes made."""
         ...

@@ -184,13 +184,14 @@ class MySQLDatabase:
     def existing_columns(self, table: str, wanted: list[Column]) -> dict[str, str]:
         """Column name -> type as `evolve.diff` compares it; empty if there is no such table."""
         query = (
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, data_type, column_type FROM information_schema.columns "
             "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position"
         )
         by_name = {c.name: c for c in wanted}
         with self.guard("cannot read the table's columns"), self.cursor() as cur:
             cur.execute(query, (table,))
-            return {str(n): existing_type(str(t), by_name.get(str(n))) for n, t in cur.fetchall()}
+            rows = cur.fetchall()
+        return {str(n): existing_type(str(t), by_name.get(str(n)), str(c)) for n, t, c in rows}
 
     def begin_load(
         self,

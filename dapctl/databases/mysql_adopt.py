@@ -8,17 +8,20 @@ database an old client kept (a ``dap_meta`` table and no ``table_sync``) is refu
 what to run first. The client's rows are only read.
 
 Its tables differ from the ones a dapctl snapshot creates: enum fields are ``ENUM``, strings
-``MEDIUMTEXT``, timestamps ``DATETIME`` with whole seconds, required value fields ``NOT
-NULL``, the collation is case-insensitive and there is no ``meta_ts``. `conversions` (pure)
-lists what brings a table to what `mysql_sql` spells for the DAP schema: the table to
-``utf8mb4_bin`` (keys compare as DAP's do), enum and shorter text to ``LONGTEXT``,
-timestamps and times to microseconds, value columns nullable, ``meta_ts`` added (NULL until
-a row changes). A column whose values would not all survive stops the table's adoption
-with a `DatabaseError` naming it.
+``MEDIUMTEXT``, timestamps ``DATETIME`` with whole seconds, booleans ``TINYINT(4)``,
+required value fields ``NOT NULL``, the collation is the database's default (often
+case-insensitive) and there is no ``meta_ts``. `conversions` (pure) lists what brings a
+table to what `mysql_sql` spells for the DAP schema: the table to ``utf8mb4_bin`` (keys
+compare as DAP's do), enum and shorter text to ``LONGTEXT``, timestamps and times to
+microseconds, booleans to ``BOOLEAN`` (``TINYINT(1)``, which drivers read as a boolean),
+value columns nullable, ``meta_ts`` added (NULL until a row changes). A column whose values
+would not all survive stops the table's adoption with a `DatabaseError` naming it.
 
 MySQL commits DDL on its own, so adoption cannot share one transaction with the step row as
-PostgreSQL's does. `adopt` makes every change in ONE ``ALTER TABLE`` (atomic in InnoDB:
-MariaDB 10.6+ and MySQL 8 roll a killed one back), then writes the step row. A kill between
+PostgreSQL's does. `adopt` makes every change in ONE ``ALTER TABLE``, then writes the step
+row. The ALTER is atomic: a killed dapctl does not stop it (the server runs it to its end),
+and one the server cannot finish (``KILL QUERY``, a server crash) is rolled back (InnoDB's
+atomic DDL: MariaDB 10.6+, MySQL 8). A kill between
 the two leaves a converted table with no step row: a second ``dapctl import`` finds nothing
 left to change and writes the row, and an apply that runs first snapshots the table (it has
 no watermark it could trust), so no state ever claims rows the table lacks. Views need no
@@ -34,7 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dapctl.databases import evolve
-from dapctl.databases.columns import Column, table_columns
+from dapctl.databases.columns import Column, ColumnType, table_columns
 from dapctl.databases.engine import DapSync, DatabaseError, TableName
 from dapctl.databases.mysql_sql import TYPES, existing_type, q, spell, table_name
 
@@ -61,7 +64,6 @@ _COLLATION = """
 SELECT table_collation FROM information_schema.tables
 WHERE table_schema = DATABASE() AND table_name = %s
 """
-_PRECISE = {"datetime", "timestamp", "time"}  # spelled with microseconds, (6), by dapctl
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,11 @@ def conversions(
 
 def _retyped(have: Existing, column: Column) -> str | None:
     """The column's type as `evolve.widens` reads it, if it must change; else None."""
-    kind = existing_type(have.data_type, column)
+    kind = existing_type(have.data_type, column, have.column_type)
     if evolve.diff({column.name: kind}, [column], TYPES):
-        return kind
-    if have.data_type.lower() in _PRECISE and not have.column_type.endswith("(6)"):
-        return kind  # whole seconds: dapctl keeps DAP's microseconds
+        return kind  # whole seconds too: dapctl keeps DAP's microseconds
+    if column.type is ColumnType.BOOLEAN and have.column_type != "tinyint(1)":
+        return kind  # dap's TINYINT(4): drivers read only TINYINT(1) as a boolean
     return None
 
 

@@ -52,12 +52,17 @@ TYPES = TypeMapper(
         "varchar": ColumnType.TEXT,
         "text": ColumnType.TEXT,
         "mediumtext": ColumnType.TEXT,
+        # `existing_type`'s names for the same types with fewer digits (dap's `DATETIME`)
+        "datetime without microseconds": ColumnType.TIMESTAMP,
+        "timestamp without microseconds": ColumnType.TIMESTAMP,
+        "time without microseconds": ColumnType.TIME,
     },
 )
 KEY_TEXT = "VARCHAR(255)"
 ACTION, SEQ = "_dapctl_action", "_dapctl_seq"
 TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 _DATA_TYPES = {"int": "integer", "tinyint": "boolean"}
+_PRECISE = ("datetime", "timestamp", "time")  # DAP's times carry microseconds: (6)
 
 
 def q(name: str) -> str:
@@ -82,9 +87,14 @@ def spell(column: Column) -> str:
     return TYPES.spell(column.type)
 
 
-def existing_type(data_type: str, wanted: Column | None) -> str:
-    """information_schema's DATA_TYPE as `evolve.diff` compares it with `spell`'s."""
+def existing_type(data_type: str, wanted: Column | None, column_type: str = "") -> str:
+    """information_schema's DATA_TYPE as `evolve.diff` compares it with `spell`'s. Given
+    its COLUMN_TYPE too, a time with fewer digits than ``(6)`` (``DATETIME``: whole seconds)
+    reads as "... without microseconds", so a load widens it (in place) before it would
+    cut DAP's microseconds off."""
     kind = _DATA_TYPES.get(data_type.lower(), data_type.lower())
+    if kind in _PRECISE and column_type and not column_type.lower().endswith("(6)"):
+        return f"{kind} without microseconds"
     if wanted is None:
         return kind
     if wanted.key and wanted.type is ColumnType.TEXT and kind == "varchar":

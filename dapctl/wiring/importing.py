@@ -5,8 +5,9 @@ engine `Adopts` (PostgreSQL, MySQL); the client's sync row for the table (`DapSy
 schema and table the config's templates render) gives its last sync time and schema
 version, and the server's schema endpoint its current version. Each table gets one outcome:
 
-- ``adopted``: converted and its step row written in one transaction (the engine's
-  ``adopt``), under the same per-table lock apply takes. The row is the record a completed
+- ``adopted``: converted and its step row written (the engine's ``adopt``: one transaction
+  on PostgreSQL; on MySQL one ALTER TABLE, then the row), under the same per-table lock
+  apply takes. The row is the record a completed
   snapshot writes: watermark = the client's last sync time, so the next apply continues
   with an incremental. A table behind the server's schema version gets no watermark but a
   ``reload`` reason, so the next plan takes a snapshot and says why.

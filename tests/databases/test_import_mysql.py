@@ -5,7 +5,9 @@ The chain: ``dap initdb`` against the emulator, ``dapctl import``, changes on th
 ``dapctl apply``: incrementals only, every table equal to the emulator's data. Also:
 ``--dry-run`` changes nothing, a user's view on an adopted table still answers, a second
 import changes nothing, a table dap never synced and a table the config does not list are
-left alone, an old client's ``dap_meta`` is refused, and the pure conversion rules.
+left alone, an apply before any import snapshots with DAP's microseconds, a table behind the
+server's schema version is snapshotted next, an old client's ``dap_meta`` is refused, and
+the pure conversion rules.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from dapctl.apply import ApplyOptions
 from dapctl.databases import DatabaseError, table_columns
 from dapctl.databases.mysql_adopt import Existing, conversions
+from dapctl.databases.mysql_sql import create_table
 from dapctl.loading import load_config
 from dapctl.wiring import run_apply
 from tests.apply_helpers import FAST, config_text, environ
@@ -30,6 +33,11 @@ from tests.mysql_fixtures import query_mysql
 _SHAPE = """
 SELECT column_name, column_type, is_nullable FROM information_schema.columns
 WHERE table_schema = DATABASE() AND table_name = '{}' ORDER BY ordinal_position
+"""
+_DEFINITIONS = """
+SELECT column_name, column_type, is_nullable, column_default, collation_name, column_key, extra
+FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{}'
+ORDER BY ordinal_position
 """
 
 
@@ -85,6 +93,21 @@ def _steps(db: Backend) -> dict[str, dict]:
     return {table: json.loads(record) for table, record in rows}
 
 
+def _columns(db: Backend, name: str) -> list[tuple]:
+    """Every column's full definition, as SHOW CREATE TABLE would spell it, and the keys."""
+    return _sql(db, _DEFINITIONS.format(name))
+
+
+def _dapctls(db: Backend, table: str) -> list[tuple]:
+    """The columns of the table a dapctl snapshot creates for ``canvas.table``."""
+    name = f"dapctl_made_{table}"
+    _sql(db, create_table(name, table_columns(dap_schema("canvas", table))))
+    try:
+        return _columns(db, name)
+    finally:
+        _sql(db, f"DROP TABLE {name}")
+
+
 def _import(run_cli, path: Path, emu, *flags: str):
     return run_cli("import", str(path), "--json", *flags, environ=environ(emu))
 
@@ -105,10 +128,12 @@ def test_import_then_apply_continues_from_dap_with_incrementals_only(
     assert _shape(db, "courses") == [
         ("id", "bigint(20)", "NO"), ("name", "longtext", "YES"),
         ("course_code", "longtext", "YES"), ("account_id", "bigint(20)", "YES"),
-        ("is_public", "tinyint(4)", "YES"), ("settings", "longtext", "YES"),
+        ("is_public", "tinyint(1)", "YES"), ("settings", "longtext", "YES"),
         ("workflow_state", "longtext", "YES"), ("start_at", "datetime(6)", "YES"),
         ("meta_ts", "datetime(6)", "YES"),
     ]  # fmt: skip
+    for table in TABLES:  # exactly the columns a dapctl snapshot creates
+        assert _columns(db, f"canvas__{table}") == _dapctls(db, table), table
     collation = (
         "SELECT table_collation FROM information_schema.tables "
         "WHERE table_schema = DATABASE() AND table_name = 'canvas__courses'"
@@ -136,6 +161,26 @@ def test_import_then_apply_continues_from_dap_with_incrementals_only(
     equal_to_emulator(db, emu)
     assert _sql(db, "SELECT count(*) FROM canvas__courses WHERE meta_ts IS NOT NULL")[0][0] >= 9
     assert _sql(db, "SELECT count(*) FROM instructure_dap__table_sync") == [(2,)]  # dap's
+
+
+def test_an_apply_before_any_import_snapshots_daps_tables_keeping_microseconds(
+    official, make_emulator, db, tmp_path, write_config
+):
+    """What a table `dap` made and dapctl never adopted gets from an apply (a kill before
+    import reached it, an import never run): a snapshot, and DAP's times to the microsecond,
+    though dap's ``DATETIME`` columns kept whole seconds."""
+    emu = make_emulator()
+    initdb(emu, db.url, tmp_path)
+    path = write_config(import_config(emu, db.url))
+
+    results = run_apply(
+        load_config(path), environ=environ(emu), options=ApplyOptions(), connection=FAST
+    )
+
+    assert {(r.table, r.status, r.kind) for r in results} == {(t, "ok", "snapshot") for t in TABLES}
+    assert ("start_at", "datetime(6)", "YES") in _shape(db, "courses")
+    assert ("submitted_at", "datetime(6)", "YES") in _shape(db, "submissions")
+    equal_to_emulator(db, emu)  # every row dapctl's: compared exactly
 
 
 def test_dry_run_says_what_would_change_and_changes_nothing(
@@ -203,6 +248,30 @@ def test_a_table_dap_never_synced_and_one_the_config_omits_are_left_alone(
     assert _shape(db, "submissions") == before  # untouched
 
 
+def test_a_table_behind_the_servers_schema_is_snapshotted_next_and_the_plan_says_why(
+    official, make_emulator, db, tmp_path, write_config, run_cli
+):
+    emu = make_emulator()
+    initdb(emu, db.url, tmp_path)
+    _sql(db, "UPDATE instructure_dap__table_sync SET schema_version = 0")
+    path = write_config(import_config(emu, db.url))
+
+    assert set(statuses(_import(run_cli, path, emu)).values()) == {"adopted"}
+    plan = run_cli("plan", str(path), "--json", environ=environ(emu))
+    steps = {s["table"]: s for s in json.loads(plan.stdout)["steps"]}
+    results = run_apply(
+        load_config(path), environ=environ(emu), options=ApplyOptions(), connection=FAST
+    )
+
+    assert steps["courses"]["action"] == "snapshot"
+    assert (
+        "adopted from dap at schema version 0, behind the server's 1"
+        in (steps["courses"]["reason"])
+    )
+    assert {(r.table, r.status, r.kind) for r in results} == {(t, "ok", "snapshot") for t in TABLES}
+    equal_to_emulator(db, emu)
+
+
 def test_an_old_clients_dap_meta_is_refused_saying_what_to_run(
     make_emulator, db, write_config, run_cli
 ):
@@ -240,3 +309,7 @@ def test_a_table_already_in_dapctls_shape_needs_no_change():
     assert [c.kind for c in conversions("c", "utf8mb4_general_ci", existing, columns)] == [
         "collation"
     ]
+    existing["is_public"] = Existing("tinyint", "tinyint(4)", False)  # as dap makes it
+    [boolean] = conversions("canvas.courses", "utf8mb4_bin", existing, columns)
+    assert boolean.describe() == "change type of is_public: tinyint(4) -> BOOLEAN"
+    assert boolean.clause() == "MODIFY COLUMN `is_public` BOOLEAN NULL"

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from dapctl.databases import DatabaseError, mysql_sql
+from dapctl.databases import DatabaseError, evolve, mysql_sql
 from dapctl.databases.columns import Column, ColumnType
 from dapctl.databases.mysql import MySQLDatabase, _target
 from dapctl.errors import ConfigError
@@ -50,6 +50,27 @@ def test_a_part_becomes_typed_tsv_with_escapes_nulls_and_utc_times():
 )
 def test_information_schema_types_read_as_the_mapper_spells_them(data_type, wanted, read):
     assert mysql_sql.existing_type(data_type, wanted) == read
+
+
+@pytest.mark.parametrize(
+    ("data_type", "column_type", "kind", "read"),
+    [
+        ("datetime", "datetime(6)", T.TIMESTAMP, "datetime"),
+        ("datetime", "datetime", T.TIMESTAMP, "datetime without microseconds"),  # dap's
+        ("timestamp", "timestamp(3)", T.TIMESTAMP, "timestamp without microseconds"),
+        ("time", "time", T.TIME, "time without microseconds"),
+        ("time", "time(6)", T.TIME, "time"),
+        ("bigint", "bigint(20)", T.INT64, "bigint"),
+    ],
+)
+def test_a_time_with_fewer_digits_reads_as_a_type_a_load_widens(data_type, column_type, kind, read):
+    wanted = Column("at", kind, True, False, ("value", "at"))
+    have = mysql_sql.existing_type(data_type, wanted, column_type)
+
+    assert have == read
+    changes = evolve.diff({"at": have}, [wanted], mysql_sql.TYPES)
+    assert bool(changes) == read.endswith("microseconds")
+    assert evolve.unsafe(changes, mysql_sql.TYPES) == []  # in place, even in an incremental
 
 
 def test_lock_names_fit_mysql_s_64_characters():
