@@ -92,6 +92,12 @@ class Target(FrozenModel):
         description="A database target: rows are only added or replaced, never removed (logs "
         "kept past DAP's 30 days); default: true for the canvas_logs namespace.",
     )
+    partition_by: Identifier | Literal[False] | None = Field(
+        None,
+        description="An append-only PostgreSQL table: the timestamp column its table is "
+        "partitioned by day on, when dapctl creates it; false: one table. Default: timestamp "
+        "for the canvas_logs namespace, else none.",
+    )
     deletes: Literal["hard", "soft"] = Field(
         "hard",
         description='A database target: "hard" removes a row DAP deleted; "soft" keeps it with '
@@ -170,6 +176,15 @@ class Target(FrozenModel):
             return self.append_only
         return self.namespace == "canvas_logs"
 
+    @property
+    def partition_column(self) -> str | None:
+        """The column an append-only table is partitioned by day on (PostgreSQL), if any."""
+        if not self.appends or self.partition_by is False:
+            return None
+        if self.partition_by is None:
+            return "timestamp" if self.namespace == "canvas_logs" else None
+        return self.partition_by
+
     @model_validator(mode="after")
     def _objects_written_once(self) -> Target:
         if (
@@ -210,6 +225,12 @@ class Target(FrozenModel):
                 ("append_only",),
                 "append_only keeps a database table's rows: it needs database; files already "
                 "keep every run's records",
+            )
+        if self.partition_by and not self.appends:
+            raise PathError(
+                ("partition_by",),
+                "partition_by splits an append-only table by day: it needs append_only = true "
+                "(the default for canvas_logs)",
             )
         if self.appends and self.deletes == "soft":
             raise PathError(

@@ -19,7 +19,8 @@ Module map:
   parts COPYed raw and converted to typed rows while later parts arrive), `pg_sql` (SQL
   builders), `pg_views`
   (dependent views re-created around a type change), `pg_indexes` (indexes set aside while a
-  snapshot refills its table, rebuilt after).
+  snapshot refills its table, rebuilt after), `pg_partitions` (append-only tables partitioned
+  by day).
 - `history`: history tables (every version of every row), one set of steps every engine
   runs in its load's transaction.
 - `loads`: ``dapctl.runs`` / ``dapctl.loads``, the rows naming the apply each load belongs

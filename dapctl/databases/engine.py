@@ -79,11 +79,16 @@ class TableOptions:
 
     ``append_only`` (logs, kept past DAP's 30 days): a row is never removed, neither by a
     delete record nor by a snapshot that no longer holds it; records are upserted by key, so
-    a window loaded twice adds nothing twice."""
+    a window loaded twice adds nothing twice.
+
+    ``partition_by`` (append-only tables, PostgreSQL): a timestamp column; a table dapctl
+    creates is partitioned by day on it (`dapctl.databases.pg_partitions`). Other engines
+    keep one table."""
 
     soft_deletes: bool = False
     history_table: str | None = None  # keep every version in this table (same schema)
     append_only: bool = False  # logs: rows are only added or replaced, never removed
+    partition_by: str | None = None  # an append-only table's day partitions' column
 
 
 DEFAULT_OPTIONS = TableOptions()

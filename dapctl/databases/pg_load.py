@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from dapctl.databases import evolve, history, loads, pg_indexes, pg_sql, pg_views
+from dapctl.databases import evolve, history, loads, pg_indexes, pg_partitions, pg_sql, pg_views
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import DEFAULT_OPTIONS, LoadKind, TableOptions, snapshot_time
 from dapctl.databases.pg_stage import Helpers, Stager
@@ -60,6 +60,9 @@ class PostgresLoad:
         self.soft = options.soft_deletes
         self.history = options.history_table
         self.append_only = options.append_only
+        self.partition_by = options.partition_by if options.append_only else None
+        if self.partition_by is not None:
+            pg_partitions.check_column(target, self.columns, self.partition_by)
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -93,7 +96,7 @@ class PostgresLoad:
             self._close_stagers()
         with self.db.transaction(f"cannot apply the {self.kind} of {where}") as cur:
             self._ensure_schema(cur)
-            cur.execute(pg_sql.create_table(self.target, self.columns))
+            self._create(cur)
             # A table another's foreign key references cannot be emptied: its snapshot is
             # merged instead (rows gone deleted, the rest upserted), keys kept in place.
             if self.soft:
@@ -116,6 +119,17 @@ class PostgresLoad:
             cur.execute(sql.SQL("DROP TABLE dapctl.{}").format(sql.Identifier(self.staging)))
         self._release()
         return rows
+
+    def _create(self, cur: Any) -> None:
+        """The table if missing (partitioned by day, `pg_partitions`, if the load says so),
+        and the day partitions its staged records need, if it is partitioned."""
+        if self.partition_by is None:
+            cur.execute(pg_sql.create_table(self.target, self.columns))
+        else:
+            cur.execute(pg_partitions.create(self.target, self.columns, self.partition_by))
+        self._partitioned = pg_partitions.partition_column(cur, self.target)
+        if self._partitioned is not None:
+            pg_partitions.make_days(cur, self.target, self.staging, self._partitioned)
 
     def _ensure_schema(self, cur: Any) -> None:
         # CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent one (a unique
@@ -216,6 +230,7 @@ class PostgresLoad:
                 dedupe=dupes is not None,
                 soft=self.soft,
                 keep=self.append_only,
+                also_key=self._partitioned,
             )
             row = cur.execute(query).fetchone()
             return int(row[0]) if row else 0

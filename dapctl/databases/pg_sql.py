@@ -255,12 +255,16 @@ def incremental_apply(
     dedupe: bool,
     soft: bool = False,
     keep: bool = False,
+    also_key: str | None = None,
 ) -> sql.Composed:
     """Delete the latest ``D`` records' keys (``soft``: mark them deleted at their
-    ``meta.ts``), upsert the rest (``soft``: live again); yields the rows applied."""
-    keys = [c for c in columns if c.key]
+    ``meta.ts``), upsert the rest (``soft``: live again; ``also_key``: a table partitioned on
+    that column, whose key holds it too); yields the rows applied."""
+    keys = [c for c in columns if c.key or c.name == also_key]
     sets = [
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in columns if not c.key
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name))
+        for c in columns
+        if c not in keys
     ]
     if soft:
         sets.append(sql.SQL("{} = NULL").format(sql.Identifier(SOFT_DELETED)))

@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS dapctl.table_steps (
 """
 _TABLES = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('dapctl', 'pg_catalog', 'information_schema')
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('dapctl', 'pg_catalog', 'information_schema')
 """
 _HOLDER = """
 SELECT a.application_name, a.client_addr::text, a.pid, a.backend_start

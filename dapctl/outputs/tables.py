@@ -165,6 +165,7 @@ class TableDestination:
                 soft_deletes=self.target.deletes == "soft",
                 history_table=history_name(self.target, step.profile, step.table),
                 append_only=self.target.appends,
+                partition_by=self.target.partition_column,
             )
             load = database.begin_load(
                 schema=schema, table=table, dap_schema=dap_schema, kind=kind, options=options
