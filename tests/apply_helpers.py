@@ -66,6 +66,14 @@ output = "{output}"
 """
 
 
+def duckdb_target_config(emu: Emulator, extra_target: str) -> str:
+    """`config_text` whose target keeps its tables in DuckDB database ``wh`` (no files),
+    with ``extra_target`` lines."""
+    text = config_text(emu, extra_target=f'database = "wh"\n{extra_target}')
+    text = text.replace('output = "out/', '# output = "out/')
+    return f'[databases.wh]\nurl = "duckdb:///wh.duckdb"\n\n{text}'
+
+
 def environ(emu: Emulator) -> dict[str, str]:
     return {SECRET_VAR: emu.credentials[1]}
 

@@ -63,6 +63,7 @@ class PostgresLoad:
         self.partition_by = options.partition_by if options.append_only else None
         if self.partition_by is not None:
             pg_partitions.check_column(target, self.columns, self.partition_by)
+        self._partitioned: str | None = None  # what the table is partitioned on, read at commit
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -123,10 +124,7 @@ class PostgresLoad:
     def _create(self, cur: Any) -> None:
         """The table if missing (partitioned by day, `pg_partitions`, if the load says so),
         and the day partitions its staged records need, if it is partitioned."""
-        if self.partition_by is None:
-            cur.execute(pg_sql.create_table(self.target, self.columns))
-        else:
-            cur.execute(pg_partitions.create(self.target, self.columns, self.partition_by))
+        cur.execute(pg_sql.create_table(self.target, self.columns, partition_on=self.partition_by))
         self._partitioned = pg_partitions.partition_column(cur, self.target)
         if self._partitioned is not None:
             pg_partitions.make_days(cur, self.target, self.staging, self._partitioned)

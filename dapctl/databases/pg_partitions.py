@@ -26,7 +26,7 @@ from typing import Any
 from psycopg import sql
 
 from dapctl.databases.columns import Column, ColumnType
-from dapctl.databases.pg_sql import ACTION, Target, ident, type_sql
+from dapctl.databases.pg_sql import ACTION, Target, ident
 from dapctl.errors import DatabaseError
 
 _PARTITION_COLUMN = """
@@ -43,9 +43,8 @@ def partition_column(cur: Any, target: Target) -> str | None:
     return str(row[0]) if row else None
 
 
-def check_column(target: Target, columns: Sequence[Column], name: str) -> Column:
-    """The timestamp value column ``name`` of the table; `DatabaseError` naming the ones there
-    are if it has none such."""
+def check_column(target: Target, columns: Sequence[Column], name: str) -> None:
+    """`DatabaseError` naming the table's timestamp value columns unless ``name`` is one."""
     found = next((c for c in columns if c.name == name and not c.key), None)
     if found is None or found.type is not ColumnType.TIMESTAMP:
         stamps = [c.name for c in columns if c.type is ColumnType.TIMESTAMP and not c.key]
@@ -54,34 +53,16 @@ def check_column(target: Target, columns: Sequence[Column], name: str) -> Column
             f"(its timestamp columns: {', '.join(stamps) or 'none'}); name one, or set "
             "partition_by = false"
         )
-    return found
 
 
-def create(target: Target, columns: Sequence[Column], on: str) -> sql.Composed:
-    """The table partitioned by range on ``on``, its key widened by that column."""
-    defs = [
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(c.name),
-            type_sql(c),
-            sql.SQL(" NOT NULL" if c.key or c.name == on else ""),
-        )
-        for c in columns
-    ]
-    keys = [sql.Identifier(c.name) for c in columns if c.key] + [sql.Identifier(on)]
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({})) PARTITION BY RANGE ({})"
-    ).format(ident(target), sql.SQL(", ").join(defs), sql.SQL(", ").join(keys), sql.Identifier(on))
-
-
-def make_days(cur: Any, target: Target, staging: str, on: str) -> list[str]:
-    """Create the partitions of the days the staged records fall on that are missing; return
-    their names. `DatabaseError` if a staged record has no time."""
+def make_days(cur: Any, target: Target, staging: str, on: str) -> None:
+    """Create the missing partitions of the days the staged records fall on; `DatabaseError`
+    if a staged record has no time, or its day's partition was detached."""
     column = sql.Identifier(on)
     days = sql.SQL(
         "SELECT DISTINCT date_trunc('day', {c} AT TIME ZONE 'UTC') FROM dapctl.{s} "
         "WHERE {a} IS DISTINCT FROM 'D'"
     ).format(c=column, s=sql.Identifier(staging), a=ACTION)
-    made: list[str] = []
     for (day,) in cur.execute(days).fetchall():
         if day is None:
             raise DatabaseError(
@@ -105,8 +86,6 @@ def make_days(cur: Any, target: Target, staging: str, on: str) -> list[str]:
                 ident((target[0], name)), ident(target), sql.Literal(start), sql.Literal(end)
             )
         )
-        made.append(name)
-    return made
 
 
 def _bounds(day: datetime) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dapctl.config import Target
 from dapctl.databases.engine import TableOptions
-from tests.apply_helpers import config_text
+from tests.apply_helpers import duckdb_target_config
 from tests.databases.helpers import dap_schema, write_part
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,9 +72,7 @@ def test_canvas_logs_targets_append_unless_they_say_otherwise():
 
 def test_append_only_refuses_soft_deletes(make_emulator, write_config, run_cli):
     emu = make_emulator()
-    extra = 'database = "wh"\nappend_only = true\ndeletes = "soft"'
-    text = config_text(emu, extra_target=extra).replace('output = "out/', '# output = "out/')
-    path = write_config(f'[databases.wh]\nurl = "duckdb:///wh.duckdb"\n\n{text}')
+    path = write_config(duckdb_target_config(emu, 'append_only = true\ndeletes = "soft"'))
 
     result = run_cli("validate", str(path))
 

@@ -22,7 +22,7 @@ from dapctl.databases import DatabaseError, open_database, table_columns
 from dapctl.databases.engine import TableOptions
 from dapctl.loading import load_config
 from dapctl.wiring import run_apply
-from tests.apply_helpers import FAST, config_text, environ
+from tests.apply_helpers import FAST, config_text, duckdb_target_config, environ
 from tests.databases.helpers import dap_schema, expected_rows, write_part
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,9 +153,7 @@ def test_canvas_logs_targets_partition_on_timestamp_unless_they_say_otherwise():
 
 def test_partition_by_without_append_only_is_refused_by_field(make_emulator, write_config, run_cli):
     emu = make_emulator()
-    extra = 'database = "wh"\npartition_by = "created_at"'
-    text = config_text(emu, extra_target=extra).replace('output = "out/', '# output = "out/')
-    path = write_config(f'[databases.wh]\nurl = "duckdb:///wh.duckdb"\n\n{text}')
+    path = write_config(duckdb_target_config(emu, 'partition_by = "created_at"'))
 
     result = run_cli("validate", str(path))
 
