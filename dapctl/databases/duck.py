@@ -4,11 +4,10 @@ DuckDB lets only one process open a file for writing, so a second process gets `
 from `DuckDatabase.connect`; within a process `lock` is a registry of `threading.Lock`s per
 (file, name). Parts are read by DuckDB's own JSON reader (``read_json_objects``) into a
 staging table; `DuckLoad.commit` applies them in one DuckDB transaction with the table's step
-row (``dapctl.table_steps``).
-A staging table not registered as live in this process is an orphan (its process is gone,
-since no other process can have the file open), which `sweep_staging` drops. A type change
-DuckDB cannot apply in place (an index on the table) raises `NeedsReload` in an incremental;
-a snapshot drops the table's indexes, changes the type and re-creates them.
+row (``dapctl.table_steps``). A staging table not live in this process is an orphan (no
+other process can have the file open), which `sweep_staging` drops. A type change DuckDB
+cannot apply in place (an index on the table) raises `NeedsReload` in an incremental; a
+snapshot drops the table's indexes, changes the type and re-creates them.
 
 The file holds an institution's data: a folder `connect` makes for it is 0700, and while a
 connection is open the process holds `dapctl.files.PRIVATE_UMASK`, so the file, its ``.wal``
@@ -325,9 +324,11 @@ class DuckLoad:
         target, columns, soft = self.target, self.columns, self.soft
         if self.history is not None:  # versions first: the seed reads the table as it was
             names = (duck_sql.ident((target[0], self.history)), duck_sql.ident(target))
-            source, run_id = duck_sql.history_source(latest, columns), run.run_id if run else None
-            history.keep(cur.execute, history.DUCKDB, names, columns, duck_sql.spell, source,
-                         kind=self.kind, record=record, run_id=run_id)  # fmt: skip
+            typed = f"dapctl.{duck_sql.q('typed_' + self.staging)}"  # read up to three times
+            cur.execute(f"CREATE TABLE {typed} AS {duck_sql.history_source(latest, columns)}")
+            history.keep(cur.execute, history.DUCKDB, names, columns, duck_sql.spell, typed,
+                         kind=self.kind, record=record, run_id=run and run.run_id)  # fmt: skip
+            cur.execute(f"DROP TABLE {typed}")
         if soft:  # deleted rows stay, marked; a snapshot marks the keys it no longer holds
             cur.execute(duck_sql.add_soft_deleted(target))
             if self.kind == "snapshot":

@@ -14,7 +14,10 @@ the table's column names and ``_action`` (``D`` for a delete):
    nothing to record), a snapshot's rows that differ from their open version, each from its
    ``meta.ts`` (else the window's time);
 4. close: every older open version of a key this load gave a new one ends where the new
-   one begins.
+   one begins. An incremental closes them from its own records, found through an index on
+   the open versions (PostgreSQL: partial, ``WHERE valid_to IS NULL``; MySQL: on the key),
+   so its cost follows the changes, not the history's size; a snapshot, which versions
+   only the rows that changed, finds them by the load's id.
 
 Precision: DAP shows the last change of a key within each window, so versions between two
 runs are not visible to anyone; a version's times are DAP's ``meta.ts``.
@@ -41,6 +44,10 @@ class Dialect:
     text: str
     mark: str  # the driver's parameter marker
     same: Callable[[str, str], str]  # null-safe equality of two expressions
+    # Around an incremental's versioning: statements that make the planner walk the open
+    # versions' index (a few thousand probes) rather than hash or sort the whole history.
+    walk: tuple[str, ...] = ()
+    unwalk: tuple[str, ...] = ()
 
 
 def pg_quote(name: str) -> str:
@@ -52,7 +59,13 @@ def my_quote(name: str) -> str:
 
 
 POSTGRESQL = Dialect(
-    pg_quote, "timestamptz", "text", "%s", lambda a, b: f"{a} IS NOT DISTINCT FROM {b}"
+    pg_quote,
+    "timestamptz",
+    "text",
+    "%s",
+    lambda a, b: f"{a} IS NOT DISTINCT FROM {b}",
+    walk=("SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off"),
+    unwalk=("SET LOCAL enable_hashjoin TO DEFAULT", "SET LOCAL enable_mergejoin TO DEFAULT"),
 )
 DUCKDB = Dialect(
     pg_quote, "TIMESTAMPTZ", "VARCHAR", "?", lambda a, b: f"{a} IS NOT DISTINCT FROM {b}"
@@ -109,22 +122,24 @@ class Versioning:
                 )
             )
             same = " AND ".join(self.d.same(f"h.{v}", f"s.{v}") for v in values) or "TRUE"
-            wanted = (
+            wanted = [
                 f"NOT EXISTS (SELECT 1 FROM {self.history} h WHERE {live} AND {match} AND {same})"
-            )
-        else:
-            wanted = (
-                f"(s._action <> 'D' OR EXISTS (SELECT 1 FROM {self.history} h WHERE {live} "
-                f"AND {match}))"
-            )
-        out.append(
+            ]
+        else:  # deletes first, as two statements: an OR would hide their semi-join
+            wanted = [
+                f"s._action = 'D' AND EXISTS (SELECT 1 FROM {self.history} h WHERE {live} "
+                f"AND {match})",
+                "s._action <> 'D'",
+            ]
+        out += [
             (
                 f"INSERT INTO {self.history} ({', '.join(names)}, {self._extra()}) "
                 f"SELECT {', '.join('s.' + n for n in names)}, coalesce(s.{q(META_TS)}, {m}), "
-                f"NULL, s._action = 'D', {m}, {m} FROM {source} s WHERE {wanted}",
+                f"NULL, s._action = 'D', {m}, {m} FROM {source} s WHERE {w}",
                 (at, load, run),
             )
-        )
+            for w in wanted
+        ]
         return out
 
     def newest(self, load: str) -> tuple[str, tuple[Any, ...]]:
@@ -140,7 +155,7 @@ class Versioning:
         """End the older open versions of the keys in ``newest`` (a table or subquery)."""
         q, m = self.d.quote, self.d.mark
         match = " AND ".join(f"h.{q(c.name)} = n.{q(c.name)}" for c in self.columns if c.key)
-        mine = f"h.load_id {'<=>' if self.d is MYSQL else 'IS NOT DISTINCT FROM'} {m}"
+        mine = self.d.same("h.load_id", m)
         if self.d is MYSQL:
             return (
                 f"UPDATE {self.history} h JOIN {newest} n ON {match} SET h.valid_to = n.vf "
@@ -151,6 +166,29 @@ class Versioning:
             f"UPDATE {self.history} AS h SET valid_to = n.vf FROM {newest} AS n "
             f"WHERE {match} AND h.valid_to IS NULL AND NOT ({mine})",
             (load,),
+        )
+
+    def close_from(
+        self, source: str, at: datetime | None, load: str
+    ) -> tuple[str, tuple[Any, ...]]:
+        """An incremental's step 4, from its own records: each key's open version from an
+        earlier load ends at the record's time, but a delete ends only a live version (a
+        delete of a key already deleted versioned nothing, so its open delete stays)."""
+        q, m = self.d.quote, self.d.mark
+        match = " AND ".join(f"h.{q(c.name)} = s.{q(c.name)}" for c in self.columns if c.key)
+        ends = f"coalesce(s.{q(META_TS)}, {m})"
+        mine = self.d.same("h.load_id", m)
+        which = f"h.valid_to IS NULL AND NOT ({mine}) AND (s._action <> 'D' OR NOT h.deleted)"
+        if self.d is MYSQL:
+            return (
+                f"UPDATE {self.history} h JOIN {source} s ON {match} SET h.valid_to = {ends} "
+                f"WHERE {which}",
+                (at, load),
+            )
+        return (
+            f"UPDATE {self.history} AS h SET valid_to = {ends} FROM {source} AS s "
+            f"WHERE {match} AND {which}",
+            (at, load),
         )
 
     def _extra(self) -> str:
@@ -187,6 +225,21 @@ def setup(
                     f"{spell(c)}" for c in columns)]  # fmt: skip
 
 
+def key_index(history: str, columns: Sequence[Column]) -> str:
+    """MySQL's index on the history's key (it has no partial index), ``dapctl_key``: how an
+    incremental finds the versions it closes."""
+    keys = ", ".join(MYSQL.quote(c.name) for c in columns if c.key)
+    return f"ALTER TABLE {history} ADD KEY dapctl_key ({keys})"
+
+
+def open_index(history: str, columns: Sequence[Column], index: str) -> str:
+    """PostgreSQL's partial index on the open versions' keys, named ``index`` (quoted). Made
+    after a load's versions, so a first snapshot's million versions are indexed once, not
+    row by row."""
+    keys = ", ".join(POSTGRESQL.quote(c.name) for c in columns if c.key)
+    return f"CREATE INDEX IF NOT EXISTS {index} ON {history} ({keys}) WHERE valid_to IS NULL"
+
+
 def write_versions(
     execute: Callable[[str, tuple[Any, ...]], object],
     v: Versioning,
@@ -199,7 +252,14 @@ def write_versions(
     """Run one load's versioning (see the module doc) through ``execute``, inside the load's
     transaction and before the table changes (the seed reads the table as it was)."""
     at, load = snapshot_time(record), load_id(record)
-    for text, params in v.statements(source, snapshot=snapshot, at=at, load=load, run=run_id):
+    steps = v.statements(source, snapshot=snapshot, at=at, load=load, run=run_id)
+    if not snapshot:  # seed, deletes, close, then the other new versions (none to close)
+        seed, deletes, others = steps
+        walk, unwalk = ([(w, ()) for w in ws] for ws in (v.d.walk, v.d.unwalk))
+        for text, params in [seed, *walk, deletes, v.close_from(source, at, load), others, *unwalk]:
+            execute(text, params)
+        return
+    for text, params in steps:
         execute(text, params)
     newest, found = v.newest(load)
     if v.d is MYSQL:  # MySQL cannot update a table it reads in the same statement
@@ -223,11 +283,15 @@ def keep(
     kind: str,
     record: str,
     run_id: str | None,
+    index: str | None = None,
 ) -> None:
     """`setup` then `write_versions`, for an engine whose DDL may run in the load's
-    transaction; ``names``: the history table's and the table's, quoted."""
+    transaction; ``names``: the history table's and the table's, quoted; ``index``, on
+    PostgreSQL, the name of its `open_index`."""
     history, table = names
     for text in setup(d, history, columns, spell):
         execute(text, ())
     v = Versioning(d, history, table, columns)
     write_versions(execute, v, source, snapshot=kind == "snapshot", record=record, run_id=run_id)
+    if index is not None:
+        execute(open_index(history, columns, index), ())

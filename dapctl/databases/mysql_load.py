@@ -158,6 +158,9 @@ class MySQLLoad:
             cur.execute(
                 f"ALTER TABLE {q(self.history)} ADD COLUMN {q(column.name)} {spell(column)}"
             )
+        cur.execute(mysql_sql.HAS_INDEX, (self.history, "dapctl_key"))
+        if cur.fetchone() is None:  # also on a history table made before dapctl indexed it
+            cur.execute(history.key_index(q(self.history), self.columns))
 
     def _apply(self, cur: Any, *, at: datetime | None) -> int:
         table, staging, columns = self.table, self.staging, self.columns

@@ -144,6 +144,10 @@ HAS_COLUMN = (
     "SELECT 1 FROM information_schema.columns "
     "WHERE table_schema = DATABASE() AND table_name = %s AND column_name = %s"
 )
+HAS_INDEX = (
+    "SELECT 1 FROM information_schema.statistics "
+    "WHERE table_schema = DATABASE() AND table_name = %s AND index_name = %s LIMIT 1"
+)
 
 
 def add_soft_deleted(table: str) -> str:

@@ -64,6 +64,7 @@ class PostgresLoad:
         if self.partition_by is not None:
             pg_partitions.check_column(target, self.columns, self.partition_by)
         self._partitioned: str | None = None  # what the table is partitioned on, read at commit
+        self._dupes: bool | None = None  # whether a key is staged twice, asked at commit
         self.staging = staging
         self._guard = f"dapctl:staging:{staging}"
         self._open = True
@@ -194,7 +195,7 @@ class PostgresLoad:
 
         h = text(pg_sql.ident((self.target[0], self.history)))
         # Staging as it is when it holds each key once (the usual case), else its latest.
-        dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
+        dupes = self._duplicated(cur)
         staged = text(sql.SQL("dapctl.{}").format(sql.Identifier(self.staging)))
         latest = f"({text(pg_sql.latest(self.staging, self.columns))})" if dupes else staged
         action = text(pg_sql.ACTION)
@@ -209,7 +210,15 @@ class PostgresLoad:
             kind=self.kind,
             record=record,
             run_id=run_id,
+            index=text(sql.Identifier(_index_name(self.history))),
         )
+
+    def _duplicated(self, cur: psycopg.Cursor[Any]) -> bool:
+        """Whether some key is staged more than once (asked once per load)."""
+        if self._dupes is None:
+            query = pg_sql.has_duplicates(self.staging, self.columns)
+            self._dupes = cur.execute(query).fetchone() is not None
+        return self._dupes
 
     def _apply(self, cur: psycopg.Cursor[Any], *, merge: bool, at: datetime | None) -> int:
         if merge:
@@ -220,12 +229,11 @@ class PostgresLoad:
                 cur.execute(missing, (at,))
             elif self.kind == "snapshot":
                 cur.execute(pg_sql.delete_missing(self.target, self.staging, self.columns))
-            dupes = cur.execute(pg_sql.has_duplicates(self.staging, self.columns)).fetchone()
             query = pg_sql.incremental_apply(
                 self.target,
                 self.staging,
                 self.columns,
-                dedupe=dupes is not None,
+                dedupe=self._duplicated(cur),
                 soft=self.soft,
                 keep=self.append_only,
                 also_key=self._partitioned,
@@ -247,6 +255,13 @@ class PostgresLoad:
         rows = max(cur.rowcount, 0)
         pg_indexes.rebuild(cur, self.target, aside)
         return rows
+
+
+def _index_name(history_table: str) -> str:
+    """The open-versions index's name: ``<history>_open``, its table's part cut to fit
+    PostgreSQL's 63 bytes (``CREATE INDEX IF NOT EXISTS`` then finds it again)."""
+    head = history_table.encode()[: 63 - len(b"_open")].decode(errors="ignore")
+    return f"{head}_open"
 
 
 def _using(change: evolve.Change) -> sql.Composable:

@@ -73,6 +73,49 @@ def test_versions_open_close_and_record_deletes(backend, tmp_path):
     ]  # fmt: skip  (the second snapshot versioned no unchanged row)
 
 
+def test_a_delete_told_twice_keeps_the_first_and_a_return_closes_it(backend, tmp_path):
+    db = backend.open()
+    _load(db, tmp_path, [_rec(1, "v1", T0)], kind="snapshot", watermark=T0, job="s")
+    for job, ts in (("i1", T1), ("i2", T2)):  # DAP may tell a delete again
+        _load(db, tmp_path, [_rec(1, "", ts, "D")], kind="incremental", watermark=ts, job=job)
+    _load(db, tmp_path, [_rec(1, "back", T3)], kind="incremental", watermark=T3, job="i3")
+
+    versions = backend.query(
+        "SELECT load_id, deleted, valid_from, valid_to FROM canvas.users__history"
+    )
+    spans = sorted((j, d, str(f)[:10], str(t)[:10] if t else None) for j, d, f, t in versions)
+    assert spans == [
+        ("i1", True, "2026-01-02", "2026-01-04"),  # the second delete left it open
+        ("i3", False, "2026-01-04", None),
+        ("s", False, "2026-01-01", "2026-01-02"),
+    ]
+
+
+def test_the_history_is_indexed_for_the_versions_a_load_closes(backend, tmp_path):
+    """PostgreSQL: a partial index on the open versions' keys; MySQL: one on the key, added
+    again by the next load to a history table that lacks it (one made before dapctl made
+    it). DuckDB joins by hash and needs none."""
+    db = backend.open()
+    _load(db, tmp_path, [_rec(1, "v1", T0)], kind="snapshot", watermark=T0, job="s")
+    if backend.kind == "postgresql":
+        found = backend.query(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'users__history_open'"
+        )
+        assert [d.split(" USING ")[1] for (d,) in found] == ["btree (id) WHERE (valid_to IS NULL)"]
+    elif backend.kind == "mysql":
+        named = (
+            "SELECT column_name FROM information_schema.statistics WHERE table_schema = "
+            "DATABASE() AND table_name = 'canvas__users__history' AND index_name = 'dapctl_key'"
+        )
+        assert backend.query(named) == [("id",)]
+        backend.query("ALTER TABLE canvas__users__history DROP KEY dapctl_key")
+        _load(db, tmp_path, [_rec(1, "v1b", T1)], kind="incremental", watermark=T1, job="i")
+        assert backend.query(named) == [("id",)]
+        assert _as_of(backend, T2) == [(1, "v1b")]
+    else:
+        assert backend.kind == "duckdb"
+
+
 def test_history_turned_on_mid_life_starts_from_the_current_rows(backend, tmp_path):
     db = backend.open()
     plain = TableOptions()

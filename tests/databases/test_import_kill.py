@@ -133,9 +133,27 @@ def _record(record: str | dict) -> dict:
     return loaded
 
 
+_OTHERS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    "mysql": "SELECT count(*) FROM information_schema.processlist "
+    "WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+}
+
+
+def _killed_sessions_gone(db: Backend, at: str) -> None:
+    """Wait until the killed client's sessions have left the server: until then one may
+    still finish a COMMIT it had received, between two of `_state`'s reads."""
+    deadline = time.monotonic() + 30
+    while db.query(_OTHERS[db.kind])[0][0]:
+        assert time.monotonic() < deadline, f"{at}: the killed import's session never ended"
+        time.sleep(0.05)
+
+
 def _check_killed(db: Backend, before: tuple, adopted: tuple, at: str) -> dict[str, str]:
     """Each table's state after a kill (see the module doc): "dap", "adopted", or
     "converted" (MySQL: the ALTER committed, the step row not yet written)."""
+    _killed_sessions_gone(db, at)
     shapes, steps, counts = _state(db)
     assert counts == before[2], f"{at}: rows lost"
     seen = {}
