@@ -1,5 +1,5 @@
-"""Keep PostgreSQL, DuckDB and MySQL / MariaDB tables exactly in sync with DAP: snapshots and
-incrementals.
+"""Keep PostgreSQL, DuckDB and MySQL / MariaDB tables, and Delta Lake tables, exactly in sync
+with DAP: snapshots and incrementals.
 
 Module map:
 
@@ -31,6 +31,8 @@ Module map:
   converted in one ``ALTER TABLE``, then recorded); `mysql_load` (a load: parts as typed TSV through
   ``LOAD DATA LOCAL INFILE``, the one InnoDB commit transaction), `mysql_sql` (SQL builders,
   the JSON Lines -> TSV converter, `TYPES`; tables named ``schema__table``).
+- `lake`: lake tables, no SQL server (Delta Lake: `lake.delta`, its parts staged in a
+  private DuckDB, `lake.stage`; pending records and locks beside the lake, `lake.steps`).
 """
 
 from __future__ import annotations

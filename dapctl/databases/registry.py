@@ -38,6 +38,7 @@ class Capabilities:
 
     wire_format: WireFormat  # the query format its loads take fastest
     single_writer: bool  # one writer at a time (a DuckDB file): loads share one connection
+    sql: bool = True  # a SQL database (views, indexes, dapctl.runs); False: a lake
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,15 @@ ENGINES: tuple[Engine, ...] = (
         extra="mysql",
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False),
         aliases=("mariadb", "mysql+pymysql"),
+    ),
+    # Delta Lake tables in a folder (``dapctl.databases.lake``): no SQL server, written by
+    # delta-rs; parts are staged in a private DuckDB, so JSON Lines.
+    Engine(
+        "delta+file",
+        "dapctl.databases.lake.delta",
+        driver="deltalake",
+        extra="delta",
+        capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
     ),
 )
 

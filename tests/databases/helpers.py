@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ import psycopg
 
 from dapctl.databases import Column, Database, open_database, table_columns
 from dapctl.databases.columns import ColumnType
+from dapctl.databases.registry import engine_of
 from dapctl.emulator.catalog import TABLES, TableSpec, json_schema
 
 
@@ -84,6 +87,37 @@ def query_duckdb(backend: Backend, text: str) -> list[tuple]:
     return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
+def query_lake(backend: Backend, text: str) -> list[tuple]:
+    """A read of a lake's tables by a second engine: every Delta table, as delta-rs reads it,
+    in a fresh in-memory DuckDB under its own schema and name; ``dapctl.table_steps`` is the
+    step records as the engine reads them (schema_name, table_name, address, record).
+    ``DROP TABLE schema.table`` removes the table's folder, as a user would."""
+    import duckdb
+    from deltalake import DeltaTable
+
+    db = backend.opened[0] if backend.opened else backend.open()
+    if (dropped := re.fullmatch(r"DROP TABLE (\w+)\.(\w+)", text)) is not None:
+        shutil.rmtree(db.location(dropped.groups()))  # type: ignore[attr-defined]
+        return []  # a lake table is dropped by removing its folder
+    conn = duckdb.connect(":memory:")
+    conn.execute("SET TimeZone = 'UTC'; CREATE SCHEMA dapctl")
+    for schema, table in sorted(db.tables()):
+        data = DeltaTable(db.location((schema, table))).to_pyarrow_table()  # type: ignore[attr-defined]
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.register("data", data)
+        conn.execute(f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM data')  # noqa: S608
+        conn.unregister("data")
+    steps = [(s, t, row.address, row.record) for (s, t), row in db.read_steps().items()]
+    conn.execute(
+        "CREATE TABLE dapctl.table_steps (schema_name VARCHAR, table_name VARCHAR, "
+        "address VARCHAR, record VARCHAR)"
+    )
+    if steps:
+        conn.executemany("INSERT INTO dapctl.table_steps VALUES (?, ?, ?, ?)", steps)
+    cur = conn.execute(text)
+    return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+
 Query = Callable[["Backend", str], list[tuple]]
 
 
@@ -95,6 +129,11 @@ class Backend:
         self.kind, self.url, self.base_dir = kind, url, base_dir
         self._query = query
         self.opened: list[Database] = []
+
+    @property
+    def sql(self) -> bool:
+        """Whether the engine is a SQL database (not a lake)."""
+        return engine_of(self.url).capabilities.sql
 
     def open(self) -> Database:
         db = open_database(self.url, base_dir=self.base_dir)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dapctl.apply import ApplyOptions
 from dapctl.databases import table_columns
 from dapctl.loading import load_config
@@ -101,6 +103,7 @@ def test_a_name_that_is_no_identifier_is_refused_before_any_job(
     assert emu.stats.jobs_created == 0
 
 
+@pytest.mark.sql_only
 def test_a_change_no_incremental_can_make_is_a_snapshot_in_the_same_run(
     backend, make_emulator, write_config
 ):

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dapctl.databases import table_columns
 from dapctl.databases.engine import TableOptions
 from tests.apply_helpers import apply, config_text
 from tests.databases.helpers import dap_schema, expected_rows, write_part
+
+pytestmark = pytest.mark.sql_only  # history / soft deletes need a database
 
 HISTORY = TableOptions(history_table="users__history")
 T0, T1, T2, T3 = (f"2026-01-0{d}T00:00:00Z" for d in (1, 2, 3, 4))

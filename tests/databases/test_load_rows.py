@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.apply_helpers import apply, config_text
 
 _LOADS = (
@@ -20,6 +22,7 @@ def _config(emu, url: str) -> str:
     return f'[databases.wh]\nurl = "{url}"\n\n' + text.replace('output = "out/', '# output = "out/')
 
 
+@pytest.mark.sql_only
 def test_every_load_is_recorded_with_its_run_in_the_database(
     backend, make_emulator, write_config, run_cli
 ):

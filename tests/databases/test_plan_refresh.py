@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.apply_helpers import config_text, environ
 
 
@@ -14,6 +16,7 @@ def _config(emu, url: str) -> str:
     return f'[databases.wh]\nurl = "{url}"\n\n{text}'
 
 
+@pytest.mark.sql_only  # the lake's: tests/databases/test_lake.py
 def test_refresh_shows_the_tables_schema_changes(backend, make_emulator, write_config, run_cli):
     emu = make_emulator()
     path = write_config(_config(emu, backend.url))

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 from datetime import UTC
 
+import pytest
+
 from dapctl.databases import table_columns
 from dapctl.databases.engine import TableOptions
 from tests.apply_helpers import apply, config_text
 from tests.databases.helpers import dap_schema, expected_rows, write_part
+
+pytestmark = pytest.mark.sql_only  # history / soft deletes need a database
 
 SOFT = TableOptions(soft_deletes=True)
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"

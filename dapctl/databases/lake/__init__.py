@@ -1,0 +1,18 @@
+"""Lake tables: DAP tables kept in sync as open table formats in a folder or a bucket, read
+by Databricks, Fabric, Spark, Trino, Snowflake, BigQuery and DuckDB without a database.
+
+Same contract as the database engines (`dapctl.databases.engine`): a snapshot replaces a
+table's contents in one commit, an incremental merges in one commit, and the step record
+(the watermark) is committed IN that commit, in the format's own commit metadata, so table
+and watermark cannot disagree after a crash at any instant.
+
+Module map:
+
+- `stage`: parts staged in a private DuckDB (its JSON reader, the DuckDB engine's typed
+  extraction), the latest record per key read out as typed Arrow for the writer.
+- `steps`: a table's pending step record beside the lake (a job started, not loaded yet),
+  believed only at the table version it names; the per-table apply lock.
+- `delta`: the Delta Lake engine (``delta+file://``, ``delta+s3://``): tables at
+  ``{root}/{schema}/{table}``, the step record in each commit's ``commitInfo``, dapctl's
+  ``txn`` action making a stale second writer fail instead of overwriting.
+"""

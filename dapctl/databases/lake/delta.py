@@ -1,0 +1,293 @@
+"""The Delta Lake engine: DAP tables as Delta tables in a folder, written by ``deltalake``
+(delta-rs), read by any Delta reader.
+
+``delta+file:///srv/lake`` (absolute) or ``delta+file:lake`` (relative to the config's
+folder) is the lake's root; each table is the Delta table ``{root}/{schema}/{table}``.
+
+- Step records: each load commits with ``dapctl.address`` and ``dapctl.record`` in its
+  ``commitInfo`` (Delta's commit metadata), so the watermark is in the same atomic log entry
+  as the data. `read_steps` takes the newest commit that has one; a pending record (`steps`)
+  overrides it only while the table is still at the version it names.
+- Snapshots overwrite the table in one commit (its schema too); incrementals are one
+  ``MERGE`` by key (deletes, then updates and inserts, the latest record per key first);
+  append-only tables never delete.
+- Concurrent writers: Delta's optimistic commit protocol, plus dapctl's own ``txn`` action
+  (app id ``dapctl``, a version counted per load). A load checks the count it began with
+  before writing, and the commit carries the next count: two loads that began from the same
+  count cannot both commit (the second fails with `DatabaseError`, the next run retries),
+  even where Delta alone would let a stale overwrite through. Locks (`steps`) keep two
+  applies on one machine from trying.
+- Schema changes: new columns join through the merge (``merge_schema``); Delta-rs cannot
+  change a column's type in place, so an incremental refuses any type change with
+  `NeedsReload` and the next snapshot rewrites the table with the new types.
+- History tables and soft deletes are database features: a lake target refuses them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from dapctl.databases import evolve
+from dapctl.databases.columns import Column, check_identifier, table_columns
+from dapctl.databases.engine import (
+    DEFAULT_OPTIONS,
+    DatabaseError,
+    LoadKind,
+    StepRow,
+    TableLoad,
+    TableName,
+    TableOptions,
+    redact,
+)
+from dapctl.databases.lake.stage import ACTION, TYPES, Stage
+from dapctl.databases.lake.steps import SIDE, Pending, SideFolder
+from dapctl.databases.loads import RunRow
+from dapctl.errors import ConfigError
+
+__all__ = ["TYPES", "DeltaDatabase", "open_url"]
+
+APP = "dapctl"  # the txn action's app id
+ADDRESS, RECORD, RUN = "dapctl.address", "dapctl.record", "dapctl.run"
+_HISTORY = 100  # commits searched back for dapctl's newest (others: OPTIMIZE, a user's)
+
+
+def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DeltaDatabase:
+    """The registry's opener for ``delta+file:`` URLs (see the module doc)."""
+    return DeltaDatabase(lake_root(url, base_dir), sleep=sleep)
+
+
+def lake_root(url: str, base_dir: Path) -> Path:
+    scheme, _, rest = url.partition(":")
+    if scheme.lower() != "delta+file":
+        raise ConfigError(
+            f"unsupported lake URL {redact(url)!r}: this version keeps Delta tables in a "
+            "folder, delta+file:///absolute/path or delta+file:relative/path"
+        )
+    if rest.startswith("//"):
+        host, _, path = rest[2:].partition("/")
+        if host not in ("", "localhost") or not path:
+            raise ConfigError(f"a Delta URL looks like delta+file:///srv/lake, got {url!r}")
+        return Path("/" + path)
+    if not rest:
+        raise ConfigError(f"a Delta URL names a folder, as delta+file:lake; got {url!r}")
+    return base_dir / rest
+
+
+@contextmanager
+def guarded(doing: str) -> Iterator[None]:
+    """Re-raise delta-rs errors as `DatabaseError` naming what was being done."""
+    try:
+        yield
+    except (DeltaError, OSError) as exc:
+        raise DatabaseError(f"{doing}: {exc}") from None
+
+
+class DeltaDatabase:
+    """A folder of Delta tables and dapctl's records of them."""
+
+    def __init__(self, root: Path, *, sleep: Callable[[float], None]) -> None:
+        self.root, self._sleep = root, sleep
+        self.side = SideFolder(root)
+
+    def close(self) -> None:
+        pass  # nothing held between calls
+
+    def location(self, table: TableName) -> str:
+        return str(self.root / table[0] / table[1])
+
+    def open_table(self, table: TableName) -> DeltaTable | None:
+        """The table as it is now, or None if there is none."""
+        with guarded(f"cannot read the Delta table {'.'.join(table)}"):
+            try:
+                return DeltaTable(self.location(table))
+            except TableNotFoundError:
+                return None
+
+    def lock(self, name: str, *, timeout: float) -> Any:
+        return self.side.locked(name, timeout=timeout, sleep=self._sleep)
+
+    def tables(self) -> set[TableName]:
+        logs = self.root.glob("*/*/_delta_log") if self.root.is_dir() else ()
+        return {(p.parent.parent.name, p.parent.name) for p in logs if p.parts[-3] != SIDE}
+
+    def read_steps(self) -> dict[TableName, StepRow]:
+        pending = self.side.all_pending()
+        steps = {}
+        for table in self.tables() | set(pending):
+            dt = self.open_table(table)
+            version = -1 if dt is None else dt.version()
+            waiting = pending.get(table)
+            if waiting is not None and waiting.version == version:
+                steps[table] = StepRow(waiting.address, waiting.record)
+            elif dt is not None and (committed := committed_step(dt)) is not None:
+                steps[table] = committed
+        return steps
+
+    def write_step(self, table: TableName, *, address: str, record: str) -> None:
+        dt = self.open_table(table)
+        pending = Pending(-1 if dt is None else dt.version(), address, record)
+        with guarded(f"cannot record the step of {'.'.join(table)}"):
+            self.side.write_pending(table, pending)
+
+    def begin_load(
+        self,
+        *,
+        schema: str,
+        table: str,
+        dap_schema: Mapping[str, Any],
+        kind: LoadKind,
+        options: TableOptions = DEFAULT_OPTIONS,
+    ) -> TableLoad:
+        if options.history_table is not None or options.soft_deletes:
+            raise ConfigError(
+                f"{schema}.{table}: history tables and soft deletes need a database "
+                "(PostgreSQL, DuckDB or MySQL); a Delta table keeps its own versions: "
+                "read an older one with time travel (versionAsOf)"
+            )
+        check_identifier(schema, "schema name"), check_identifier(table, "table name")
+        columns = table_columns(dap_schema)
+        if kind == "incremental" and (bad := self._retypes((schema, table), columns)):
+            raise evolve.NeedsReload(f"{schema}.{table}", bad)
+        return DeltaLoad(self, (schema, table), columns, kind, append_only=options.append_only)
+
+    def sweep_staging(self) -> list[str]:
+        return []  # a load stages in memory (and a private temporary folder) only
+
+    def pending_schema_changes(
+        self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
+    ) -> list[str]:
+        check_identifier(schema, "schema name"), check_identifier(table, "table name")
+        existing = self.existing_columns((schema, table))
+        if not existing:
+            return [f"create table {schema}.{table}"]
+        return [c.describe() for c in evolve.diff(existing, table_columns(dap_schema), TYPES)]
+
+    def existing_columns(self, table: TableName) -> dict[str, str]:
+        dt = self.open_table(table)
+        if dt is None:
+            return {}
+        return {f.name: str(getattr(f.type, "type", f.type)) for f in dt.schema().fields}
+
+    def _retypes(self, table: TableName, columns: list[Column]) -> list[str]:
+        changes = evolve.diff(self.existing_columns(table), columns, TYPES)
+        return [c.describe() + " (Delta changes types only by rewriting)" for c in changes
+                if c.kind == "retype"]  # fmt: skip
+
+
+def committed_step(dt: DeltaTable) -> StepRow | None:
+    """The step record of the newest commit that has one (see the module doc)."""
+    with guarded("cannot read the Delta table's history"):
+        for commit in dt.history(_HISTORY):
+            if RECORD in commit:
+                return StepRow(str(commit.get(ADDRESS, "")), str(commit[RECORD]))
+    return None
+
+
+class DeltaLoad:
+    """One snapshot or incremental of one Delta table (see the module doc)."""
+
+    def __init__(
+        self,
+        db: DeltaDatabase,
+        target: TableName,
+        columns: list[Column],
+        kind: LoadKind,
+        *,
+        append_only: bool,
+    ) -> None:
+        self.db, self.target, self.columns, self.kind = db, target, columns, kind
+        self.append_only = append_only
+        dt = db.open_table(target)
+        self.began = None if dt is None else (dt.transaction_version(APP) or 0)
+        self.stage: Stage | None = Stage(columns)
+
+    def add_part(self, path: Path) -> int:
+        assert self.stage is not None, "the load is closed"
+        return self.stage.add_part(path)
+
+    def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
+        assert self.stage is not None, "the load is closed"
+        where = ".".join(self.target)
+        merge = self.kind == "incremental" or self.append_only
+        try:
+            data = self.stage.latest(action=merge)
+        finally:
+            self.abort()
+        dt = self.db.open_table(self.target)
+        now = None if dt is None else (dt.transaction_version(APP) or 0)
+        if now != self.began:
+            raise DatabaseError(
+                f"cannot apply the {self.kind} of {where}: another writer committed to the "
+                "table since this load began; nothing was written, the next run retries"
+            )
+        metadata = {ADDRESS: address, RECORD: record}
+        if run is not None:
+            metadata[RUN] = json.dumps(asdict(run), default=str)
+        props = CommitProperties(
+            custom_metadata=metadata, app_transactions=[Transaction(APP, (now or 0) + 1)]
+        )
+        with guarded(f"cannot apply the {self.kind} of {where}"):
+            if dt is None or not merge:
+                rows = self._overwrite(data, props, merge=merge)
+            else:
+                rows = self._merge(dt, data, props)
+        self.db.side.clear_pending(self.target)
+        return rows
+
+    def _overwrite(self, data: Any, props: CommitProperties, *, merge: bool) -> int:
+        """A snapshot, or a first load of a table that merges (its deletes dropped)."""
+        if merge:
+            data = data.filter(_not_deleted(data)).drop_columns([ACTION])
+        write_deltalake(
+            self.db.location(self.target),
+            data,
+            mode="overwrite",
+            schema_mode="overwrite",
+            commit_properties=props,
+        )
+        return int(data.num_rows)
+
+    def _merge(self, dt: DeltaTable, data: Any, props: CommitProperties) -> int:
+        keys = " AND ".join(f"t.{_q(c.name)} = s.{_q(c.name)}" for c in self.columns if c.key)
+        merger = dt.merge(
+            data,
+            keys,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=True,
+            commit_properties=props,
+        )
+        if not self.append_only:
+            merger = merger.when_matched_delete(f"s.{ACTION} = 'D'")
+        upsert = f"s.{ACTION} <> 'D'"
+        metrics = (
+            merger.when_matched_update_all(upsert, except_cols=[ACTION])
+            .when_not_matched_insert_all(upsert, except_cols=[ACTION])
+            .execute()
+        )
+        return sum(
+            int(metrics.get(f"num_target_rows_{what}", 0))
+            for what in ("inserted", "updated", "deleted")
+        )
+
+    def abort(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _not_deleted(data: Any) -> Any:
+    return pc.not_equal(data[ACTION], "D")
