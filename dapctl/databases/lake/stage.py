@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from dapctl.databases import duck_sql
-from dapctl.databases.columns import Column, ColumnType, TypeMapper
+from dapctl.databases.columns import META_TS, Column, ColumnType, TypeMapper
 
 TYPES = TypeMapper(
     {
@@ -55,25 +55,33 @@ class Stage:
         self._spill = Path(tempfile.mkdtemp(prefix="dapctl-lake-"))  # 0700, this user's
         self._conn = duckdb.connect(":memory:")
         self._conn.execute(f"SET temp_directory = '{self._spill}'; SET TimeZone = 'UTC'")
-        self._conn.execute("CREATE SCHEMA dapctl; CREATE TABLE dapctl.staging (doc JSON)")
+        defs = ", ".join(f"{duck_sql.q(c.name)} {_duck_type(c)}" for c in self.columns)
+        self._conn.execute(f"CREATE TABLE staging ({defs}, {ACTION} VARCHAR)")
+        self._read = _reader(self.columns)
 
     def add_part(self, path: Path) -> int:
-        """Stage a part through DuckDB's JSON reader; return its records."""
-        query = (
-            "INSERT INTO dapctl.staging SELECT json FROM read_json_objects("
-            "?, format = 'newline_delimited', maximum_object_size = 1073741824)"
-        )
-        row = self._conn.execute(query, [str(path)]).fetchone()
-        return int(row[0]) if row else 0
+        """Stage a part through DuckDB's JSON reader, typed as it is parsed; return its
+        records."""
+        ((count,),) = self._conn.execute(self._read, [str(path)]).fetchall()
+        return int(count)
 
     def latest(self, *, action: bool) -> Any:
-        """One Arrow table: the latest record per key, in the table's columns and types (see
-        the module doc), and with ``action`` an `ACTION` column."""
-        exprs = [f"{_typed(c)} AS {duck_sql.q(c.name)}" for c in self.columns]
+        """One Arrow table: the latest record per key (by ``meta.ts``, then arrival), in the
+        table's columns and types (see the module doc), and with ``action`` an `ACTION`
+        column ('D' for a delete, else 'U')."""
+        names = [duck_sql.q(c.name) for c in self.columns]
+        keys = ", ".join(duck_sql.q(c.name) for c in self.columns if c.key)
         if action:
-            exprs.append(f"{duck_sql.action()} AS {ACTION}")
-        latest = duck_sql.latest("staging", self.columns)
-        query = f"SELECT {', '.join(exprs)} FROM ({latest})"  # noqa: S608
+            names.append(f"coalesce({ACTION}, 'U') AS {ACTION}")
+        query = f"SELECT {', '.join(names)} FROM staging"  # noqa: S608
+        ((twice,),) = self._conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM staging GROUP BY {keys} HAVING count(*) > 1)"  # noqa: S608
+        ).fetchall()
+        if twice:  # the slower keep-the-latest only when some key is there twice
+            query += (
+                f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY "
+                f"{duck_sql.q(META_TS)} DESC NULLS LAST, rowid DESC) = 1"
+            )
         return self._conn.sql(query).to_arrow_table()
 
     def close(self) -> None:
@@ -81,6 +89,33 @@ class Stage:
         shutil.rmtree(self._spill, ignore_errors=True)
 
 
-def _typed(column: Column) -> str:
-    read = duck_sql.extract(column)
-    return f"CAST({read} AS VARCHAR)" if column.type in _AS_TEXT else read
+def _duck_type(column: Column) -> str:
+    return "VARCHAR" if column.type in _AS_TEXT else duck_sql.TYPES.spell(column.type)
+
+
+def _reader(columns: Sequence[Column]) -> str:
+    """The statement that stages one part: DuckDB's ``read_json`` told each record's shape
+    (the columns' paths as nested structs, JSON objects as ``JSON``), so it parses straight
+    into typed values, about three times as fast as extracting each column from a JSON value."""
+    tree: dict[str, Any] = {"meta": {"action": "VARCHAR"}}
+    for column in columns:
+        node = tree
+        for step in column.path[:-1]:
+            node = node.setdefault(step, {})
+        node[column.path[-1]] = "JSON" if column.is_json else _duck_type(column)
+
+    def spell(node: dict[str, Any] | str) -> str:
+        if isinstance(node, str):
+            return node
+        return "STRUCT(" + ", ".join(f"{duck_sql.q(k)} {spell(v)}" for k, v in node.items()) + ")"
+
+    shape = "{" + ", ".join(f"'{k}': '{spell(v)}'" for k, v in tree.items()) + "}"
+    picks = [_pick(c.path) + (" :: VARCHAR" if c.is_json else "") for c in columns]
+    return (
+        f"INSERT INTO staging SELECT {', '.join(picks)}, meta.action FROM read_json(?, "  # noqa: S608
+        f"format = 'newline_delimited', columns = {shape}, maximum_object_size = 1073741824)"
+    )
+
+
+def _pick(path: tuple[str, ...]) -> str:
+    return ".".join(duck_sql.q(step) for step in path)
