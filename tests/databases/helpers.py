@@ -102,7 +102,8 @@ def query_lake(backend: Backend, text: str) -> list[tuple]:
     conn = duckdb.connect(":memory:")
     conn.execute("SET TimeZone = 'UTC'; CREATE SCHEMA dapctl")
     for schema, table in sorted(db.tables()):
-        data = DeltaTable(db.location((schema, table))).to_pyarrow_table()  # type: ignore[attr-defined]
+        where = db.location((schema, table))  # type: ignore[attr-defined]
+        data = DeltaTable(where, storage_options=db.options).to_pyarrow_table()  # type: ignore[attr-defined]
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         conn.register("data", data)
         conn.execute(f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM data')  # noqa: S608

@@ -139,10 +139,12 @@ def test_plan_refresh_shows_a_column_the_lake_table_lacks(make_emulator, write_c
     assert [c for c in step["schema_changes"] if c.startswith("add column name")], step
 
 
-def test_a_lake_url_names_a_folder(tmp_path):
-    for bad in ("delta+file:", "delta+file://elsewhere/lake", "delta+s3://bucket/lake"):
-        with pytest.raises(ConfigError):
+def test_a_lake_url_names_a_folder_or_a_bucket_prefix(tmp_path):
+    for bad in ("delta+file:", "delta+file://elsewhere/lake", "delta+s3://bucket",
+                "delta+s3://key:secret@bucket/lake"):  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
             open_database(bad, base_dir=tmp_path)
-    assert _lake(tmp_path).root == tmp_path / "lake"
+        assert "secret" not in str(caught.value)
+    assert _lake(tmp_path).root == f"{tmp_path}/lake"
     relative = open_database("delta+file:lake", base_dir=tmp_path)
-    assert relative.root == tmp_path / "lake"  # type: ignore[attr-defined]
+    assert relative.root == f"{tmp_path}/lake"  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ folder) is the lake's root; each table is the Delta table ``{root}/{schema}/{tab
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -36,6 +37,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from dapctl.buckets import parse_url
 from dapctl.databases import evolve
 from dapctl.databases.columns import Column, check_identifier, table_columns
 from dapctl.databases.engine import (
@@ -49,9 +51,11 @@ from dapctl.databases.engine import (
     redact,
 )
 from dapctl.databases.lake.stage import ACTION, TYPES, Stage
-from dapctl.databases.lake.steps import SIDE, Pending, SideFolder
+from dapctl.databases.lake.steps import BucketSide, Pending, Side, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
+from dapctl.objects import open_objects
+from dapctl.objects.registry import require
 
 __all__ = ["TYPES", "DeltaDatabase", "open_url"]
 
@@ -61,16 +65,34 @@ _HISTORY = 100  # commits searched back for dapctl's newest (others: OPTIMIZE, a
 
 
 def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DeltaDatabase:
-    """The registry's opener for ``delta+file:`` URLs (see the module doc)."""
-    return DeltaDatabase(lake_root(url, base_dir), sleep=sleep)
+    """The registry's opener for ``delta+file:`` and ``delta+s3:`` URLs (the module doc)."""
+    scheme, _, rest = url.partition(":")
+    if scheme.lower() == "delta+s3":
+        try:
+            where = parse_url(f"s3:{rest}")
+        except ValueError as exc:
+            raise ConfigError(f"lake URL {redact(url)!r}: {exc}") from None
+        try:
+            require("s3")
+        except ImportError:
+            raise ConfigError(
+                "Delta tables in S3 need the s3fs package, which is not installed",
+                hint="pip install 'dapctl[delta,s3]'",
+            ) from None
+        side = BucketSide(open_objects("s3", where.bucket, error=DatabaseError), where.key)
+        return DeltaDatabase(str(where).rstrip("/"), side, sleep=sleep, options=_s3_options())
+    root = lake_root(url, base_dir)
+    return DeltaDatabase(str(root), SideFolder(root), sleep=sleep)
 
 
 def lake_root(url: str, base_dir: Path) -> Path:
+    """The folder a ``delta+file:`` URL names."""
     scheme, _, rest = url.partition(":")
     if scheme.lower() != "delta+file":
         raise ConfigError(
-            f"unsupported lake URL {redact(url)!r}: this version keeps Delta tables in a "
-            "folder, delta+file:///absolute/path or delta+file:relative/path"
+            f"unsupported lake URL {redact(url)!r}: Delta tables go in a folder "
+            "(delta+file:///absolute/path or delta+file:relative/path) or an S3 bucket "
+            "(delta+s3://bucket/prefix)"
         )
     if rest.startswith("//"):
         host, _, path = rest[2:].partition("/")
@@ -80,6 +102,16 @@ def lake_root(url: str, base_dir: Path) -> Path:
     if not rest:
         raise ConfigError(f"a Delta URL names a folder, as delta+file:lake; got {url!r}")
     return base_dir / rest
+
+
+def _s3_options() -> dict[str, str]:
+    """delta-rs reads S3's standard variables itself (credentials, region, endpoint); an
+    endpoint over plain HTTP (MinIO, moto on a laptop) must be allowed explicitly."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
+    options = {"AWS_ENDPOINT_URL": endpoint} if endpoint else {}
+    if endpoint.startswith("http://"):
+        options["AWS_ALLOW_HTTP"] = "true"
+    return options
 
 
 @contextmanager
@@ -92,23 +124,30 @@ def guarded(doing: str) -> Iterator[None]:
 
 
 class DeltaDatabase:
-    """A folder of Delta tables and dapctl's records of them."""
+    """A folder or bucket prefix (``root``) of Delta tables, and dapctl's records of them."""
 
-    def __init__(self, root: Path, *, sleep: Callable[[float], None]) -> None:
-        self.root, self._sleep = root, sleep
-        self.side = SideFolder(root)
+    def __init__(
+        self,
+        root: str,
+        side: Side,
+        *,
+        sleep: Callable[[float], None],
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.root, self.side, self._sleep = root, side, sleep
+        self.options = options or {}
 
     def close(self) -> None:
         pass  # nothing held between calls
 
     def location(self, table: TableName) -> str:
-        return str(self.root / table[0] / table[1])
+        return f"{self.root}/{table[0]}/{table[1]}"
 
     def open_table(self, table: TableName) -> DeltaTable | None:
         """The table as it is now, or None if there is none."""
         with guarded(f"cannot read the Delta table {'.'.join(table)}"):
             try:
-                return DeltaTable(self.location(table))
+                return DeltaTable(self.location(table), storage_options=self.options)
             except TableNotFoundError:
                 return None
 
@@ -116,8 +155,8 @@ class DeltaDatabase:
         return self.side.locked(name, timeout=timeout, sleep=self._sleep)
 
     def tables(self) -> set[TableName]:
-        logs = self.root.glob("*/*/_delta_log") if self.root.is_dir() else ()
-        return {(p.parent.parent.name, p.parent.name) for p in logs if p.parts[-3] != SIDE}
+        with guarded(f"cannot list the tables in {self.root}"):
+            return self.side.tables()
 
     def read_steps(self) -> dict[TableName, StepRow]:
         pending = self.side.all_pending()
@@ -252,6 +291,7 @@ class DeltaLoad:
             data,
             mode="overwrite",
             schema_mode="overwrite",
+            storage_options=self.db.options,
             commit_properties=props,
         )
         return int(data.num_rows)

@@ -12,7 +12,8 @@ waiting for, nor contradict a newer load. Written atomically (a temporary file r
 
 Locks (`locked`) are ``flock``s on ``locks/<name>.lock``: the kernel drops one when its holder
 dies, even on SIGKILL, and two loads of one table in one process exclude each other too
-(each opens its own file description).
+(each opens its own file description). In a bucket, a lock is the process's own (see
+`BucketSide`). `tables` lists the ``{schema}/{table}`` folders that hold a Delta log.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from dapctl.errors import LockError
 from dapctl.files import ensure_private_dir
+from dapctl.objects import Objects
 
 SIDE = "_dapctl"  # the folder beside the tables (never a schema: it starts with _)
 
@@ -42,18 +46,30 @@ class Pending:
     record: str
 
 
+class Side(Protocol):
+    """Where a lake keeps what is not in its tables: `SideFolder` or `BucketSide`."""
+
+    def pending(self, table: tuple[str, str]) -> Pending | None: ...
+    def all_pending(self) -> dict[tuple[str, str], Pending]: ...
+    def write_pending(self, table: tuple[str, str], pending: Pending) -> None: ...
+    def clear_pending(self, table: tuple[str, str]) -> None: ...
+    def tables(self) -> set[tuple[str, str]]: ...
+    def locked(
+        self, name: str, *, timeout: float, sleep: Callable[[float], None]
+    ) -> contextlib.AbstractContextManager[None]: ...
+
+
 class SideFolder:
-    """``{root}/_dapctl`` on a local disk."""
+    """``{root}/_dapctl`` on a local disk (`BucketSide`: in a bucket)."""
 
     def __init__(self, root: Path) -> None:
         self.path = root / SIDE
 
     def pending(self, table: tuple[str, str]) -> Pending | None:
         try:
-            doc = json.loads(self._step_file(table).read_text(encoding="utf-8"))
+            return _parse(self._step_file(table).read_bytes())
         except FileNotFoundError:
             return None
-        return Pending(int(doc["version"]), str(doc["address"]), str(doc["record"]))
 
     def all_pending(self) -> dict[tuple[str, str], Pending]:
         folder = self.path / "steps"
@@ -68,9 +84,8 @@ class SideFolder:
         path = self._step_file(table)
         ensure_private_dir(path.parent)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        doc = {"version": pending.version, "address": pending.address, "record": pending.record}
-        with open(temporary, "w", encoding="utf-8") as out:
-            out.write(json.dumps(doc))
+        with open(temporary, "wb") as out:
+            out.write(_dump(pending))
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -104,5 +119,80 @@ class SideFolder:
         finally:
             os.close(fd)  # releases the lock
 
+    def tables(self) -> set[tuple[str, str]]:
+        """Every ``{schema}/{table}`` folder under the root that holds a Delta log."""
+        root = self.path.parent
+        logs = root.glob("*/*/_delta_log") if root.is_dir() else ()
+        return {(p.parent.parent.name, p.parent.name) for p in logs if p.parts[-3] != SIDE}
+
     def _step_file(self, table: tuple[str, str]) -> Path:
         return self.path / "steps" / f"{table[0]}.{table[1]}.json"
+
+
+class BucketSide:
+    """``{root}/_dapctl`` in a bucket (the object store seam, `dapctl.objects`). A bucket has
+    no ``flock``: its lock is this process's own, and two applies on two machines are kept
+    apart by the commit protocol alone (`delta`: the second fails, writes nothing)."""
+
+    _locks: dict[tuple[str, str], threading.Lock] = {}
+    _registry = threading.Lock()
+
+    def __init__(self, objects: Objects, prefix: str) -> None:
+        self.objects, self.prefix = objects, prefix.strip("/")
+        self.path = f"{self.prefix}/{SIDE}"
+
+    def pending(self, table: tuple[str, str]) -> Pending | None:
+        found = self.objects.get(self._step_key(table))
+        return None if found is None else _parse(found[0])
+
+    def all_pending(self) -> dict[tuple[str, str], Pending]:
+        found = {}
+        for key in self.objects.keys(f"{self.path}/steps/"):
+            schema, _, table = key.rsplit("/", 1)[-1].removesuffix(".json").partition(".")
+            if (got := self.pending((schema, table))) is not None:
+                found[(schema, table)] = got
+        return found
+
+    def write_pending(self, table: tuple[str, str], pending: Pending) -> None:
+        self.objects.put(self._step_key(table), _dump(pending))  # one PUT: whole or absent
+
+    def clear_pending(self, table: tuple[str, str]) -> None:
+        self.objects.remove(self._step_key(table))
+
+    @contextlib.contextmanager
+    def locked(
+        self, name: str, *, timeout: float, sleep: Callable[[float], None]
+    ) -> Iterator[None]:
+        with self._registry:
+            lock = self._locks.setdefault((f"{self.objects.root}/{self.prefix}", name),
+                                          threading.Lock())  # fmt: skip
+        if not lock.acquire(timeout=max(timeout, 0)):
+            raise LockError(
+                f"{name} in {self.objects.root}/{self.prefix} is being loaded by another "
+                f"thread of this process; gave up after waiting {timeout:g} s"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def tables(self) -> set[tuple[str, str]]:
+        found = set()
+        for key in self.objects.keys(f"{self.prefix}/"):
+            parts = key[len(self.prefix) + 1 :].split("/")
+            if len(parts) > 3 and parts[2] == "_delta_log" and parts[0] != SIDE:
+                found.add((parts[0], parts[1]))
+        return found
+
+    def _step_key(self, table: tuple[str, str]) -> str:
+        return f"{self.path}/steps/{table[0]}.{table[1]}.json"
+
+
+def _dump(pending: Pending) -> bytes:
+    doc = {"version": pending.version, "address": pending.address, "record": pending.record}
+    return json.dumps(doc).encode()
+
+
+def _parse(data: bytes) -> Pending:
+    doc = json.loads(data)
+    return Pending(int(doc["version"]), str(doc["address"]), str(doc["record"]))
