@@ -148,3 +148,28 @@ def test_a_lake_url_names_a_folder_or_a_bucket_prefix(tmp_path):
     assert _lake(tmp_path).root == f"{tmp_path}/lake"
     relative = open_database("delta+file:lake", base_dir=tmp_path)
     assert relative.root == f"{tmp_path}/lake"  # type: ignore[attr-defined]
+
+
+def test_upkeep_compacts_and_cleans_up_and_changes_no_row(tmp_path):
+    url = f"delta+file://{tmp_path}/lake?optimize_every=3&vacuum_after=0h"
+    db = open_database(url, base_dir=tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])], record='{"n": 0}')
+    for n in range(1, 6):
+        part = write_part(tmp_path / f"i{n}.jsonl", [_rec(n + 1, f"v{n}")])
+        load(db, "users", USERS, [part], kind="incremental", record=f'{{"n": {n}}}')
+
+    dt = DeltaTable(db.location(("canvas", "users")))
+    operations = [c["operation"] for c in dt.history()]
+    assert operations.count("OPTIMIZE") == 2  # after loads 3 and 6
+    assert len(dt.file_uris()) <= 2
+    on_disk = list((tmp_path / "lake" / "canvas" / "users").glob("*.parquet"))
+    assert len(on_disk) == len(dt.file_uris())  # vacuumed: nothing unreferenced left
+    assert _names(db) == [(1, "a"), *((n + 1, f"v{n}") for n in range(1, 6))]
+    assert db.read_steps()[("canvas", "users")].record == '{"n": 5}'
+
+
+def test_bad_upkeep_settings_are_refused_by_name(tmp_path):
+    for query, named in (("optimize_every=0", "optimize_every"), ("vacuum_after=7", "vacuum_after"),
+                         ("vacuum=7d", "unknown setting 'vacuum'")):  # fmt: skip
+        with pytest.raises(ConfigError, match=named):
+            open_database(f"delta+file://{tmp_path}/lake?{query}", base_dir=tmp_path)

@@ -12,6 +12,8 @@ Module map:
   extraction), the latest record per key read out as typed Arrow for the writer.
 - `steps`: a table's pending step record beside the lake (a job started, not loaded yet),
   believed only at the table version it names; the per-table apply lock.
+- `upkeep`: opt-in compaction (``optimize_every``) and old-file clean-up (``vacuum_after``),
+  settings in the lake URL's query, run after a load's commit.
 - `delta`: the Delta Lake engine (``delta+file://``, ``delta+s3://``): tables at
   ``{root}/{schema}/{table}``, the step record in each commit's ``commitInfo``, dapctl's
   ``txn`` action making a stale second writer fail instead of overwriting.

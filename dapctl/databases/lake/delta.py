@@ -50,6 +50,7 @@ from dapctl.databases.engine import (
     TableOptions,
     redact,
 )
+from dapctl.databases.lake import upkeep
 from dapctl.databases.lake.stage import ACTION, TYPES, Stage
 from dapctl.databases.lake.steps import BucketSide, Pending, Side, SideFolder
 from dapctl.databases.loads import RunRow
@@ -65,7 +66,10 @@ _HISTORY = 100  # commits searched back for dapctl's newest (others: OPTIMIZE, a
 
 
 def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DeltaDatabase:
-    """The registry's opener for ``delta+file:`` and ``delta+s3:`` URLs (the module doc)."""
+    """The registry's opener for ``delta+file:`` and ``delta+s3:`` URLs (the module doc);
+    the query holds the `upkeep` settings."""
+    url, _, query = url.partition("?")
+    kept = upkeep.parse(query, redact(url))
     scheme, _, rest = url.partition(":")
     if scheme.lower() == "delta+s3":
         try:
@@ -80,9 +84,12 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Del
                 hint="pip install 'dapctl[delta,s3]'",
             ) from None
         side = BucketSide(open_objects("s3", where.bucket, error=DatabaseError), where.key)
-        return DeltaDatabase(str(where).rstrip("/"), side, sleep=sleep, options=_s3_options())
+        options = _s3_options()
+        return DeltaDatabase(
+            str(where).rstrip("/"), side, sleep=sleep, options=options, settings=kept
+        )
     root = lake_root(url, base_dir)
-    return DeltaDatabase(str(root), SideFolder(root), sleep=sleep)
+    return DeltaDatabase(str(root), SideFolder(root), sleep=sleep, settings=kept)
 
 
 def lake_root(url: str, base_dir: Path) -> Path:
@@ -133,9 +140,10 @@ class DeltaDatabase:
         *,
         sleep: Callable[[float], None],
         options: dict[str, str] | None = None,
+        settings: upkeep.Upkeep = upkeep.NONE,
     ) -> None:
         self.root, self.side, self._sleep = root, side, sleep
-        self.options = options or {}
+        self.options, self.upkeep = options or {}, settings
 
     def close(self) -> None:
         pass  # nothing held between calls
@@ -280,6 +288,8 @@ class DeltaLoad:
             else:
                 rows = self._merge(dt, data, props)
         self.db.side.clear_pending(self.target)
+        if self.db.upkeep != upkeep.NONE and (done := self.db.open_table(self.target)):
+            upkeep.after_commit(done, self.db.upkeep, where)
         return rows
 
     def _overwrite(self, data: Any, props: CommitProperties, *, merge: bool) -> int:
