@@ -173,3 +173,16 @@ def test_bad_upkeep_settings_are_refused_by_name(tmp_path):
                          ("vacuum=7d", "unknown setting 'vacuum'")):  # fmt: skip
         with pytest.raises(ConfigError, match=named):
             open_database(f"delta+file://{tmp_path}/lake?{query}", base_dir=tmp_path)
+
+
+def test_an_incremental_that_changes_nothing_still_commits_its_record(tmp_path):
+    """delta-rs commits nothing for a MERGE that changes no row; the watermark must move on
+    all the same (else freshness would call a quiet table stale, and each run ask again)."""
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])], record='{"n": 0}')
+    gone = _rec(7, "", action="D")  # a delete of a key the table never had
+    for n, records in enumerate(([], [gone]), start=1):
+        part = write_part(tmp_path / f"i{n}.jsonl", records)
+        assert load(db, "users", USERS, [part], kind="incremental", record=f'{{"n": {n}}}') == 0
+        assert db.read_steps()[("canvas", "users")].record == f'{{"n": {n}}}'
+    assert _names(db) == [(1, "a")]

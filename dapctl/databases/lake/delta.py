@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -38,21 +38,12 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from dapctl.buckets import parse_url
-from dapctl.databases import evolve
-from dapctl.databases.columns import Column, check_identifier, table_columns
-from dapctl.databases.engine import (
-    DEFAULT_OPTIONS,
-    DatabaseError,
-    LoadKind,
-    StepRow,
-    TableLoad,
-    TableName,
-    TableOptions,
-    redact,
-)
+from dapctl.databases.columns import Column
+from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName, redact
 from dapctl.databases.lake import upkeep
+from dapctl.databases.lake.common import LakeDatabase
 from dapctl.databases.lake.stage import ACTION, TYPES, Stage
-from dapctl.databases.lake.steps import BucketSide, Pending, Side, SideFolder
+from dapctl.databases.lake.steps import BucketSide, Side, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
 from dapctl.objects import open_objects
@@ -130,8 +121,10 @@ def guarded(doing: str) -> Iterator[None]:
         raise DatabaseError(f"{doing}: {exc}") from None
 
 
-class DeltaDatabase:
+class DeltaDatabase(LakeDatabase):
     """A folder or bucket prefix (``root``) of Delta tables, and dapctl's records of them."""
+
+    format, types = "Delta", TYPES
 
     def __init__(
         self,
@@ -142,14 +135,8 @@ class DeltaDatabase:
         options: dict[str, str] | None = None,
         settings: upkeep.Upkeep = upkeep.NONE,
     ) -> None:
-        self.root, self.side, self._sleep = root, side, sleep
-        self.options, self.upkeep = options or {}, settings
-
-    def close(self) -> None:
-        pass  # nothing held between calls
-
-    def location(self, table: TableName) -> str:
-        return f"{self.root}/{table[0]}/{table[1]}"
+        super().__init__(root, side, sleep=sleep, settings=settings)
+        self.options = options or {}
 
     def open_table(self, table: TableName) -> DeltaTable | None:
         """The table as it is now, or None if there is none."""
@@ -159,64 +146,21 @@ class DeltaDatabase:
             except TableNotFoundError:
                 return None
 
-    def lock(self, name: str, *, timeout: float) -> Any:
-        return self.side.locked(name, timeout=timeout, sleep=self._sleep)
-
     def tables(self) -> set[TableName]:
         with guarded(f"cannot list the tables in {self.root}"):
             return self.side.tables()
 
-    def read_steps(self) -> dict[TableName, StepRow]:
-        pending = self.side.all_pending()
-        steps = {}
-        for table in self.tables() | set(pending):
-            dt = self.open_table(table)
-            version = -1 if dt is None else dt.version()
-            waiting = pending.get(table)
-            if waiting is not None and waiting.version == version:
-                steps[table] = StepRow(waiting.address, waiting.record)
-            elif dt is not None and (committed := committed_step(dt)) is not None:
-                steps[table] = committed
-        return steps
+    def version(self, table: TableName) -> int:
+        dt = self.open_table(table)
+        return -1 if dt is None else dt.version()
+
+    def committed(self, table: TableName) -> StepRow | None:
+        dt = self.open_table(table)
+        return None if dt is None else committed_step(dt)
 
     def write_step(self, table: TableName, *, address: str, record: str) -> None:
-        dt = self.open_table(table)
-        pending = Pending(-1 if dt is None else dt.version(), address, record)
         with guarded(f"cannot record the step of {'.'.join(table)}"):
-            self.side.write_pending(table, pending)
-
-    def begin_load(
-        self,
-        *,
-        schema: str,
-        table: str,
-        dap_schema: Mapping[str, Any],
-        kind: LoadKind,
-        options: TableOptions = DEFAULT_OPTIONS,
-    ) -> TableLoad:
-        if options.history_table is not None or options.soft_deletes:
-            raise ConfigError(
-                f"{schema}.{table}: history tables and soft deletes need a database "
-                "(PostgreSQL, DuckDB or MySQL); a Delta table keeps its own versions: "
-                "read an older one with time travel (versionAsOf)"
-            )
-        check_identifier(schema, "schema name"), check_identifier(table, "table name")
-        columns = table_columns(dap_schema)
-        if kind == "incremental" and (bad := self._retypes((schema, table), columns)):
-            raise evolve.NeedsReload(f"{schema}.{table}", bad)
-        return DeltaLoad(self, (schema, table), columns, kind, append_only=options.append_only)
-
-    def sweep_staging(self) -> list[str]:
-        return []  # a load stages in memory (and a private temporary folder) only
-
-    def pending_schema_changes(
-        self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
-    ) -> list[str]:
-        check_identifier(schema, "schema name"), check_identifier(table, "table name")
-        existing = self.existing_columns((schema, table))
-        if not existing:
-            return [f"create table {schema}.{table}"]
-        return [c.describe() for c in evolve.diff(existing, table_columns(dap_schema), TYPES)]
+            super().write_step(table, address=address, record=record)
 
     def existing_columns(self, table: TableName) -> dict[str, str]:
         dt = self.open_table(table)
@@ -224,10 +168,10 @@ class DeltaDatabase:
             return {}
         return {f.name: str(getattr(f.type, "type", f.type)) for f in dt.schema().fields}
 
-    def _retypes(self, table: TableName, columns: list[Column]) -> list[str]:
-        changes = evolve.diff(self.existing_columns(table), columns, TYPES)
-        return [c.describe() + " (Delta changes types only by rewriting)" for c in changes
-                if c.kind == "retype"]  # fmt: skip
+    def start_load(
+        self, table: TableName, columns: list[Column], kind: LoadKind, *, append_only: bool
+    ) -> TableLoad:
+        return DeltaLoad(self, table, columns, kind, append_only=append_only)
 
 
 def committed_step(dt: DeltaTable) -> StepRow | None:
@@ -307,6 +251,9 @@ class DeltaLoad:
         return int(data.num_rows)
 
     def _merge(self, dt: DeltaTable, data: Any, props: CommitProperties) -> int:
+        """One MERGE; when it changes nothing (delta-rs then commits nothing), an empty
+        append carries the record, so the watermark moves on all the same."""
+        before = dt.version()
         keys = " AND ".join(f"t.{_q(c.name)} = s.{_q(c.name)}" for c in self.columns if c.key)
         merger = dt.merge(
             data,
@@ -324,6 +271,9 @@ class DeltaLoad:
             .when_not_matched_insert_all(upsert, except_cols=[ACTION])
             .execute()
         )
+        if self.db.version(self.target) == before:
+            empty = data.drop_columns([ACTION]).schema.empty_table()
+            write_deltalake(dt, empty, mode="append", schema_mode="merge", commit_properties=props)
         return sum(
             int(metrics.get(f"num_target_rows_{what}", 0))
             for what in ("inserted", "updated", "deleted")

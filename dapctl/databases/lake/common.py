@@ -1,0 +1,129 @@
+"""What every lake engine shares (`LakeDatabase`): the `engine.Database` protocol over a root
+of tables, with the step-record rules of the lake (``dapctl.databases.lake``'s doc).
+
+A format supplies four things: ``version(table)`` (-1 when there is no table), the step
+record of its newest commit that has one (``committed``), the table's columns as the format
+spells them (``existing_columns``, read by its `TypeMapper` ``types``), and the load
+(``start_load``). Everything else, the pending records and locks (`steps`), listing, the
+refusals and the schema diff, is here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from dapctl.databases import evolve
+from dapctl.databases.columns import Column, TypeMapper, check_identifier, table_columns
+from dapctl.databases.engine import (
+    DEFAULT_OPTIONS,
+    LoadKind,
+    StepRow,
+    TableLoad,
+    TableName,
+    TableOptions,
+)
+from dapctl.databases.lake import upkeep
+from dapctl.databases.lake.steps import Pending, Side
+from dapctl.errors import ConfigError
+
+
+class LakeDatabase:
+    """A root of lake tables and dapctl's records of them (subclassed per format)."""
+
+    format = "lake"
+    types: TypeMapper
+
+    def __init__(
+        self,
+        root: str,
+        side: Side,
+        *,
+        sleep: Callable[[float], None],
+        settings: upkeep.Upkeep = upkeep.NONE,
+    ) -> None:
+        self.root, self.side, self._sleep, self.upkeep = root, side, sleep, settings
+
+    # What a format supplies.
+    def version(self, table: TableName) -> int:
+        raise NotImplementedError
+
+    def committed(self, table: TableName) -> StepRow | None:
+        raise NotImplementedError
+
+    def existing_columns(self, table: TableName) -> dict[str, str]:
+        raise NotImplementedError
+
+    def start_load(
+        self, table: TableName, columns: list[Column], kind: LoadKind, *, append_only: bool
+    ) -> TableLoad:
+        raise NotImplementedError
+
+    # The protocol.
+    def close(self) -> None:
+        pass  # nothing held between calls
+
+    def location(self, table: TableName) -> str:
+        return f"{self.root}/{table[0]}/{table[1]}"
+
+    def lock(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        return self.side.locked(name, timeout=timeout, sleep=self._sleep)
+
+    def tables(self) -> set[TableName]:
+        return self.side.tables()
+
+    def read_steps(self) -> dict[TableName, StepRow]:
+        """Each table's committed record, or its pending one while the table is still at the
+        version that record names."""
+        pending = self.side.all_pending()
+        steps = {}
+        for table in self.tables() | set(pending):
+            waiting = pending.get(table)
+            if waiting is not None and waiting.version == self.version(table):
+                steps[table] = StepRow(waiting.address, waiting.record)
+            elif (committed := self.committed(table)) is not None:
+                steps[table] = committed
+        return steps
+
+    def write_step(self, table: TableName, *, address: str, record: str) -> None:
+        self.side.write_pending(table, Pending(self.version(table), address, record))
+
+    def begin_load(
+        self,
+        *,
+        schema: str,
+        table: str,
+        dap_schema: Mapping[str, Any],
+        kind: LoadKind,
+        options: TableOptions = DEFAULT_OPTIONS,
+    ) -> TableLoad:
+        if options.history_table is not None or options.soft_deletes:
+            raise ConfigError(
+                f"{schema}.{table}: history tables and soft deletes need a database "
+                f"(PostgreSQL, DuckDB or MySQL); a {self.format} table keeps its own "
+                "versions: read an older one with time travel"
+            )
+        check_identifier(schema, "schema name"), check_identifier(table, "table name")
+        columns = table_columns(dap_schema)
+        if kind == "incremental" and (bad := self._retypes((schema, table), columns)):
+            raise evolve.NeedsReload(f"{schema}.{table}", bad)
+        return self.start_load((schema, table), columns, kind, append_only=options.append_only)
+
+    def sweep_staging(self) -> list[str]:
+        return []  # a load stages in memory (and a private temporary folder) only
+
+    def pending_schema_changes(
+        self, *, schema: str, table: str, dap_schema: Mapping[str, Any]
+    ) -> list[str]:
+        check_identifier(schema, "schema name"), check_identifier(table, "table name")
+        existing = self.existing_columns((schema, table))
+        if not existing:
+            return [f"create table {schema}.{table}"]
+        wanted = table_columns(dap_schema)
+        return [c.describe() for c in evolve.diff(existing, wanted, self.types)]
+
+    def _retypes(self, table: TableName, columns: list[Column]) -> list[str]:
+        changes = evolve.diff(self.existing_columns(table), columns, self.types)
+        return [c.describe() + f" ({self.format} changes types only by rewriting)"
+                for c in changes if c.kind == "retype"]  # fmt: skip
