@@ -1,15 +1,17 @@
-"""Issue 25's benchmark: scenario 5's snapshot and incremental into a Delta table on local
-disk, against writing the same rows as one Parquet file with pyarrow (the machine's limit
-for this work: the same bytes, no staging, no merge, no log).
+"""Issue 25's benchmark: scenario 5's snapshot and incremental into a Delta or Iceberg
+table on local disk (``--format``), against writing the same rows as one Parquet file with
+pyarrow (the machine's limit for this work: the same bytes, no staging, no merge, no log).
 
 Engine-level, as ``history_cost.py``: a snapshot of ``--rows`` rows of ``canvas.users`` from
 local JSON Lines parts, then one incremental of ``--changes`` changes (half updates, 40 %
-inserts, 10 % deletes), each timed through ``open_database("delta+file:...").begin_load``.
+inserts, 10 % deletes), each timed through ``open_database("delta+file:...")`` (or
+``iceberg+file:``) ``.begin_load``.
 The bound: the snapshot's rows (read back from the table as Arrow) written with
 ``pyarrow.parquet.write_table``, timed. Targets: snapshot at least 0.5 of the bound's speed
 (bound seconds / dapctl seconds), incremental at least 50,000 changes/s.
 
-    python3 benchmarks/lake_load.py --rows 1000000 --changes 100000 --repeat 3
+    python3 -m benchmarks.lake_load --rows 1000000 --changes 100000 --repeat 3
+    python3 -m benchmarks.lake_load --format iceberg
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from benchmarks.history_cost import SCHEMA, write_parts
 from dapctl.databases import open_database
@@ -47,15 +48,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changes", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--format", choices=("delta", "iceberg"), default="delta")
     args = parser.parse_args()
     runs: dict[str, list[float]] = {"snapshot": [], "incremental": [], "parquet": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         snapshot, incremental = write_parts(folder, args.rows, args.changes)
         for n in range(args.repeat):
-            url = f"delta+file://{folder}/lake{n}"
+            url = f"{args.format}+file://{folder}/lake{n}"
             runs["snapshot"].append(load(url, folder, snapshot, "snapshot", "s"))
-            rows = DeltaTable(f"{folder}/lake{n}/canvas/users").to_pyarrow_table()
+            rows = open_database(url, base_dir=folder).arrow(("canvas", "users"))  # type: ignore[attr-defined]
             started = time.perf_counter()
             pq.write_table(rows, folder / f"bound{n}.parquet")
             runs["parquet"].append(time.perf_counter() - started)

@@ -63,7 +63,8 @@ class Profile(FrozenModel):
 
 
 class Database(FrozenModel):
-    """``[databases.NAME]``: a PostgreSQL or DuckDB database that targets keep tables in.
+    """``[databases.NAME]``: a database (PostgreSQL, MySQL, DuckDB) or a lake (Delta, Iceberg)
+    that targets keep tables in.
 
     The URL names no password: PostgreSQL takes it from libpq's own variables
     (``PGPASSWORD``), ``.pgpass`` or a service file; or the whole URL comes from
@@ -73,8 +74,9 @@ class Database(FrozenModel):
     url: str | None = Field(
         None,
         min_length=1,
-        description="postgresql://user@host:port/db, mysql://user@host:3306/db or "
-        "duckdb:///path.duckdb (relative to the config's folder); no password in it.",
+        description="postgresql://user@host:port/db, mysql://user@host:3306/db, "
+        "duckdb:///path.duckdb (relative to the config's folder), or a lake: "
+        "delta+file:///path, delta+s3://bucket/prefix, iceberg+file:///path; no password in it.",
     )
     url_env: EnvName | None = Field(None, description="Variable holding the whole URL.")
     url_file: PathText | None = Field(None, description="File holding the whole URL.")

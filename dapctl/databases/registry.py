@@ -96,6 +96,14 @@ ENGINES: tuple[Engine, ...] = (
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
         aliases=("delta+s3",),
     ),
+    # Apache Iceberg tables in a folder, with a SQLite catalog beside them (pyiceberg).
+    Engine(
+        "iceberg+file",
+        "dapctl.databases.lake.iceberg",
+        driver="pyiceberg",
+        extra="iceberg",
+        capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
+    ),
 )
 
 

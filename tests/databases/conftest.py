@@ -24,6 +24,10 @@ TEST_URLS: dict[str, tuple[Callable[[pytest.FixtureRequest], str], Query]] = {
         lambda request: f"delta+file://{request.getfixturevalue('tmp_path')}/lake",
         query_lake,
     ),
+    "iceberg+file": (
+        lambda request: f"iceberg+file://{request.getfixturevalue('tmp_path')}/lake",
+        query_lake,
+    ),
 }
 
 

@@ -88,22 +88,24 @@ def query_duckdb(backend: Backend, text: str) -> list[tuple]:
 
 
 def query_lake(backend: Backend, text: str) -> list[tuple]:
-    """A read of a lake's tables by a second engine: every Delta table, as delta-rs reads it,
-    in a fresh in-memory DuckDB under its own schema and name; ``dapctl.table_steps`` is the
-    step records as the engine reads them (schema_name, table_name, address, record).
+    """A read of a lake's tables by a second engine: every table, as the format's own reader
+    (delta-rs, pyiceberg) reads it, in a fresh in-memory DuckDB under its own schema and
+    name; ``dapctl.table_steps`` is the step records as the engine reads them (schema_name,
+    table_name, address, record).
     ``DROP TABLE schema.table`` removes the table's folder, as a user would."""
     import duckdb
-    from deltalake import DeltaTable
 
     db = backend.opened[0] if backend.opened else backend.open()
     if (dropped := re.fullmatch(r"DROP TABLE (\w+)\.(\w+)", text)) is not None:
-        shutil.rmtree(db.location(dropped.groups()))  # type: ignore[attr-defined]
-        return []  # a lake table is dropped by removing its folder
+        if hasattr(db, "catalog"):  # Iceberg: dropped from its catalog
+            db.catalog.drop_table(dropped.groups())
+        else:  # Delta: a table is its folder
+            shutil.rmtree(db.location(dropped.groups()))  # type: ignore[attr-defined]
+        return []
     conn = duckdb.connect(":memory:")
     conn.execute("SET TimeZone = 'UTC'; CREATE SCHEMA dapctl")
     for schema, table in sorted(db.tables()):
-        where = db.location((schema, table))  # type: ignore[attr-defined]
-        data = DeltaTable(where, storage_options=db.options).to_pyarrow_table()  # type: ignore[attr-defined]
+        data = db.arrow((schema, table))  # type: ignore[attr-defined]
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         conn.register("data", data)
         conn.execute(f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM data')  # noqa: S608

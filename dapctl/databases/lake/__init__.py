@@ -1,5 +1,6 @@
-"""Lake tables: DAP tables kept in sync as open table formats in a folder or a bucket, read
-by Databricks, Fabric, Spark, Trino, Snowflake, BigQuery and DuckDB without a database.
+"""Lake tables: DAP tables kept in sync as open table formats (Delta Lake, Apache Iceberg) in
+a folder or a bucket, read by Databricks, Fabric, Spark, Trino, Snowflake, BigQuery and
+DuckDB without a database.
 
 Same contract as the database engines (`dapctl.databases.engine`): a snapshot replaces a
 table's contents in one commit, an incremental merges in one commit, and the step record

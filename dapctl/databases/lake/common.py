@@ -1,11 +1,11 @@
 """What every lake engine shares (`LakeDatabase`): the `engine.Database` protocol over a root
 of tables, with the step-record rules of the lake (``dapctl.databases.lake``'s doc).
 
-A format supplies four things: ``version(table)`` (-1 when there is no table), the step
+A format supplies five things: ``version(table)`` (-1 when there is no table), the step
 record of its newest commit that has one (``committed``), the table's columns as the format
-spells them (``existing_columns``, read by its `TypeMapper` ``types``), and the load
-(``start_load``). Everything else, the pending records and locks (`steps`), listing, the
-refusals and the schema diff, is here once.
+spells them (``existing_columns``, read by its `TypeMapper` ``types``), the load
+(``start_load``), and its rows as Arrow (``arrow``). Everything else, the pending records
+and locks (`steps`), listing, the refusals and the schema diff, is here once.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ class LakeDatabase:
     def start_load(
         self, table: TableName, columns: list[Column], kind: LoadKind, *, append_only: bool
     ) -> TableLoad:
+        raise NotImplementedError
+
+    def arrow(self, table: TableName) -> Any:
+        """The table's current rows as one Arrow table, read by the format's own reader."""
         raise NotImplementedError
 
     # The protocol.

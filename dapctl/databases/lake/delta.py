@@ -173,6 +173,10 @@ class DeltaDatabase(LakeDatabase):
     ) -> TableLoad:
         return DeltaLoad(self, table, columns, kind, append_only=append_only)
 
+    def arrow(self, table: TableName) -> Any:
+        with guarded(f"cannot read the Delta table {'.'.join(table)}"):
+            return DeltaTable(self.location(table), storage_options=self.options).to_pyarrow_table()
+
 
 def committed_step(dt: DeltaTable) -> StepRow | None:
     """The step record of the newest commit that has one (see the module doc)."""

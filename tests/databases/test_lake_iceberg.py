@@ -1,0 +1,112 @@
+"""What an Iceberg lake does that a SQL database does not (issue 25). The shared contract
+runs on it through the ``backend`` fixture (``iceberg+file``); these are its own: where the
+step record lives, a reader's own catalog, two writers racing, a commit that changes no
+row, type changes."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+
+from dapctl.databases import NeedsReload, open_database
+from dapctl.errors import DatabaseError
+from tests.databases.helpers import dap_schema, load, write_part
+
+USERS = dap_schema("canvas", "users")
+
+
+def _lake(tmp_path):
+    return open_database(f"iceberg+file://{tmp_path}/lake", base_dir=tmp_path)
+
+
+def _rec(i, name, action="U"):
+    value = {} if action == "D" else {"value": {"name": name}}
+    return {"key": {"id": i}, **value, "meta": {"ts": "2026-01-01T00:00:00Z", "action": action}}
+
+
+def _reader(tmp_path):
+    """A reader's own catalog on the same SQLite file, as Spark or Trino would be set up."""
+    return SqlCatalog(
+        "dapctl",  # the catalog name dapctl writes under
+        uri=f"sqlite:///{tmp_path}/lake/_dapctl/catalog.db",
+        warehouse=f"file://{tmp_path}/lake",
+    )
+
+
+def _names(tmp_path):
+    rows = _reader(tmp_path).load_table(("canvas", "users")).scan().to_arrow().to_pylist()
+    return sorted((r["id"], r["name"]) for r in rows)
+
+
+def test_the_record_is_in_the_commit_and_a_reader_sees_the_rows(tmp_path):
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a"), _rec(2, "b")])],
+         address="s", record='{"n": 1}')  # fmt: skip
+    changes = [_rec(1, "", "D"), _rec(3, "c")]
+    load(db, "users", USERS, [write_part(tmp_path / "i.jsonl", changes)], kind="incremental",
+         address="s", record='{"n": 2}')  # fmt: skip
+
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert table.properties["dapctl.record"] == '{"n": 2}'
+    assert table.current_snapshot().summary.additional_properties["dapctl.record"] == '{"n": 2}'
+    assert _names(tmp_path) == [(2, "b"), (3, "c")]
+    assert str(table.schema().find_field("created_at").field_type) == "timestamptz"
+
+    db.write_step(("canvas", "users"), address="s", record='{"job": "pending"}')
+    assert db.read_steps()[("canvas", "users")].record == '{"job": "pending"}'
+    load(db, "users", USERS, [write_part(tmp_path / "j.jsonl", [])], kind="incremental",
+         record='{"n": 3}')  # fmt: skip
+    assert db.read_steps()[("canvas", "users")].record == '{"n": 3}'  # no row, still moved on
+
+
+def test_two_writers_from_one_version_cannot_both_commit(tmp_path):
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])], record='{"n": 1}')
+    first = db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="incremental")
+    second = db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="snapshot")
+    first.add_part(write_part(tmp_path / "i.jsonl", [_rec(2, "first")]))
+    second.add_part(write_part(tmp_path / "x.jsonl", [_rec(3, "stale")]))
+    first.commit(address="a", record='{"n": 2}')
+
+    with pytest.raises(DatabaseError, match="another writer committed to the table"):
+        second.commit(address="a", record='{"n": "stale"}')
+
+    assert _names(tmp_path) == [(1, "a"), (2, "first")]
+    assert db.read_steps()[("canvas", "users")].record == '{"n": 2}'
+
+
+def test_an_incremental_refuses_a_type_change_and_the_snapshot_rewrites_it(tmp_path):
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
+    catalog = _reader(tmp_path)  # the table re-made with a narrower key, as an older server's
+    data = catalog.load_table(("canvas", "users")).scan().to_arrow()
+    catalog.drop_table(("canvas", "users"))
+    narrowed = data.set_column(0, "id", data["id"].cast(pa.int32()))
+    made = catalog.create_table(("canvas", "users"), schema=narrowed.schema,
+                                location=f"{tmp_path}/lake/canvas/users2")  # fmt: skip
+    made.overwrite(narrowed)
+
+    with pytest.raises(NeedsReload, match="change type of id: int -> long"):
+        db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="incremental")
+    load(db, "users", USERS, [write_part(tmp_path / "t.jsonl", [_rec(1, "a2")])])
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert str(table.schema().find_field("id").field_type) == "long"
+    assert _names(tmp_path) == [(1, "a2")]
+
+
+def test_copy_on_write_deletes_match_every_key_column(tmp_path):
+    """DAP's keys are one column today; a key of two still matches whole keys only."""
+    from dapctl.databases.lake.iceberg_cow import delete_keys
+
+    (tmp_path / "lake" / "_dapctl").mkdir(parents=True)
+    catalog = _reader(tmp_path)
+    catalog.create_namespace("t")
+    rows = pa.table({"a": pa.array([1, 1, 2, 2], pa.int64()), "b": ["x", "y", "x", "y"]})
+    table = catalog.create_table(("t", "pairs"), schema=rows.schema)
+    table.append(rows)
+    gone = pa.table({"a": pa.array([1, 2], pa.int64()), "b": ["y", "x"]})
+    with table.transaction() as tx:
+        assert delete_keys(tx, table.io, ["a", "b"], gone, {"why": "test"}) == 2
+    left = catalog.load_table(("t", "pairs")).scan().to_arrow().to_pylist()
+    assert sorted((r["a"], r["b"]) for r in left) == [(1, "x"), (2, "y")]
