@@ -157,7 +157,8 @@ class BucketSide:
         self.objects.put(self._step_key(table), _dump(pending))  # one PUT: whole or absent
 
     def clear_pending(self, table: tuple[str, str]) -> None:
-        self.objects.remove(self._step_key(table))
+        if self.objects.exists(key := self._step_key(table)):
+            self.objects.remove(key)
 
     @contextlib.contextmanager
     def locked(
