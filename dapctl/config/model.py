@@ -17,6 +17,8 @@ from dapctl.config.durations import Freshness
 from dapctl.config.fields import FrozenModel, Name, PathError
 from dapctl.config.settings import RetrySettings, Settings
 from dapctl.config.target import Target, address_of, db_names
+from dapctl.databases.registry import engine_of
+from dapctl.errors import ConfigError
 from dapctl.identifiers import IDENTIFIER_RULE, is_identifier
 from dapctl.template import ANY_TABLE, Claims, claimed_path, template_fields
 
@@ -67,6 +69,7 @@ class Config(FrozenModel):
                     f"target {target.name!r} names unknown database {target.database!r}; "
                     f"databases: {known}",
                 )
+            self._database_can(index, target)
             for name in target.profiles or ():
                 if name not in self.profiles:
                     raise PathError(
@@ -77,6 +80,25 @@ class Config(FrozenModel):
         self._outputs_distinct()
         self._tables_distinct()
         return self
+
+    def _database_can(self, index: int, target: Target) -> None:
+        """History tables and soft deletes need a SQL database, not a lake (its URL written
+        in the config; one from url_env or url_file is checked when the load starts)."""
+        database = self.databases.get(target.database) if target.database else None
+        if database is None or database.url is None:
+            return
+        try:
+            sql = engine_of(database.url).capabilities.sql
+        except ConfigError:
+            return  # an unknown scheme is reported where the database is opened
+        for key, asked in (("history", target.history), ("deletes", target.deletes == "soft")):
+            if asked and not sql:
+                raise PathError(
+                    ("targets", index, key),
+                    f"target {target.name!r}: {key} needs a SQL database (PostgreSQL, DuckDB "
+                    f"or MySQL), and {target.database!r} is a lake; a lake table keeps its own "
+                    "older versions (time travel)",
+                )
 
     def _tables_distinct(self) -> None:
         """Two steps may not keep the same database table."""

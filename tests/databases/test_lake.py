@@ -186,3 +186,17 @@ def test_an_incremental_that_changes_nothing_still_commits_its_record(tmp_path):
         assert load(db, "users", USERS, [part], kind="incremental", record=f'{{"n": {n}}}') == 0
         assert db.read_steps()[("canvas", "users")].record == f'{{"n": {n}}}'
     assert _names(db) == [(1, "a")]
+
+
+def test_validate_refuses_history_and_soft_deletes_on_a_lake_naming_the_key(
+    make_emulator, write_config, run_cli, tmp_path
+):
+    emu = make_emulator()
+    for extra, key in (("history = true", "history"), ('deletes = "soft"', "deletes")):
+        text = config_text(emu, tables='["users"]', extra_target=f'database = "lake"\n{extra}')
+        text = text.replace('output = "out/', '# output = "out/')
+        path = write_config(f'[databases.lake]\nurl = "delta+file:lake"\n\n{text}')
+        done = run_cli("validate", str(path))
+        assert done.code != 0
+        assert f"targets[0].{key}" in done.stderr or f"targets.0.{key}" in done.stderr, done.stderr
+        assert "needs a SQL database" in done.stderr
