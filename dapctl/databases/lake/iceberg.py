@@ -50,6 +50,11 @@ from dapctl.files import ensure_private_dir
 
 __all__ = ["TYPES", "IcebergDatabase", "open_url"]
 
+# pyiceberg warns when an overwrite or delete matched no row; a window's keys may all be new
+# and a first snapshot replaces nothing. Set once, here: catch_warnings is not thread-safe,
+# and an apply loads tables in threads.
+warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
+
 ADDRESS, RECORD, RUN = "dapctl.address", "dapctl.record", "dapctl.run"
 TYPES = TypeMapper(
     {
@@ -205,9 +210,7 @@ class IcebergLoad:
         if run is not None:
             marks[RUN] = json.dumps(asdict(run), default=str)
         rows = data.drop_columns([ACTION])
-        with guarded(f"cannot apply the {self.kind} of {where}"), warnings.catch_warnings():
-            # pyiceberg warns of a delete that matched no row: a window's keys may be new
-            warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
+        with guarded(f"cannot apply the {self.kind} of {where}"):
             table = self._table(rows.schema, fresh=not merge)
             with table.transaction() as tx:
                 tx.update_schema().union_by_name(rows.schema).commit()
