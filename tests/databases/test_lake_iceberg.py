@@ -1,7 +1,7 @@
 """What an Iceberg lake does that a SQL database does not (issue 25). The shared contract
 runs on it through the ``backend`` fixture (``iceberg+file``); these are its own: where the
 step record lives, a reader's own catalog, two writers racing, a commit that changes no
-row, type changes."""
+row, type changes (widened in place where Iceberg allows)."""
 
 from __future__ import annotations
 
@@ -76,18 +76,29 @@ def test_two_writers_from_one_version_cannot_both_commit(tmp_path):
     assert db.read_steps()[("canvas", "users")].record == '{"n": 2}'
 
 
-def test_an_incremental_refuses_a_type_change_and_the_snapshot_rewrites_it(tmp_path):
-    db = _lake(tmp_path)
-    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
-    catalog = _reader(tmp_path)  # the table re-made with a narrower key, as an older server's
+def _remake(tmp_path, column: str, kind) -> None:
+    """The table re-made with ``column`` of another type, as an older server's might be."""
+    catalog = _reader(tmp_path)
     data = catalog.load_table(("canvas", "users")).scan().to_arrow()
     catalog.drop_table(("canvas", "users"))
-    narrowed = data.set_column(0, "id", data["id"].cast(pa.int32()))
-    made = catalog.create_table(("canvas", "users"), schema=narrowed.schema,
-                                location=f"{tmp_path}/lake/canvas/users2")  # fmt: skip
-    made.append(narrowed)  # (an overwrite of a new table warns that it deleted nothing)
+    where = data.schema.get_field_index(column)
+    changed = data.set_column(where, column, data[column].cast(kind))
+    made = catalog.create_table(("canvas", "users"), schema=changed.schema,
+                                location=f"{tmp_path}/lake/canvas/users-{column}")  # fmt: skip
+    made.append(changed)  # (an overwrite of a new table warns that it deleted nothing)
 
-    with pytest.raises(NeedsReload, match="change type of id: int -> long"):
+
+def test_a_widening_is_made_in_place_and_another_change_waits_for_the_snapshot(tmp_path):
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
+    _remake(tmp_path, "id", pa.int32())
+    load(db, "users", USERS, [write_part(tmp_path / "i.jsonl", [_rec(2, "b")])], kind="incremental")
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert str(table.schema().find_field("id").field_type) == "long"  # int -> long, rows kept
+    assert _names(tmp_path) == [(1, "a"), (2, "b")]
+
+    _remake(tmp_path, "id", pa.string())
+    with pytest.raises(NeedsReload, match="change type of id: string -> long"):
         db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="incremental")
     load(db, "users", USERS, [write_part(tmp_path / "t.jsonl", [_rec(1, "a2")])])
     table = _reader(tmp_path).load_table(("canvas", "users"))

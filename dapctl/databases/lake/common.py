@@ -34,6 +34,7 @@ class LakeDatabase:
 
     format = "lake"
     types: TypeMapper
+    in_place: frozenset[tuple[str, str]] = frozenset()  # (old, new) types widened in place
 
     def __init__(
         self,
@@ -129,5 +130,7 @@ class LakeDatabase:
 
     def _retypes(self, table: TableName, columns: list[Column]) -> list[str]:
         changes = evolve.diff(self.existing_columns(table), columns, self.types)
-        return [c.describe() + f" ({self.format} changes types only by rewriting)"
-                for c in changes if c.kind == "retype"]  # fmt: skip
+        rewrites = [c for c in changes if c.kind == "retype"
+                    and (c.old_type, c.new_type) not in self.in_place]  # fmt: skip
+        return [f"{c.describe()} ({self.format} changes this type only by rewriting)"
+                for c in rewrites]  # fmt: skip

@@ -18,8 +18,9 @@ metadata file directly.
 - Concurrent writers: a load checks the table's last update before writing; the catalog's
   commit is a compare-and-swap of the metadata pointer, so of two writers that began from
   one version the second fails (`DatabaseError`), writes nothing, and the next run retries.
-- Schema changes: new columns join by name; any other change is a reload (the snapshot
-  re-creates the table with the new types).
+- Schema changes: new columns join by name, and ``int`` -> ``long`` and ``float`` ->
+  ``double`` widen in place (Iceberg's own promotions, in the load's commit); any other
+  change is a reload (the snapshot re-creates the table with the new types).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class IcebergDatabase(LakeDatabase):
     """A warehouse folder of Iceberg tables, its SQLite catalog, and dapctl's records."""
 
     format, types = "Iceberg", TYPES
+    in_place = frozenset({("int", "long"), ("float", "double")})  # Iceberg's type promotions
 
     def __init__(self, root: Path, *, sleep: Callable[[float], None]) -> None:
         super().__init__(str(root), SideFolder(root), sleep=sleep, settings=upkeep.NONE)
