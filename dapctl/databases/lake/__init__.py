@@ -9,7 +9,8 @@ and watermark cannot disagree after a crash at any instant.
 
 Module map:
 
-- `common`: `LakeDatabase`, what every format shares (the protocol over a root of tables).
+- `common`: what every format shares: `LakeDatabase` (the protocol over a root of tables),
+  `LakeLoad` (staging, the stale-writer check), `marks` (the record a commit carries).
 - `stage`: parts staged in a private DuckDB (its JSON reader, the DuckDB engine's typed
   extraction), the latest record per key read out as typed Arrow for the writer.
 - `steps`: a table's pending step record beside the lake (a job started, not loaded yet),

@@ -5,19 +5,25 @@ A format supplies five things: ``version(table)`` (-1 when there is no table), t
 record of its newest commit that has one (``committed``), the table's columns as the format
 spells them (``existing_columns``, read by its `TypeMapper` ``types``), the load
 (``start_load``), and its rows as Arrow (``arrow``). Everything else, the pending records
-and locks (`steps`), listing, the refusals and the schema diff, is here once.
+and locks (`steps`), listing, the refusals and the schema diff, is here once; so is what
+every load shares (`LakeLoad`: staging, the stale-writer check) and what every commit
+carries (`marks`), and how a ``<format>+file:`` URL names its folder (`folder_of`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from dapctl.databases import evolve
 from dapctl.databases.columns import Column, TypeMapper, check_identifier, table_columns
 from dapctl.databases.engine import (
     DEFAULT_OPTIONS,
+    DatabaseError,
     LoadKind,
     StepRow,
     TableLoad,
@@ -25,8 +31,36 @@ from dapctl.databases.engine import (
     TableOptions,
 )
 from dapctl.databases.lake import upkeep
+from dapctl.databases.lake.stage import Stage
 from dapctl.databases.lake.steps import Pending, Side
+from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
+
+# The step record's keys in a format's commit metadata (Delta commitInfo, Iceberg properties).
+ADDRESS, RECORD, RUN = "dapctl.address", "dapctl.record", "dapctl.run"
+
+
+def marks(address: str, record: str, run: RunRow | None) -> dict[str, str]:
+    """What a load's commit carries: the step record, its address, and the apply."""
+    found = {ADDRESS: address, RECORD: record}
+    if run is not None:
+        found[RUN] = json.dumps(asdict(run), default=str)
+    return found
+
+
+def folder_of(url: str, base_dir: Path) -> Path:
+    """The folder a ``<format>+file:`` URL names: ``///absolute/path`` or ``relative/path``
+    (from ``base_dir``, the config's folder)."""
+    scheme, _, rest = url.partition(":")
+    example = f"{scheme.lower()}:///srv/lake"
+    if rest.startswith("//"):
+        host, _, path = rest[2:].partition("/")
+        if host not in ("", "localhost") or not path:
+            raise ConfigError(f"a lake URL looks like {example}, got {url!r}")
+        return Path("/" + path)
+    if not rest:
+        raise ConfigError(f"a lake URL names a folder, as {example}; got {url!r}")
+    return base_dir / rest
 
 
 class LakeDatabase:
@@ -134,3 +168,46 @@ class LakeDatabase:
                     and (c.old_type, c.new_type) not in self.in_place]  # fmt: skip
         return [f"{c.describe()} ({self.format} changes this type only by rewriting)"
                 for c in rewrites]  # fmt: skip
+
+
+class LakeLoad:
+    """What every format's load shares: parts staged (`Stage`), the stale-writer check, the
+    stage closed whatever happens. A format sets ``began`` (what another writer's commit
+    would change) and writes in ``commit``."""
+
+    began: object
+
+    def __init__(
+        self, target: TableName, columns: list[Column], kind: LoadKind, *, append_only: bool
+    ) -> None:
+        self.target, self.columns, self.kind = target, columns, kind
+        self.append_only = append_only
+        self.merge = kind == "incremental" or append_only  # else the table is replaced
+        self.where = ".".join(target)
+        self.stage: Stage | None = Stage(columns)
+
+    def add_part(self, path: Path) -> int:
+        assert self.stage is not None, "the load is closed"
+        return self.stage.add_part(path)
+
+    def staged(self, *, action: bool) -> Any:
+        """The latest record per key (`Stage.latest`); the stage is closed after."""
+        assert self.stage is not None, "the load is closed"
+        try:
+            return self.stage.latest(action=action)
+        finally:
+            self.abort()
+
+    def refuse_if_moved(self, now: object) -> None:
+        """`DatabaseError` if another writer committed since the load began (``now``: the
+        same reading as ``began``, taken again)."""
+        if now != self.began:
+            raise DatabaseError(
+                f"cannot apply the {self.kind} of {self.where}: another writer committed to "
+                "the table since this load began; nothing was written, the next run retries"
+            )
+
+    def abort(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None

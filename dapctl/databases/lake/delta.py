@@ -25,11 +25,9 @@ folder) is the lake's root; each table is the Delta table ``{root}/{schema}/{tab
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +39,8 @@ from dapctl.buckets import parse_url
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName, redact
 from dapctl.databases.lake import upkeep
-from dapctl.databases.lake.common import LakeDatabase
-from dapctl.databases.lake.stage import ACTION, TYPES, Stage
+from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
+from dapctl.databases.lake.stage import ACTION, TYPES
 from dapctl.databases.lake.steps import BucketSide, Side, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
@@ -52,7 +50,6 @@ from dapctl.objects.registry import require
 __all__ = ["TYPES", "DeltaDatabase", "open_url"]
 
 APP = "dapctl"  # the txn action's app id
-ADDRESS, RECORD, RUN = "dapctl.address", "dapctl.record", "dapctl.run"
 _HISTORY = 100  # commits searched back for dapctl's newest (others: OPTIMIZE, a user's)
 
 
@@ -79,27 +76,14 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Del
         return DeltaDatabase(
             str(where).rstrip("/"), side, sleep=sleep, options=options, settings=kept
         )
-    root = lake_root(url, base_dir)
-    return DeltaDatabase(str(root), SideFolder(root), sleep=sleep, settings=kept)
-
-
-def lake_root(url: str, base_dir: Path) -> Path:
-    """The folder a ``delta+file:`` URL names."""
-    scheme, _, rest = url.partition(":")
     if scheme.lower() != "delta+file":
         raise ConfigError(
             f"unsupported lake URL {redact(url)!r}: Delta tables go in a folder "
             "(delta+file:///absolute/path or delta+file:relative/path) or an S3 bucket "
             "(delta+s3://bucket/prefix)"
         )
-    if rest.startswith("//"):
-        host, _, path = rest[2:].partition("/")
-        if host not in ("", "localhost") or not path:
-            raise ConfigError(f"a Delta URL looks like delta+file:///srv/lake, got {url!r}")
-        return Path("/" + path)
-    if not rest:
-        raise ConfigError(f"a Delta URL names a folder, as delta+file:lake; got {url!r}")
-    return base_dir / rest
+    root = folder_of(url, base_dir)
+    return DeltaDatabase(str(root), SideFolder(root), sleep=sleep, settings=kept)
 
 
 def _s3_options() -> dict[str, str]:
@@ -187,7 +171,7 @@ def committed_step(dt: DeltaTable) -> StepRow | None:
     return None
 
 
-class DeltaLoad:
+class DeltaLoad(LakeLoad):
     """One snapshot or incremental of one Delta table (see the module doc)."""
 
     def __init__(
@@ -199,45 +183,26 @@ class DeltaLoad:
         *,
         append_only: bool,
     ) -> None:
-        self.db, self.target, self.columns, self.kind = db, target, columns, kind
-        self.append_only = append_only
-        dt = db.open_table(target)
-        self.began = None if dt is None else (dt.transaction_version(APP) or 0)
-        self.stage: Stage | None = Stage(columns)
-
-    def add_part(self, path: Path) -> int:
-        assert self.stage is not None, "the load is closed"
-        return self.stage.add_part(path)
+        super().__init__(target, columns, kind, append_only=append_only)
+        self.db = db
+        self.began = _counter(db.open_table(target))
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
-        assert self.stage is not None, "the load is closed"
-        where = ".".join(self.target)
-        merge = self.kind == "incremental" or self.append_only
-        try:
-            data = self.stage.latest(action=merge)
-        finally:
-            self.abort()
+        data = self.staged(action=self.merge)
         dt = self.db.open_table(self.target)
-        now = None if dt is None else (dt.transaction_version(APP) or 0)
-        if now != self.began:
-            raise DatabaseError(
-                f"cannot apply the {self.kind} of {where}: another writer committed to the "
-                "table since this load began; nothing was written, the next run retries"
-            )
-        metadata = {ADDRESS: address, RECORD: record}
-        if run is not None:
-            metadata[RUN] = json.dumps(asdict(run), default=str)
+        self.refuse_if_moved(now := _counter(dt))
         props = CommitProperties(
-            custom_metadata=metadata, app_transactions=[Transaction(APP, (now or 0) + 1)]
+            custom_metadata=marks(address, record, run),
+            app_transactions=[Transaction(APP, (now or 0) + 1)],
         )
-        with guarded(f"cannot apply the {self.kind} of {where}"):
-            if dt is None or not merge:
-                rows = self._overwrite(data, props, merge=merge)
+        with guarded(f"cannot apply the {self.kind} of {self.where}"):
+            if dt is None or not self.merge:
+                rows = self._overwrite(data, props, merge=self.merge)
             else:
                 rows = self._merge(dt, data, props)
         self.db.side.clear_pending(self.target)
         if self.db.upkeep != upkeep.NONE and (done := self.db.open_table(self.target)):
-            upkeep.after_commit(done, self.db.upkeep, where)
+            upkeep.after_commit(done, self.db.upkeep, self.where)
         return rows
 
     def _overwrite(self, data: Any, props: CommitProperties, *, merge: bool) -> int:
@@ -283,10 +248,10 @@ class DeltaLoad:
             for what in ("inserted", "updated", "deleted")
         )
 
-    def abort(self) -> None:
-        if self.stage is not None:
-            self.stage.close()
-            self.stage = None
+
+def _counter(dt: DeltaTable | None) -> int | None:
+    """dapctl's txn counter in the table (None: no table; 0: no load of dapctl's yet)."""
+    return None if dt is None else (dt.transaction_version(APP) or 0)
 
 
 def _q(name: str) -> str:

@@ -25,11 +25,9 @@ metadata file directly.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +39,8 @@ from pyiceberg.exceptions import NoSuchTableError
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
 from dapctl.databases.lake import iceberg_cow, upkeep
-from dapctl.databases.lake.common import LakeDatabase
-from dapctl.databases.lake.delta import lake_root
-from dapctl.databases.lake.stage import ACTION, Stage
+from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
+from dapctl.databases.lake.stage import ACTION
 from dapctl.databases.lake.steps import SIDE, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
@@ -56,7 +53,6 @@ __all__ = ["TYPES", "IcebergDatabase", "open_url"]
 # and an apply loads tables in threads.
 warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
 
-ADDRESS, RECORD, RUN = "dapctl.address", "dapctl.record", "dapctl.run"
 TYPES = TypeMapper(
     {
         ColumnType.INT16: "int",
@@ -85,7 +81,7 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
             "unsupported lake URL: Iceberg tables go in a folder, iceberg+file:///absolute/path "
             "or iceberg+file:relative/path"
         )
-    return IcebergDatabase(lake_root("delta+file:" + url.partition(":")[2], base_dir), sleep=sleep)
+    return IcebergDatabase(folder_of(url, base_dir), sleep=sleep)
 
 
 @contextmanager
@@ -174,7 +170,7 @@ class IcebergDatabase(LakeDatabase):
             return self.catalog.load_table(table).scan().to_arrow()
 
 
-class IcebergLoad:
+class IcebergLoad(LakeLoad):
     """One snapshot or incremental of one Iceberg table (see the module doc)."""
 
     def __init__(
@@ -186,47 +182,30 @@ class IcebergLoad:
         *,
         append_only: bool,
     ) -> None:
-        self.db, self.target, self.columns, self.kind = db, target, columns, kind
-        self.append_only = append_only
+        super().__init__(target, columns, kind, append_only=append_only)
+        self.db = db
         self.began = db.version(target)
-        self.stage: Stage | None = Stage(columns)
-
-    def add_part(self, path: Path) -> int:
-        assert self.stage is not None, "the load is closed"
-        return self.stage.add_part(path)
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
-        assert self.stage is not None, "the load is closed"
-        where = ".".join(self.target)
-        merge = self.kind == "incremental" or self.append_only
-        try:
-            data = self.stage.latest(action=True)
-        finally:
-            self.abort()
-        if self.db.version(self.target) != self.began:
-            raise DatabaseError(
-                f"cannot apply the {self.kind} of {where}: another writer committed to the "
-                "table since this load began; nothing was written, the next run retries"
-            )
-        marks = {ADDRESS: address, RECORD: record}
-        if run is not None:
-            marks[RUN] = json.dumps(asdict(run), default=str)
+        data = self.staged(action=True)
+        self.refuse_if_moved(self.db.version(self.target))
+        given = marks(address, record, run)
         rows = data.drop_columns([ACTION])
-        with guarded(f"cannot apply the {self.kind} of {where}"):
-            table = self._table(rows.schema, fresh=not merge)
+        with guarded(f"cannot apply the {self.kind} of {self.where}"):
+            table = self._table(rows.schema, fresh=not self.merge)
             with table.transaction() as tx:
                 tx.update_schema().union_by_name(rows.schema).commit()
                 upserts = rows.filter(pc.not_equal(data[ACTION], "D"))
-                if not merge:
-                    tx.overwrite(_shaped(upserts, tx), snapshot_properties=marks)
+                if not self.merge:
+                    tx.overwrite(_shaped(upserts, tx), snapshot_properties=given)
                 else:
                     gone = data if not self.append_only else upserts
                     if gone.num_rows and table.current_snapshot() is not None:
                         keys = [c.name for c in self.columns if c.key]
-                        iceberg_cow.delete_keys(tx, table.io, keys, gone, marks)
+                        iceberg_cow.delete_keys(tx, table.io, keys, gone, given)
                     if upserts.num_rows:
-                        tx.append(_shaped(upserts, tx), snapshot_properties=marks)
-                tx.set_properties(marks)
+                        tx.append(_shaped(upserts, tx), snapshot_properties=given)
+                tx.set_properties(given)
         self.db.side.clear_pending(self.target)
         return int(data.num_rows)
 
@@ -243,11 +222,6 @@ class IcebergLoad:
                 self.target, schema=schema, location=self.db.location(self.target)
             )
         return table
-
-    def abort(self) -> None:
-        if self.stage is not None:
-            self.stage.close()
-            self.stage = None
 
 
 def _shaped(rows: Any, tx: Any) -> Any:
