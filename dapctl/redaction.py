@@ -18,7 +18,7 @@ from urllib.parse import unquote, unquote_plus
 
 # libpq knows ``password`` and ``sslpassword``; ``passfile`` names a file and is no secret.
 _PASSWORD_KEY = re.compile(r"pass(?:word|wd)|pwd", re.IGNORECASE)
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
 # libpq's ``keyword = value``: a value is single-quoted (\' and \\ escaped), or runs to a space.
 _KEYWORD = re.compile(r"(?P<key>[^\s=]+)(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|[^\s]*)")
 
@@ -55,7 +55,8 @@ def _mask(text: str) -> tuple[str, list[str]]:
 
     Read as libpq reads a URL, but erring towards masking more: the userinfo runs to the
     last ``@`` before the first ``/`` (``?`` and ``#`` may stand in an unencoded password),
-    and the query to the end.
+    and the query to the end. A query value that is a URL itself (a lake's catalog,
+    ``?catalog=postgresql://...``, percent-encoded or not) is masked the same way.
     """
     head = _SCHEME.match(text)
     if head is None:
@@ -64,7 +65,7 @@ def _mask(text: str) -> tuple[str, list[str]]:
     rest, shown = text[head.end() :], head[0]
     userinfo, at, _ = rest.split("/", 1)[0].rpartition("@")
     user, colon, password = userinfo.partition(":")
-    if at and colon:
+    if at and colon and head[0].endswith("//"):
         found.append(password)
         rest, shown = rest[len(userinfo) + 1 :], f"{shown}{user}:***@"
     before, mark, query = rest.partition("?")
@@ -74,6 +75,11 @@ def _mask(text: str) -> tuple[str, list[str]]:
         if eq and _PASSWORD_KEY.search(unquote_plus(key)):
             piece = f"{key}=***"
             found.append(value)
+        elif eq and _SCHEME.match(inner := unquote_plus(value)):
+            masked, nested = _mask(inner)
+            if nested:
+                piece = f"{key}={masked}"
+                found.extend(nested)
         pieces.append(piece)
     return shown + before + mark + "&".join(pieces), found
 

@@ -105,6 +105,22 @@ def test_redact():
         ("host=h password = 'a \\'b' port=5", "host=h password = *** port=5", {"a 'b"}),
         ("host=h password='open", "host=h password=***", {"open"}),
         ("postgresql://u:@h/d?password=", "postgresql://u:***@h/d?password=***", set()),
+        # a lake's catalog URL, inside the lake's: as written or percent-encoded
+        (
+            "iceberg+file:///l?catalog=postgresql://u:p@h/d",
+            "iceberg+file:///l?catalog=postgresql://u:***@h/d",
+            {"p"},
+        ),
+        (
+            "iceberg+file:l?catalog=postgresql%3A%2F%2Fu%3Ap%2540x%40h%2Fd",
+            "iceberg+file:l?catalog=postgresql://u:***@h/d",
+            {"p@x"},
+        ),
+        (
+            "iceberg+file:l?catalog=postgresql://h/d?password=x",
+            "iceberg+file:l?catalog=postgresql://h/d?password=***",
+            {"x"},
+        ),
     ],
 )
 def test_redact_masks_a_password_in_every_form(url, shown, secrets):
@@ -116,7 +132,13 @@ def test_redact_masks_a_password_in_every_form(url, shown, secrets):
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://u@h/d?passfile=/p&sslmode=require", "host=h passfile=/p", "x.json"]
+    "url",
+    [
+        "postgresql://u@h/d?passfile=/p&sslmode=require",
+        "host=h passfile=/p",
+        "x.json",
+        "iceberg+file:lake?catalog=postgresql://u@h/d",
+    ],
 )
 def test_no_password_is_no_password(url):
     assert redact(url) == url and not holds_password(url) and passwords(url) == ()

@@ -20,4 +20,8 @@ Module map:
 - `delta`: the Delta Lake engine (``delta+file://``, ``delta+s3://``): tables at
   ``{root}/{schema}/{table}``, the step record in each commit's ``commitInfo``, dapctl's
   ``txn`` action making a stale second writer fail instead of overwriting.
+- `iceberg`: the Iceberg engine (``iceberg+file://``): the step record in table properties
+  and snapshot summaries, one catalog commit per load, pyiceberg's retry switched off.
+- `catalogs`: where an Iceberg lake's catalog lives (SQLite beside it, or PostgreSQL).
+- `iceberg_cow`: an incremental's deletes, copy-on-write, file by file.
 """

@@ -3,9 +3,11 @@
 
 ``iceberg+file:///srv/lake`` (absolute) or ``iceberg+file:lake`` (relative to the config's
 folder) is the warehouse: each table's files go to ``{root}/{schema}/{table}``, and the
-catalog (which metadata file is each table's current one) is ``{root}/_dapctl/catalog.db``.
-A reader points its Iceberg catalog at the same SQLite file, or reads a table's current
-metadata file directly.
+catalog (which metadata file is each table's current one, `catalogs`) is SQLite in
+``{root}/_dapctl/catalog.db``, or PostgreSQL with ``?catalog=postgresql://user@host/db``.
+A reader points its Iceberg catalog at the same database, or reads a table's current
+metadata file directly. A table the catalog places outside this lake (another lake sharing
+the catalog) is refused, never written.
 
 - Step records: each load's commit sets the table properties ``dapctl.record`` and
   ``dapctl.address`` and puts the same in its snapshots' summaries, in the one metadata
@@ -15,9 +17,12 @@ metadata file directly.
 - Snapshots overwrite the table in one commit; incrementals delete the window's keys
   (`iceberg_cow`: copy-on-write, file by file) and append its upserts in one transaction
   (one catalog commit).
-- Concurrent writers: a load checks the table's last update before writing; the catalog's
-  commit is a compare-and-swap of the metadata pointer, so of two writers that began from
-  one version the second fails (`DatabaseError`), writes nothing, and the next run retries.
+- Concurrent writers: a load checks the table's last update before writing, and every
+  commit adds a snapshot (an empty append when no row changed) that asserts the one it read;
+  the catalog's commit is a compare-and-swap of the metadata pointer, so of two writers that
+  began from one version the second fails (`DatabaseError`), writes nothing, and the next
+  run retries. pyiceberg's own retry (re-applying the loser's changes to the winner's table)
+  is switched off per table (``ONE_TRY``).
 - Schema changes: new columns join by name, and ``int`` -> ``long`` and ``float`` ->
   ``double`` widen in place (Iceberg's own promotions, in the load's commit); any other
   change is a reload (the snapshot re-creates the table with the new types).
@@ -27,9 +32,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
@@ -38,13 +44,14 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
-from dapctl.databases.lake import iceberg_cow, upkeep
+from dapctl.databases.lake import catalogs, iceberg_cow, upkeep
 from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
 from dapctl.databases.lake.stage import ACTION
 from dapctl.databases.lake.steps import SIDE, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
 from dapctl.files import ensure_private_dir
+from dapctl.redaction import passwords, redact, scrub
 
 __all__ = ["TYPES", "IcebergDatabase", "open_url"]
 
@@ -52,6 +59,11 @@ __all__ = ["TYPES", "IcebergDatabase", "open_url"]
 # and a first snapshot replaces nothing. Set once, here: catch_warnings is not thread-safe,
 # and an apply loads tables in threads.
 warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
+
+# pyiceberg retries a commit that lost a race by re-applying its appends and deletes to the
+# winner's table; a load's rows and step record were read from the loser's, so a load commits
+# once, and a lost race fails (the next run starts again from the winner's record).
+ONE_TRY = {"commit.retry.num-retries": "0"}
 
 TYPES = TypeMapper(
     {
@@ -72,27 +84,36 @@ TYPES = TypeMapper(
 
 
 def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> IcebergDatabase:
-    """The registry's opener for ``iceberg+file:`` URLs (see the module doc)."""
+    """The registry's opener for ``iceberg+file:`` URLs (see the module doc); the query may
+    name the catalog (`catalogs`: ``?catalog=postgresql://user@host/db``)."""
     url, _, query = url.partition("?")
-    if query:
-        raise ConfigError(f"an Iceberg lake URL takes no settings yet, got ?{query}")
+    settings = dict(parse_qsl(query, keep_blank_values=True))
+    if unknown := sorted(set(settings) - {"catalog"}):
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r} in the Iceberg lake URL {redact(url)!r}: "
+            "it takes catalog=postgresql://user@host/db"
+        )
     if not url.lower().startswith("iceberg+file:"):
         raise ConfigError(
             "unsupported lake URL: Iceberg tables go in a folder, iceberg+file:///absolute/path "
             "or iceberg+file:relative/path"
         )
-    return IcebergDatabase(folder_of(url, base_dir), sleep=sleep)
+    root = folder_of(url, base_dir)
+    catalog = catalogs.sqlalchemy_uri(settings.get("catalog"), root)
+    return IcebergDatabase(root, catalog=catalog, sleep=sleep)
 
 
 @contextmanager
-def guarded(doing: str) -> Iterator[None]:
-    """Re-raise pyiceberg's (and its catalog's) errors as `DatabaseError`."""
+def guarded(doing: str, catalog: str = "") -> Iterator[None]:
+    """Re-raise pyiceberg's (and its catalog's) errors as `DatabaseError`, any password of
+    the ``catalog`` URL scrubbed."""
     try:
         yield
     except (ConfigError, DatabaseError):
         raise
     except Exception as exc:  # pyiceberg raises many kinds, SQLAlchemy's among them
-        raise DatabaseError(f"{doing}: {type(exc).__name__}: {exc}") from None
+        said = scrub(f"{type(exc).__name__}: {exc}", passwords(catalog))
+        raise DatabaseError(f"{doing}: {said}") from None
 
 
 class IcebergDatabase(LakeDatabase):
@@ -101,22 +122,29 @@ class IcebergDatabase(LakeDatabase):
     format, types = "Iceberg", TYPES
     in_place = frozenset({("int", "long"), ("float", "double")})  # Iceberg's type promotions
 
-    def __init__(self, root: Path, *, sleep: Callable[[float], None]) -> None:
+    def __init__(self, root: Path, *, catalog: str, sleep: Callable[[float], None]) -> None:
         super().__init__(str(root), SideFolder(root), sleep=sleep, settings=upkeep.NONE)
-        self._root = root
+        self._root, self._uri = root, catalog
         self._catalog: SqlCatalog | None = None
 
     @property
     def catalog(self) -> SqlCatalog:
         if self._catalog is None:
             ensure_private_dir(self._root / SIDE)
-            with guarded(f"cannot open the Iceberg catalog in {self._root / SIDE}"):
+            with self.guarded(f"cannot open the Iceberg catalog {catalogs.shown(self._uri)}"):
                 self._catalog = SqlCatalog(
-                    "dapctl",
-                    uri=f"sqlite:///{self._root / SIDE / 'catalog.db'}",
-                    warehouse=f"file://{self._root}",
+                    catalogs.NAME, uri=self._uri, warehouse=f"file://{self._root}"
                 )
         return self._catalog
+
+    def guarded(self, doing: str) -> AbstractContextManager[None]:
+        return guarded(doing, self._uri)
+
+    def close(self) -> None:
+        """Close the catalog's connections (its SQLAlchemy pool)."""
+        if self._catalog is not None:
+            self._catalog.engine.dispose()
+            self._catalog = None
 
     def make_namespace(self, name: str) -> None:
         """The namespace, if missing; two loads may both find it missing (threads of one
@@ -128,16 +156,27 @@ class IcebergDatabase(LakeDatabase):
                 raise
 
     def open_table(self, table: TableName) -> Any:
-        with guarded(f"cannot read the Iceberg table {'.'.join(table)}"):
+        """The table, or None; `DatabaseError` if the catalog's table of that name lives
+        elsewhere (another lake sharing the catalog: it must never be written from here)."""
+        with self.guarded(f"cannot read the Iceberg table {'.'.join(table)}"):
             try:
-                return self.catalog.load_table(table)
+                found = self.catalog.load_table(table)
             except NoSuchTableError:
                 return None
+        where = found.location().removeprefix("file://")
+        if not Path(where).resolve().is_relative_to(self._root.resolve()):
+            raise DatabaseError(
+                f"the Iceberg catalog {catalogs.shown(self._uri)} has {'.'.join(table)} at "
+                f"{where}, not in this lake ({self.root}): give each lake a catalog of its own"
+            )
+        return found
 
     def tables(self) -> set[TableName]:
-        if not (self._root / SIDE / "catalog.db").exists():
-            return set()
-        with guarded("cannot list the Iceberg catalog's tables"):
+        if self._uri == f"sqlite:///{catalogs.default_file(self._root)}" and not (
+            catalogs.default_file(self._root).exists()
+        ):
+            return set()  # nothing made yet: no catalog file made just to list nothing
+        with self.guarded("cannot list the Iceberg catalog's tables"):
             return {
                 (str(namespace[0]), str(identifier[-1]))
                 for namespace in self.catalog.list_namespaces()
@@ -166,7 +205,7 @@ class IcebergDatabase(LakeDatabase):
         return IcebergLoad(self, table, columns, kind, append_only=append_only)
 
     def arrow(self, table: TableName) -> Any:
-        with guarded(f"cannot read the Iceberg table {'.'.join(table)}"):
+        with self.guarded(f"cannot read the Iceberg table {'.'.join(table)}"):
             return self.catalog.load_table(table).scan().to_arrow()
 
 
@@ -188,38 +227,41 @@ class IcebergLoad(LakeLoad):
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
         data = self.staged(action=True)
-        self.refuse_if_moved(self.db.version(self.target))
         given = marks(address, record, run)
         rows = data.drop_columns([ACTION])
-        with guarded(f"cannot apply the {self.kind} of {self.where}"):
-            table = self._table(rows.schema, fresh=not self.merge)
+        with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
+            table = self.db.open_table(self.target)
+            self.refuse_if_moved(-1 if table is None else int(table.metadata.last_updated_ms))
+            table = self._table(table, rows.schema, fresh=not self.merge)
             with table.transaction() as tx:
                 tx.update_schema().union_by_name(rows.schema).commit()
                 upserts = rows.filter(pc.not_equal(data[ACTION], "D"))
                 if not self.merge:
                     tx.overwrite(_shaped(upserts, tx), snapshot_properties=given)
                 else:
-                    gone = data if not self.append_only else upserts
+                    gone, removed = data if not self.append_only else upserts, 0
                     if gone.num_rows and table.current_snapshot() is not None:
                         keys = [c.name for c in self.columns if c.key]
-                        iceberg_cow.delete_keys(tx, table.io, keys, gone, given)
-                    if upserts.num_rows:
+                        removed = iceberg_cow.delete_keys(tx, table.io, keys, gone, given)
+                    if upserts.num_rows or not removed:  # empty: a snapshot all the same
                         tx.append(_shaped(upserts, tx), snapshot_properties=given)
-                tx.set_properties(given)
+                tx.set_properties({**given, **ONE_TRY})
         self.db.side.clear_pending(self.target)
         return int(data.num_rows)
 
-    def _table(self, schema: Any, *, fresh: bool) -> Any:
-        """The table, made if missing; a snapshot that changes a column's type re-creates it
-        (Iceberg widens only a few types in place)."""
-        table = self.db.open_table(self.target)
+    def _table(self, table: Any, schema: Any, *, fresh: bool) -> Any:
+        """The table (``table``, as the load found it), made if missing; a snapshot that
+        changes a column's type re-creates it (Iceberg widens only a few types in place)."""
         if table is not None and fresh and self.db._retypes(self.target, self.columns):
             self.db.catalog.drop_table(self.target)
             table = None
         if table is None:
             self.db.make_namespace(self.target[0])
             table = self.db.catalog.create_table(
-                self.target, schema=schema, location=self.db.location(self.target)
+                self.target,
+                schema=schema,
+                location=self.db.location(self.target),
+                properties=ONE_TRY,
             )
         return table
 
