@@ -76,7 +76,8 @@ class Database(FrozenModel):
         min_length=1,
         description="postgresql://user@host:port/db, mysql://user@host:3306/db, "
         "duckdb:///path.duckdb (relative to the config's folder), or a lake: "
-        "delta+file:///path, delta+s3://bucket/prefix, iceberg+file:///path (its catalog in "
+        "delta+file:///path, delta+s3://bucket/prefix, delta+az://container/prefix, "
+        "iceberg+file:///path (its catalog in "
         "PostgreSQL: ?catalog=postgresql://user@host/db); no password in it.",
     )
     url_env: EnvName | None = Field(None, description="Variable holding the whole URL.")

@@ -86,15 +86,16 @@ ENGINES: tuple[Engine, ...] = (
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False),
         aliases=("mariadb", "mysql+pymysql"),
     ),
-    # Delta Lake tables in a folder or an S3 bucket (``dapctl.databases.lake``): no SQL
-    # server, written by delta-rs; parts are staged in a private DuckDB, so JSON Lines.
+    # Delta Lake tables in a folder, an S3 bucket or an Azure container
+    # (``dapctl.databases.lake``): no SQL server, written by delta-rs; parts are staged in a
+    # private DuckDB, so JSON Lines.
     Engine(
         "delta+file",
         "dapctl.databases.lake.delta",
         driver="deltalake",
         extra="delta",
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
-        aliases=("delta+s3",),
+        aliases=("delta+s3", "delta+az"),
     ),
     # Apache Iceberg tables in a folder, with a SQLite catalog beside them (pyiceberg).
     Engine(

@@ -17,11 +17,13 @@ Module map:
   believed only at the table version it names; the per-table apply lock.
 - `upkeep`: opt-in compaction (``optimize_every``) and old-file clean-up (``vacuum_after``),
   settings in the lake URL's query, run after a load's commit.
-- `delta`: the Delta Lake engine (``delta+file://``, ``delta+s3://``): tables at
+- `delta`: the Delta Lake engine (``delta+file://``, ``delta+s3://``, ``delta+az://``): tables at
   ``{root}/{schema}/{table}``, the step record in each commit's ``commitInfo``, dapctl's
   ``txn`` action making a stale second writer fail instead of overwriting.
 - `iceberg`: the Iceberg engine (``iceberg+file://``): the step record in table properties
   and snapshot summaries, one catalog commit per load, pyiceberg's retry switched off.
+- `stores`: a Delta lake in a bucket: S3 or Azure, delta-rs's options from the variables
+  dapctl's other bucket work reads.
 - `catalogs`: where an Iceberg lake's catalog lives (SQLite beside it, or PostgreSQL).
 - `iceberg_cow`: an incremental's deletes, copy-on-write, file by file.
 """

@@ -2,7 +2,8 @@
 (delta-rs), read by any Delta reader.
 
 ``delta+file:///srv/lake`` (absolute) or ``delta+file:lake`` (relative to the config's
-folder) is the lake's root; each table is the Delta table ``{root}/{schema}/{table}``.
+folder), ``delta+s3://bucket/prefix`` or ``delta+az://container/prefix`` (`stores`) is the
+lake's root; each table is the Delta table ``{root}/{schema}/{table}``.
 
 - Step records: each load commits with ``dapctl.address`` and ``dapctl.record`` in its
   ``commitInfo`` (Delta's commit metadata), so the watermark is in the same atomic log entry
@@ -25,9 +26,8 @@ folder) is the lake's root; each table is the Delta table ``{root}/{schema}/{tab
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,15 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
-from dapctl.buckets import parse_url
 from dapctl.databases.columns import Column
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName, redact
-from dapctl.databases.lake import upkeep
+from dapctl.databases.lake import stores, upkeep
 from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
 from dapctl.databases.lake.stage import ACTION, TYPES
-from dapctl.databases.lake.steps import BucketSide, Side, SideFolder
+from dapctl.databases.lake.steps import Side, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
-from dapctl.objects import open_objects
-from dapctl.objects.registry import require
+from dapctl.redaction import scrub
 
 __all__ = ["TYPES", "DeltaDatabase", "open_url"]
 
@@ -54,55 +52,32 @@ _HISTORY = 100  # commits searched back for dapctl's newest (others: OPTIMIZE, a
 
 
 def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> DeltaDatabase:
-    """The registry's opener for ``delta+file:`` and ``delta+s3:`` URLs (the module doc);
-    the query holds the `upkeep` settings."""
+    """The registry's opener for ``delta+file:``, ``delta+s3:`` and ``delta+az:`` URLs (the
+    module doc; a bucket's options: `stores`); the query holds the `upkeep` settings."""
     url, _, query = url.partition("?")
     kept = upkeep.parse(query, redact(url))
-    scheme, _, rest = url.partition(":")
-    if scheme.lower() == "delta+s3":
-        try:
-            where = parse_url(f"s3:{rest}")
-        except ValueError as exc:
-            raise ConfigError(f"lake URL {redact(url)!r}: {exc}") from None
-        try:
-            require("s3")
-        except ImportError:
-            raise ConfigError(
-                "Delta tables in S3 need the s3fs package, which is not installed",
-                hint="pip install 'dapctl[delta,s3]'",
-            ) from None
-        side = BucketSide(open_objects("s3", where.bucket, error=DatabaseError), where.key)
-        options = _s3_options()
-        return DeltaDatabase(
-            str(where).rstrip("/"), side, sleep=sleep, options=options, settings=kept
-        )
-    if scheme.lower() != "delta+file":
+    scheme = url.partition(":")[0].lower()
+    if scheme in stores.STORES:
+        where, side, options = stores.open_bucket(url)
+        return DeltaDatabase(where, side, sleep=sleep, options=options, settings=kept)
+    if scheme != "delta+file":
         raise ConfigError(
             f"unsupported lake URL {redact(url)!r}: Delta tables go in a folder "
-            "(delta+file:///absolute/path or delta+file:relative/path) or an S3 bucket "
-            "(delta+s3://bucket/prefix)"
+            "(delta+file:///absolute/path or delta+file:relative/path), an S3 bucket "
+            "(delta+s3://bucket/prefix) or an Azure container (delta+az://container/prefix)"
         )
     root = folder_of(url, base_dir)
     return DeltaDatabase(str(root), SideFolder(root), sleep=sleep, settings=kept)
 
 
-def _s3_options() -> dict[str, str]:
-    """delta-rs reads S3's standard variables itself (credentials, region, endpoint); an
-    endpoint over plain HTTP (MinIO, moto on a laptop) must be allowed explicitly."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
-    options = {"AWS_ENDPOINT_URL": endpoint} if endpoint else {}
-    if endpoint.startswith("http://"):
-        options["AWS_ALLOW_HTTP"] = "true"
-    return options
-
-
 @contextmanager
-def guarded(doing: str) -> Iterator[None]:
-    """Re-raise delta-rs errors as `DatabaseError` naming what was being done."""
+def guarded(doing: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+    """Re-raise delta-rs errors as `DatabaseError` naming what was being done, without any
+    of ``secrets`` (a bucket's key)."""
     try:
         yield
     except (DeltaError, OSError) as exc:
-        raise DatabaseError(f"{doing}: {exc}") from None
+        raise DatabaseError(scrub(f"{doing}: {exc}", secrets)) from None
 
 
 class DeltaDatabase(LakeDatabase):
@@ -122,16 +97,19 @@ class DeltaDatabase(LakeDatabase):
         super().__init__(root, side, sleep=sleep, settings=settings)
         self.options = options or {}
 
+    def guarded(self, doing: str) -> AbstractContextManager[None]:
+        return guarded(doing, stores.secrets(self.options))
+
     def open_table(self, table: TableName) -> DeltaTable | None:
         """The table as it is now, or None if there is none."""
-        with guarded(f"cannot read the Delta table {'.'.join(table)}"):
+        with self.guarded(f"cannot read the Delta table {'.'.join(table)}"):
             try:
                 return DeltaTable(self.location(table), storage_options=self.options)
             except TableNotFoundError:
                 return None
 
     def tables(self) -> set[TableName]:
-        with guarded(f"cannot list the tables in {self.root}"):
+        with self.guarded(f"cannot list the tables in {self.root}"):
             return self.side.tables()
 
     def version(self, table: TableName) -> int:
@@ -143,7 +121,7 @@ class DeltaDatabase(LakeDatabase):
         return None if dt is None else committed_step(dt)
 
     def write_step(self, table: TableName, *, address: str, record: str) -> None:
-        with guarded(f"cannot record the step of {'.'.join(table)}"):
+        with self.guarded(f"cannot record the step of {'.'.join(table)}"):
             super().write_step(table, address=address, record=record)
 
     def existing_columns(self, table: TableName) -> dict[str, str]:
@@ -158,7 +136,7 @@ class DeltaDatabase(LakeDatabase):
         return DeltaLoad(self, table, columns, kind, append_only=append_only)
 
     def arrow(self, table: TableName) -> Any:
-        with guarded(f"cannot read the Delta table {'.'.join(table)}"):
+        with self.guarded(f"cannot read the Delta table {'.'.join(table)}"):
             return DeltaTable(self.location(table), storage_options=self.options).to_pyarrow_table()
 
 
@@ -195,7 +173,7 @@ class DeltaLoad(LakeLoad):
             custom_metadata=marks(address, record, run),
             app_transactions=[Transaction(APP, (now or 0) + 1)],
         )
-        with guarded(f"cannot apply the {self.kind} of {self.where}"):
+        with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
             if dt is None or not self.merge:
                 rows = self._overwrite(data, props, merge=self.merge)
             else:
