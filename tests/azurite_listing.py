@@ -39,9 +39,21 @@ def serve(azurite: int) -> ThreadingHTTPServer:
     class Passing(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def _body(self) -> bytes | None:
+            """The request's body, sent whole or in chunks (aiohttp streams an upload)."""
+            if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else None
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers, up to the blank line
+            return b"".join(chunks)
+
         def _pass(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
+            body = self._body()
             upstream = http.client.HTTPConnection("127.0.0.1", azurite, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
             if body is not None:
@@ -56,7 +68,11 @@ def serve(azurite: int) -> ThreadingHTTPServer:
             for name, value in answer.getheaders():
                 if name.lower() not in _HOP:
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
+            # A HEAD's length is the blob's, as Azurite said; a body's is what is sent.
+            length = (
+                answer.getheader("Content-Length", "0") if self.command == "HEAD" else len(data)
+            )
+            self.send_header("Content-Length", str(length))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)

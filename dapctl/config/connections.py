@@ -77,8 +77,8 @@ class Database(FrozenModel):
         description="postgresql://user@host:port/db, mysql://user@host:3306/db, "
         "duckdb:///path.duckdb (relative to the config's folder), or a lake: "
         "delta+file:///path, delta+s3://bucket/prefix, delta+az://container/prefix, "
-        "iceberg+file:///path (its catalog in "
-        "PostgreSQL: ?catalog=postgresql://user@host/db); no password in it.",
+        "iceberg+file:///path, iceberg+s3://bucket/prefix, iceberg+az://container/prefix (its "
+        "catalog in PostgreSQL: ?catalog=postgresql://user@host/db); no password in it.",
     )
     url_env: EnvName | None = Field(None, description="Variable holding the whole URL.")
     url_file: PathText | None = Field(None, description="File holding the whole URL.")

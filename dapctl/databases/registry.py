@@ -97,13 +97,15 @@ ENGINES: tuple[Engine, ...] = (
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
         aliases=("delta+s3", "delta+az"),
     ),
-    # Apache Iceberg tables in a folder, with a SQLite catalog beside them (pyiceberg).
+    # Apache Iceberg tables in a folder (a SQLite catalog beside them, or PostgreSQL's), an
+    # S3 bucket or an Azure container (a catalog in PostgreSQL), by pyiceberg.
     Engine(
         "iceberg+file",
         "dapctl.databases.lake.iceberg",
         driver="pyiceberg",
         extra="iceberg",
         capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
+        aliases=("iceberg+s3", "iceberg+az"),
     ),
 )
 

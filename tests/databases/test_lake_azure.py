@@ -131,3 +131,31 @@ def test_the_connection_string_becomes_delta_rs_options_and_the_key_is_never_sho
     with pytest.raises(DatabaseError) as failed:
         load(broken, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
     assert AZURITE_KEY not in str(failed.value)
+
+
+def test_an_iceberg_lake_in_a_container_with_its_catalog_in_postgresql(
+    container, pg_url, make_emulator, write_config, run_cli
+):
+    """Iceberg in Azure (pyiceberg's fsspec IO: adlfs, given the connection string), the
+    catalog in PostgreSQL: an apply chain equal to the emulator's data."""
+    emu = make_emulator()
+    text = config_text(emu, tables='["users"]', extra_target='database = "lake"')
+    text = text.replace('output = "out/', '# output = "out/')
+    url = f"iceberg+az://{container}/lake?catalog={pg_url}"
+    path = write_config(f'[databases.lake]\nurl = "{url}"\n\n{text}')
+    env = {**environ(emu), "AZURE_STORAGE_CONNECTION_STRING": os.environ[
+        "AZURE_STORAGE_CONNECTION_STRING"]}  # fmt: skip
+    for _ in range(2):
+        done = run_cli("apply", str(path), environ=env)
+        assert done.code == 0, done.stderr
+        assert AZURITE_KEY not in done.stdout + done.stderr
+        emu.advance(600)
+        emu.change("canvas", "users", updates=3, inserts=2, deletes=1)
+    assert run_cli("apply", str(path), environ=env).code == 0
+
+    lake = Backend("iceberg+az", url, path.parent, query_lake)
+    want = expected_rows(emu.expected_snapshot("canvas", "users"), table_columns(USERS))
+    assert lake.rows("canvas.users", USERS) == want
+    table = lake.open().open_table(("canvas", "users"))  # type: ignore[attr-defined]
+    assert table.location() == f"abfs://{container}/lake/canvas/users"
+    lake.close()

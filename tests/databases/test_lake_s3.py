@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dapctl.databases import open_database, table_columns
-from dapctl.errors import DatabaseError
+from dapctl.errors import ConfigError, DatabaseError
 from tests.apply_helpers import config_text, environ
 from tests.databases.helpers import (
     Backend,
@@ -121,3 +121,36 @@ def test_two_writers_from_one_version_cannot_both_commit_in_a_bucket(bucket, tmp
     steps = db.read_steps()
     assert steps[("canvas", "users")].record == '{"n": 2}'
     assert steps[("canvas", "courses")].record == '{"job": "pending"}'
+
+
+def test_an_iceberg_lake_in_a_bucket_with_its_catalog_in_postgresql(
+    bucket, pg_url, make_emulator, write_config, run_cli
+):
+    """Iceberg in S3 (pyiceberg's fsspec IO: s3fs, as dapctl's own S3 work), the catalog in
+    PostgreSQL: an apply chain equal to the emulator's data, read back by pyiceberg."""
+    emu = make_emulator()
+    text = config_text(emu, tables='["users"]', extra_target='database = "lake"')
+    text = text.replace('output = "out/', '# output = "out/')
+    url = f"iceberg+s3://{bucket}/lake?catalog={pg_url}"
+    path = write_config(f'[databases.lake]\nurl = "{url}"\n\n{text}')
+    env = {**environ(emu), **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+    for _ in range(2):
+        done = run_cli("apply", str(path), environ=env)
+        assert done.code == 0, done.stderr
+        assert SECRET_KEY not in done.stdout + done.stderr
+        emu.advance(600)
+        emu.change("canvas", "users", updates=3, inserts=2, deletes=1)
+    assert run_cli("apply", str(path), environ=env).code == 0
+
+    lake = Backend("iceberg+s3", url, path.parent, query_lake)
+    want = expected_rows(emu.expected_snapshot("canvas", "users"), table_columns(USERS))
+    assert lake.rows("canvas.users", USERS) == want
+    table = lake.open().open_table(("canvas", "users"))  # type: ignore[attr-defined]
+    assert table.location() == f"s3://{bucket}/lake/canvas/users"
+    assert '"kind":"incremental"' in table.properties["dapctl.record"]
+    lake.close()
+
+
+def test_an_iceberg_lake_in_a_bucket_names_its_catalog(bucket, tmp_path):
+    with pytest.raises(ConfigError, match=r"its catalog needs a database: add \?catalog="):
+        open_database(f"iceberg+s3://{bucket}/lake", base_dir=tmp_path)

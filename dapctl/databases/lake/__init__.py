@@ -20,10 +20,11 @@ Module map:
 - `delta`: the Delta Lake engine (``delta+file://``, ``delta+s3://``, ``delta+az://``): tables at
   ``{root}/{schema}/{table}``, the step record in each commit's ``commitInfo``, dapctl's
   ``txn`` action making a stale second writer fail instead of overwriting.
-- `iceberg`: the Iceberg engine (``iceberg+file://``): the step record in table properties
-  and snapshot summaries, one catalog commit per load, pyiceberg's retry switched off.
-- `stores`: a Delta lake in a bucket: S3 or Azure, delta-rs's options from the variables
-  dapctl's other bucket work reads.
+- `iceberg`: the Iceberg engine (``iceberg+file://``, ``+s3``, ``+az``): the step record
+  in table properties and snapshot summaries, one catalog commit per load, pyiceberg's
+  retry switched off.
+- `stores`: a lake in a bucket, S3 or Azure: delta-rs's options and pyiceberg's file IO
+  from the variables dapctl's other bucket work reads.
 - `catalogs`: where an Iceberg lake's catalog lives (SQLite beside it, or PostgreSQL).
 - `iceberg_cow`: an incremental's deletes, copy-on-write, file by file.
 """

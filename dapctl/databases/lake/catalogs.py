@@ -29,9 +29,11 @@ NAME = "dapctl"  # the catalog's name: a reader's catalog must take the same
 _POSTGRES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
-def sqlalchemy_uri(catalog: str | None, root: Path) -> str:
-    """The SQLAlchemy URL of the catalog ``catalog`` names (None: SQLite in ``root``)."""
+def sqlalchemy_uri(catalog: str | None, root: Path | None) -> str:
+    """The SQLAlchemy URL of the catalog ``catalog`` names (None: SQLite in the folder
+    ``root``, which a lake in a bucket has not)."""
     if catalog is None:
+        assert root is not None, "a lake in a bucket names its catalog"
         return f"sqlite:///{default_file(root)}"
     lowered = catalog.lower()
     if lowered.startswith(_POSTGRES):

@@ -57,9 +57,9 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Del
     url, _, query = url.partition("?")
     kept = upkeep.parse(query, redact(url))
     scheme = url.partition(":")[0].lower()
-    if scheme in stores.STORES:
-        where, side, options = stores.open_bucket(url)
-        return DeltaDatabase(where, side, sleep=sleep, options=options, settings=kept)
+    if scheme in ("delta+s3", "delta+az"):
+        where, side, store = stores.open_bucket(url)
+        return DeltaDatabase(where, side, sleep=sleep, options=store.delta(), settings=kept)
     if scheme != "delta+file":
         raise ConfigError(
             f"unsupported lake URL {redact(url)!r}: Delta tables go in a folder "
@@ -98,7 +98,7 @@ class DeltaDatabase(LakeDatabase):
         self.options = options or {}
 
     def guarded(self, doing: str) -> AbstractContextManager[None]:
-        return guarded(doing, stores.secrets(self.options))
+        return guarded(doing, stores.secrets())
 
     def open_table(self, table: TableName) -> DeltaTable | None:
         """The table as it is now, or None if there is none."""

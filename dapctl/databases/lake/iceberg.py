@@ -1,5 +1,5 @@
-"""The Apache Iceberg engine: DAP tables as Iceberg tables in a folder, with a SQL catalog
-(pyiceberg's ``SqlCatalog``, in SQLite), read by any Iceberg reader.
+"""The Apache Iceberg engine: DAP tables as Iceberg tables in a folder or a bucket, with a
+SQL catalog (pyiceberg's ``SqlCatalog``, in SQLite or PostgreSQL), read by any Iceberg reader.
 
 ``iceberg+file:///srv/lake`` (absolute) or ``iceberg+file:lake`` (relative to the config's
 folder) is the warehouse: each table's files go to ``{root}/{schema}/{table}``, and the
@@ -7,7 +7,9 @@ catalog (which metadata file is each table's current one, `catalogs`) is SQLite 
 ``{root}/_dapctl/catalog.db``, or PostgreSQL with ``?catalog=postgresql://user@host/db``.
 A reader points its Iceberg catalog at the same database, or reads a table's current
 metadata file directly. A table the catalog places outside this lake (another lake sharing
-the catalog) is refused, never written.
+the catalog) is refused, never written. ``iceberg+s3://bucket/prefix`` and
+``iceberg+az://container/prefix`` keep the files in a bucket (`stores`: pyiceberg's fsspec
+IO) and must name their catalog.
 
 - Step records: each load's commit sets the table properties ``dapctl.record`` and
   ``dapctl.address`` and puts the same in its snapshots' summaries, in the one metadata
@@ -44,10 +46,10 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
-from dapctl.databases.lake import catalogs, iceberg_cow, upkeep
+from dapctl.databases.lake import catalogs, iceberg_cow, stores, upkeep
 from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
 from dapctl.databases.lake.stage import ACTION
-from dapctl.databases.lake.steps import SIDE, SideFolder
+from dapctl.databases.lake.steps import SIDE, Side, SideFolder
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
 from dapctl.files import ensure_private_dir
@@ -84,8 +86,9 @@ TYPES = TypeMapper(
 
 
 def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> IcebergDatabase:
-    """The registry's opener for ``iceberg+file:`` URLs (see the module doc); the query may
-    name the catalog (`catalogs`: ``?catalog=postgresql://user@host/db``)."""
+    """The registry's opener for ``iceberg+file:``, ``iceberg+s3:`` and ``iceberg+az:`` URLs
+    (see the module doc); the query may name the catalog (`catalogs`), and must for a
+    bucket."""
     url, _, query = url.partition("?")
     settings = dict(parse_qsl(query, keep_blank_values=True))
     if unknown := sorted(set(settings) - {"catalog"}):
@@ -93,52 +96,75 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
             f"unknown setting {unknown[0]!r} in the Iceberg lake URL {redact(url)!r}: "
             "it takes catalog=postgresql://user@host/db"
         )
+    if stores.store_of(url) is not None:
+        if "catalog" not in settings:
+            raise ConfigError(
+                f"the Iceberg lake {redact(url)!r} is in a bucket, and its catalog needs a "
+                "database: add ?catalog=postgresql://user@host/db (or sqlite:////path/catalog.db)"
+            )
+        where, side, store = stores.open_bucket(url)
+        catalog = catalogs.sqlalchemy_uri(settings["catalog"], None)
+        root = store.located(where)
+        return IcebergDatabase(root, side, catalog=catalog, sleep=sleep, io=store.iceberg())
     if not url.lower().startswith("iceberg+file:"):
         raise ConfigError(
-            "unsupported lake URL: Iceberg tables go in a folder, iceberg+file:///absolute/path "
-            "or iceberg+file:relative/path"
+            "unsupported lake URL: Iceberg tables go in a folder (iceberg+file:///absolute/path "
+            "or iceberg+file:relative/path), an S3 bucket (iceberg+s3://bucket/prefix) or an "
+            "Azure container (iceberg+az://container/prefix)"
         )
     root = folder_of(url, base_dir)
     catalog = catalogs.sqlalchemy_uri(settings.get("catalog"), root)
-    return IcebergDatabase(root, catalog=catalog, sleep=sleep)
+    return IcebergDatabase(str(root), SideFolder(root), catalog=catalog, sleep=sleep, local=root)
 
 
 @contextmanager
-def guarded(doing: str, catalog: str = "") -> Iterator[None]:
-    """Re-raise pyiceberg's (and its catalog's) errors as `DatabaseError`, any password of
-    the ``catalog`` URL scrubbed."""
+def guarded(doing: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+    """Re-raise pyiceberg's (and its catalog's) errors as `DatabaseError`, without any of
+    ``secrets`` (the catalog's password, a bucket's key)."""
     try:
         yield
     except (ConfigError, DatabaseError):
         raise
     except Exception as exc:  # pyiceberg raises many kinds, SQLAlchemy's among them
-        said = scrub(f"{type(exc).__name__}: {exc}", passwords(catalog))
+        said = scrub(f"{type(exc).__name__}: {exc}", secrets)
         raise DatabaseError(f"{doing}: {said}") from None
 
 
 class IcebergDatabase(LakeDatabase):
-    """A warehouse folder of Iceberg tables, its SQLite catalog, and dapctl's records."""
+    """A warehouse (``root``: a folder, ``local``, or a bucket prefix) of Iceberg tables, its
+    catalog, and dapctl's records."""
 
     format, types = "Iceberg", TYPES
     in_place = frozenset({("int", "long"), ("float", "double")})  # Iceberg's type promotions
 
-    def __init__(self, root: Path, *, catalog: str, sleep: Callable[[float], None]) -> None:
-        super().__init__(str(root), SideFolder(root), sleep=sleep, settings=upkeep.NONE)
-        self._root, self._uri = root, catalog
+    def __init__(
+        self,
+        root: str,
+        side: Side,
+        *,
+        catalog: str,
+        sleep: Callable[[float], None],
+        local: Path | None = None,
+        io: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(root, side, sleep=sleep, settings=upkeep.NONE)
+        self._uri, self._local, self._io = catalog, local, io or {}
         self._catalog: SqlCatalog | None = None
 
     @property
     def catalog(self) -> SqlCatalog:
         if self._catalog is None:
-            ensure_private_dir(self._root / SIDE)
+            if self._local is not None:
+                ensure_private_dir(self._local / SIDE)
+            warehouse = self.root if self._local is None else f"file://{self._local}"
             with self.guarded(f"cannot open the Iceberg catalog {catalogs.shown(self._uri)}"):
                 self._catalog = SqlCatalog(
-                    catalogs.NAME, uri=self._uri, warehouse=f"file://{self._root}"
+                    catalogs.NAME, uri=self._uri, warehouse=warehouse, **self._io
                 )
         return self._catalog
 
     def guarded(self, doing: str) -> AbstractContextManager[None]:
-        return guarded(doing, self._uri)
+        return guarded(doing, passwords(self._uri) + stores.secrets())
 
     def close(self) -> None:
         """Close the catalog's connections (its SQLAlchemy pool)."""
@@ -163,17 +189,26 @@ class IcebergDatabase(LakeDatabase):
                 found = self.catalog.load_table(table)
             except NoSuchTableError:
                 return None
-        where = found.location().removeprefix("file://")
-        if not Path(where).resolve().is_relative_to(self._root.resolve()):
+        where = found.location()
+        if not self._holds(where):
             raise DatabaseError(
                 f"the Iceberg catalog {catalogs.shown(self._uri)} has {'.'.join(table)} at "
                 f"{where}, not in this lake ({self.root}): give each lake a catalog of its own"
             )
         return found
 
+    def _holds(self, where: str) -> bool:
+        """Whether ``where`` (a table's location) is in this lake."""
+        if self._local is None:
+            return where.startswith(self.root + "/")
+        return Path(where.removeprefix("file://")).resolve().is_relative_to(self._local.resolve())
+
     def tables(self) -> set[TableName]:
-        if self._uri == f"sqlite:///{catalogs.default_file(self._root)}" and not (
-            catalogs.default_file(self._root).exists()
+        local = self._local
+        if (
+            local
+            and self._uri == catalogs.sqlalchemy_uri(None, local)
+            and not (catalogs.default_file(local).exists())
         ):
             return set()  # nothing made yet: no catalog file made just to list nothing
         with self.guarded("cannot list the Iceberg catalog's tables"):
