@@ -104,8 +104,8 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
             )
         where, side, store = stores.open_bucket(url)
         catalog = catalogs.sqlalchemy_uri(settings["catalog"], None)
-        root = store.located(where)
-        return IcebergDatabase(root, side, catalog=catalog, sleep=sleep, io=store.iceberg())
+        located = store.located(where)
+        return IcebergDatabase(located, side, catalog=catalog, sleep=sleep, io=store.iceberg())
     if not url.lower().startswith("iceberg+file:"):
         raise ConfigError(
             "unsupported lake URL: Iceberg tables go in a folder (iceberg+file:///absolute/path "
