@@ -28,7 +28,7 @@ from dapctl.databases.engine import Database
 from dapctl.errors import ConfigError
 from dapctl.redaction import redact
 
-WireFormat = tuple[Literal["jsonl", "tsv"], Literal["condensed"] | None]
+WireFormat = tuple[Literal["jsonl", "tsv", "parquet"], Literal["condensed"] | None]
 Importer = Callable[[str], ModuleType]
 
 
@@ -88,13 +88,15 @@ ENGINES: tuple[Engine, ...] = (
     ),
     # Delta Lake tables in a folder, an S3 bucket or an Azure container
     # (``dapctl.databases.lake``): no SQL server, written by delta-rs; parts are staged in a
-    # private DuckDB, so JSON Lines.
+    # private DuckDB, and condensed Parquet is typed already (no JSON to parse).
     Engine(
         "delta+file",
         "dapctl.databases.lake.delta",
         driver="deltalake",
         extra="delta",
-        capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
+        capabilities=Capabilities(
+            wire_format=("parquet", "condensed"), single_writer=False, sql=False
+        ),
         aliases=("delta+s3", "delta+az"),
     ),
     # Apache Iceberg tables in a folder (a SQLite catalog beside them, or PostgreSQL's), an
@@ -104,7 +106,9 @@ ENGINES: tuple[Engine, ...] = (
         "dapctl.databases.lake.iceberg",
         driver="pyiceberg",
         extra="iceberg",
-        capabilities=Capabilities(wire_format=("jsonl", None), single_writer=False, sql=False),
+        capabilities=Capabilities(
+            wire_format=("parquet", "condensed"), single_writer=False, sql=False
+        ),
         aliases=("iceberg+s3", "iceberg+az"),
     ),
 )

@@ -173,7 +173,11 @@ class TableDestination:
             location = f"database://{self.name}/{schema}.{table}"
             parts = temp_path_for(self.scratch / PARTS)
             held = stack.pop_all()
-            return TableStepLoad(location, step.address, load, held, parts, run=self._run)
+            raw = self.wire_format()[0] == "parquet"  # kept as served; text is decompressed
+            return TableStepLoad(
+                location, step.address, load, held, parts, run=self._run,
+                part_mode="raw" if raw else "text",
+            )  # fmt: skip
 
     def wire_format(self) -> tuple[Format, Mode | None]:
         """The query format to ask for: the one this database loads fastest (condensed TSV
@@ -210,8 +214,10 @@ class TableStepLoad:
         parts: Path,
         *,
         run: RunRow | None = None,
+        part_mode: PartMode = "text",
     ) -> None:
         self._run = run
+        self.part_mode = part_mode
         self.location = location
         self._address = address
         self._load = load

@@ -1,10 +1,14 @@
 """Parts staged for a lake table: a private DuckDB, the latest record per key out as Arrow.
 
 A lake has no SQL engine to stage into, so each load gets one of its own: an in-memory
-DuckDB (spilling to a private temporary folder past its memory limit) whose JSON reader takes
-the parts as they arrive, exactly as the DuckDB engine does (`duck_sql`: the same record
-extraction, the same "latest ``meta.ts``, then the later line" rule). `Stage.latest` reads
-the result out as one Arrow table the lake writer commits.
+DuckDB (spilling to a private temporary folder past its memory limit) that reads the parts
+as they arrive, with the DuckDB engine's rule (`duck_sql`: the latest ``meta.ts``, then the
+later record). A lake asks DAP for condensed Parquet (the registry's wire format): columns
+named by their dotted paths (``key.id``, ``value.name``, ``meta.ts``), nested objects as
+JSON text, read by ``read_parquet`` and cast to the table's types, with nothing to parse but
+timestamps. JSON Lines parts (a target that also writes files asks for those) go through
+``read_json``, told each record's shape. A part is told by its first bytes, so a load takes
+either. `Stage.latest` reads the result out as one Arrow table the lake writer commits.
 
 Types (`TYPES`, Delta's names): integers, floats, booleans, dates and timestamps (UTC,
 microseconds) keep their type; nested objects are JSON text, as are UUIDs and times of day
@@ -45,6 +49,7 @@ TYPES = TypeMapper(
 )
 _AS_TEXT = {ColumnType.TIME, ColumnType.UUID, ColumnType.JSON}
 ACTION = "_action"  # each record's action in `Stage.latest`: 'D' for a delete, else 'U'
+_PARQUET = b"PAR1"  # a Parquet file's first (and last) bytes
 
 
 class Stage:
@@ -60,10 +65,29 @@ class Stage:
         self._read = _reader(self.columns)
 
     def add_part(self, path: Path) -> int:
-        """Stage a part through DuckDB's JSON reader, typed as it is parsed; return its
-        records."""
-        ((count,),) = self._conn.execute(self._read, [str(path)]).fetchall()
+        """Stage a Parquet or JSON Lines part (see the module doc); return its records."""
+        with path.open("rb") as head:
+            parquet = head.read(len(_PARQUET)) == _PARQUET
+        statement = self._parquet(path) if parquet else self._read
+        ((count,),) = self._conn.execute(statement, [str(path)]).fetchall()
         return int(count)
+
+    def _parquet(self, path: Path) -> str:
+        """The statement that stages one Parquet part: each column by its dotted name, cast
+        to the table's type; NULL for one the part does not have."""
+        found = {
+            str(name)
+            for (name,) in self._conn.execute(
+                "SELECT name FROM parquet_schema(?)", [str(path)]
+            ).fetchall()
+        }
+
+        def pick(name: str, kind: str) -> str:
+            return f"CAST({duck_sql.q(name)} AS {kind})" if name in found else f"NULL::{kind}"
+
+        picks = [pick(".".join(c.path), _duck_type(c)) for c in self.columns]
+        picks.append(pick("meta.action", "VARCHAR"))
+        return f"INSERT INTO staging SELECT {', '.join(picks)} FROM read_parquet(?)"  # noqa: S608
 
     def latest(self, *, action: bool) -> Any:
         """One Arrow table: the latest record per key (by ``meta.ts``, then arrival), in the
