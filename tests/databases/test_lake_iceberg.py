@@ -10,7 +10,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 from dapctl.databases import NeedsReload, open_database
-from dapctl.errors import DatabaseError
+from dapctl.errors import ConfigError, DatabaseError
 from tests.databases.helpers import dap_schema, load, write_part
 
 USERS = dap_schema("canvas", "users")
@@ -121,3 +121,64 @@ def test_copy_on_write_deletes_match_every_key_column(tmp_path):
         assert delete_keys(tx, table.io, ["a", "b"], gone, {"why": "test"}) == 2
     left = catalog.load_table(("t", "pairs")).scan().to_arrow().to_pylist()
     assert sorted((r["a"], r["b"]) for r in left) == [(1, "x"), (2, "y")]
+
+
+def _files(table, snapshots) -> set[str]:
+    return {
+        entry.data_file.file_path.removeprefix("file://")
+        for snapshot in snapshots
+        for manifest in snapshot.manifests(table.io)
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    }
+
+
+def test_upkeep_compacts_and_cleans_up_and_changes_no_row(tmp_path):
+    url = f"iceberg+file://{tmp_path}/lake?optimize_every=3&vacuum_after=0h"
+    db = open_database(url, base_dir=tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])], record='{"n": 0}')
+    for n in range(1, 6):
+        part = write_part(tmp_path / f"i{n}.jsonl", [_rec(n + 1, f"v{n}")])
+        load(db, "users", USERS, [part], kind="incremental", record=f'{{"n": {n}}}')
+
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert [s.snapshot_id for s in table.metadata.snapshots] == [
+        table.current_snapshot().snapshot_id
+    ]
+    live = _files(table, [table.current_snapshot()])
+    assert len(live) <= 2  # compacted after loads 3 and 6, three small files each time
+    on_disk = {str(p) for p in (tmp_path / "lake" / "canvas" / "users").rglob("*.parquet")}
+    assert on_disk == live  # the expired snapshots' files are gone, none other
+    assert _names(tmp_path) == [(1, "a"), *((n + 1, f"v{n}") for n in range(1, 6))]
+    assert db.read_steps()[("canvas", "users")].record == '{"n": 5}'
+    assert table.properties["dapctl.loads"] == "6"
+
+
+def test_a_snapshot_current_within_the_retention_is_kept(tmp_path):
+    """Iceberg's own "older than" would expire the first snapshot at 01:30 (it was made at
+    00:00); a reader may have begun on it until 01:00, so a 1 h retention keeps it."""
+    from freezegun import freeze_time
+
+    url = f"iceberg+file://{tmp_path}/lake?vacuum_after=1h"
+    db = open_database(url, base_dir=tmp_path)
+    with freeze_time("2026-01-01 00:00:00"):
+        load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
+    with freeze_time("2026-01-01 01:00:00"):
+        load(db, "users", USERS, [write_part(tmp_path / "t.jsonl", [_rec(1, "b")])])
+    first = _reader(tmp_path).load_table(("canvas", "users")).metadata.snapshots[0]
+    with freeze_time("2026-01-01 01:30:00"):
+        load(db, "users", USERS, [write_part(tmp_path / "u.jsonl", [_rec(1, "c")])])
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert first.snapshot_id in [s.snapshot_id for s in table.metadata.snapshots]
+    old = table.scan(snapshot_id=first.snapshot_id).to_arrow()["name"].to_pylist()
+    assert old == ["a"]  # its files are all still there
+    with freeze_time("2026-01-01 02:30:00"):
+        load(db, "users", USERS, [write_part(tmp_path / "v.jsonl", [_rec(1, "d")])])
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert first.snapshot_id not in [s.snapshot_id for s in table.metadata.snapshots]
+    assert _names(tmp_path) == [(1, "d")]
+
+
+def test_bad_upkeep_settings_are_refused_by_name(tmp_path):
+    for query, named in (("optimize_every=0", "optimize_every"), ("vacuum=7d", "unknown setting")):
+        with pytest.raises(ConfigError, match=named):
+            open_database(f"iceberg+file://{tmp_path}/lake?{query}", base_dir=tmp_path)

@@ -27,4 +27,5 @@ Module map:
   from the variables dapctl's other bucket work reads.
 - `catalogs`: where an Iceberg lake's catalog lives (SQLite beside it, or PostgreSQL).
 - `iceberg_cow`: an incremental's deletes, copy-on-write, file by file.
+- `iceberg_upkeep`: Iceberg's compaction and clean-up, on pyiceberg's primitives.
 """

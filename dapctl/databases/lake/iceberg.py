@@ -46,7 +46,7 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
-from dapctl.databases.lake import catalogs, iceberg_cow, stores, upkeep
+from dapctl.databases.lake import catalogs, iceberg_cow, iceberg_upkeep, stores, upkeep
 from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
 from dapctl.databases.lake.stage import ACTION
 from dapctl.databases.lake.steps import SIDE, Side, SideFolder
@@ -91,21 +91,20 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
     bucket."""
     url, _, query = url.partition("?")
     settings = dict(parse_qsl(query, keep_blank_values=True))
-    if unknown := sorted(set(settings) - {"catalog"}):
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in the Iceberg lake URL {redact(url)!r}: "
-            "it takes catalog=postgresql://user@host/db"
-        )
+    catalog_url = settings.pop("catalog", None)
+    kept = upkeep.parse("&".join(f"{k}={v}" for k, v in settings.items()), redact(url))
     if stores.store_of(url) is not None:
-        if "catalog" not in settings:
+        if catalog_url is None:
             raise ConfigError(
                 f"the Iceberg lake {redact(url)!r} is in a bucket, and its catalog needs a "
                 "database: add ?catalog=postgresql://user@host/db (or sqlite:////path/catalog.db)"
             )
         where, side, store = stores.open_bucket(url)
-        catalog = catalogs.sqlalchemy_uri(settings["catalog"], None)
+        catalog = catalogs.sqlalchemy_uri(catalog_url, None)
         located = store.located(where)
-        return IcebergDatabase(located, side, catalog=catalog, sleep=sleep, io=store.iceberg())
+        return IcebergDatabase(
+            located, side, catalog=catalog, sleep=sleep, io=store.iceberg(), settings=kept
+        )
     if not url.lower().startswith("iceberg+file:"):
         raise ConfigError(
             "unsupported lake URL: Iceberg tables go in a folder (iceberg+file:///absolute/path "
@@ -113,8 +112,10 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
             "Azure container (iceberg+az://container/prefix)"
         )
     root = folder_of(url, base_dir)
-    catalog = catalogs.sqlalchemy_uri(settings.get("catalog"), root)
-    return IcebergDatabase(str(root), SideFolder(root), catalog=catalog, sleep=sleep, local=root)
+    catalog = catalogs.sqlalchemy_uri(catalog_url, root)
+    return IcebergDatabase(
+        str(root), SideFolder(root), catalog=catalog, sleep=sleep, local=root, settings=kept
+    )
 
 
 @contextmanager
@@ -146,8 +147,9 @@ class IcebergDatabase(LakeDatabase):
         sleep: Callable[[float], None],
         local: Path | None = None,
         io: dict[str, str] | None = None,
+        settings: upkeep.Upkeep = upkeep.NONE,
     ) -> None:
-        super().__init__(root, side, sleep=sleep, settings=upkeep.NONE)
+        super().__init__(root, side, sleep=sleep, settings=settings)
         self._uri, self._local, self._io = catalog, local, io or {}
         self._catalog: SqlCatalog | None = None
 
@@ -280,8 +282,11 @@ class IcebergLoad(LakeLoad):
                         removed = iceberg_cow.delete_keys(tx, table.io, keys, gone, given)
                     if upserts.num_rows or not removed:  # empty: a snapshot all the same
                         tx.append(_shaped(upserts, tx), snapshot_properties=given)
-                tx.set_properties({**given, **ONE_TRY})
+                loads = int(table.properties.get(iceberg_upkeep.LOADS, "0")) + 1
+                tx.set_properties({**given, **ONE_TRY, iceberg_upkeep.LOADS: str(loads)})
         self.db.side.clear_pending(self.target)
+        if self.db.upkeep != upkeep.NONE and (done := self.db.open_table(self.target)):
+            iceberg_upkeep.after_commit(done, self.db.upkeep, self.where)
         return int(data.num_rows)
 
     def _table(self, table: Any, schema: Any, *, fresh: bool) -> Any:

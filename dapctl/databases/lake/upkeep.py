@@ -1,4 +1,5 @@
-"""Keeping a Delta table fast: small-file compaction and old-file clean-up, both opt-in.
+"""Keeping a lake table fast: small-file compaction and old-file clean-up, both opt-in; the
+settings, and Delta's way (`after_commit`; Iceberg's is `iceberg_upkeep`).
 
 Every incremental adds a few small files, and every snapshot leaves the old ones behind; a
 table kept for a year is thousands of files a reader must open, and a bucket that keeps
