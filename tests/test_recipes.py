@@ -79,6 +79,7 @@ def test_every_example_is_covered_here():
         "single-institution.toml",
         "warehouse.toml",
         "postgresql.toml",
+        "lake.toml",
         "multi-institution.toml",
         "cron.txt",
         "systemd/dapctl.service",
@@ -113,6 +114,21 @@ def test_database_target_recipes(run_cli):
     validate(
         run_cli, EXAMPLES / "postgresql.toml", {"UNIV_A_CLIENT_ID": "id", "UNIV_A_SECRET": "s"}
     )
+
+
+def test_the_lake_recipe_runs_and_a_delta_reader_reads_it(run_cli, tmp_path):
+    """Copied out of the tree (its out/ folder is the copy's), applied twice against the
+    emulator, read back by delta-rs: the second apply merges, the record moves on."""
+    from deltalake import DeltaTable
+
+    recipe = tmp_path / "lake.toml"
+    recipe.write_text((EXAMPLES / "lake.toml").read_text())
+    for _ in range(2):
+        done = run_cli("apply", str(recipe))
+        assert done.code == 0, done.stderr
+    users = DeltaTable(str(tmp_path / "out" / "lake" / "canvas" / "users"))
+    assert users.to_pyarrow_table().num_rows > 0
+    assert [c["dapctl.record"] for c in users.history() if "dapctl.record" in c]
 
 
 def test_single_institution(run_cli):
