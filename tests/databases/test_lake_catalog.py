@@ -83,10 +83,15 @@ def test_two_writers_from_one_version_meet_the_catalogs_compare_and_swap(pg_url,
     db.close()
 
 
-def test_a_table_another_lake_placed_in_a_shared_catalog_is_refused(pg_url, tmp_path):
+def test_a_catalog_shared_by_two_lakes_keeps_each_to_its_own_tables(pg_url, tmp_path):
+    """Each lake lists only the tables in it; a name the other lake holds is refused,
+    never written across."""
     one = open_database(f"iceberg+file://{tmp_path}/one?catalog={pg_url}", base_dir=tmp_path)
     two = open_database(f"iceberg+file://{tmp_path}/two?catalog={pg_url}", base_dir=tmp_path)
     load(one, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
+    load(two, "courses", dap_schema("canvas", "courses"), [write_part(tmp_path / "c.jsonl", [])])
+    assert one.tables() == {("canvas", "users")} and two.tables() == {("canvas", "courses")}
+    assert set(two.read_steps()) == {("canvas", "courses")}
     with pytest.raises(DatabaseError, match="give each lake a catalog of its own"):
         load(two, "users", USERS, [write_part(tmp_path / "t.jsonl", [_rec(2, "b")])])
     assert one.arrow(("canvas", "users"))["name"].to_pylist() == ["a"]  # type: ignore[attr-defined]

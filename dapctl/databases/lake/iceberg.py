@@ -41,8 +41,10 @@ from urllib.parse import parse_qsl
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
@@ -206,6 +208,8 @@ class IcebergDatabase(LakeDatabase):
         return Path(where.removeprefix("file://")).resolve().is_relative_to(self._local.resolve())
 
     def tables(self) -> set[TableName]:
+        """This lake's tables: the catalog's, where their metadata is in this lake (a
+        catalog may be shared by lakes; the one query reads where each table is)."""
         local = self._local
         if (
             local
@@ -214,11 +218,14 @@ class IcebergDatabase(LakeDatabase):
         ):
             return set()  # nothing made yet: no catalog file made just to list nothing
         with self.guarded("cannot list the Iceberg catalog's tables"):
-            return {
-                (str(namespace[0]), str(identifier[-1]))
-                for namespace in self.catalog.list_namespaces()
-                for identifier in self.catalog.list_tables(namespace)
-            }
+            listed = select(
+                IcebergTables.table_namespace,
+                IcebergTables.table_name,
+                IcebergTables.metadata_location,
+            ).where(IcebergTables.catalog_name == catalogs.NAME)
+            with Session(self.catalog.engine) as session:
+                rows = session.execute(listed).all()
+        return {(str(ns), str(name)) for ns, name, where in rows if where and self._holds(where)}
 
     def version(self, table: TableName) -> int:
         found = self.open_table(table)
