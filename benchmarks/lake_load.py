@@ -16,6 +16,7 @@ loader of these parts does. Targets: snapshot at least 0.5 of the bound's speed
 
     python3 -m benchmarks.lake_load --rows 1000000 --changes 100000 --repeat 3
     python3 -m benchmarks.lake_load --format iceberg --wire jsonl
+    python3 -m benchmarks.lake_load --peak big.parquet --format delta
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +80,22 @@ def read_and_write(part: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
+def peak_rss(url: str, folder: Path, part: Path) -> float:
+    """The peak resident memory (MB) of a fresh process that loads ``part`` as a snapshot:
+    its VmHWM (Linux), which is its own, where ``ru_maxrss`` keeps the forking parent's."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "from benchmarks.lake_load import load; "
+        "load(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), 'snapshot', 's'); "
+        "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, url, str(folder), str(part)],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    return int(done.stdout.split()[-1]) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -84,7 +103,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--format", choices=("delta", "iceberg"), default="delta")
     parser.add_argument("--wire", choices=("parquet", "jsonl"), default="parquet")
+    parser.add_argument(
+        "--rss", action="store_true", help="also the peak memory of one snapshot, in a child"
+    )
+    parser.add_argument(
+        "--peak", type=Path, metavar="PART", help="only: time and peak memory of a snapshot of "
+        "this Parquet part, in a child (a large one made beforehand, see results.md)"
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.peak is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            peak = peak_rss(f"{args.format}+file://{tmp}/lake", Path(tmp), args.peak)
+            took = time.perf_counter() - started
+        print(f"{args.format}: snapshot of {args.peak.name} in a child: {took:.2f} s "
+              f"(with the child's start), peak memory {peak:.0f} MB")  # fmt: skip
+        return
     runs: dict[str, list[float]] = {"snapshot": [], "incremental": [], "parquet": [], "read": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -107,6 +141,9 @@ def main() -> None:
                 f"run {n + 1}: snapshot {runs['snapshot'][-1]:.2f} s, parquet bound "
                 f"{runs['parquet'][-1]:.2f} s{read}, incremental {runs['incremental'][-1]:.2f} s"
             )
+        if args.rss:
+            peak = peak_rss(f"{args.format}+file://{folder}/rss", folder, snapshot)
+            print(f"peak memory of a {args.rows:,}-row snapshot: {peak:.0f} MB")
     snap, bound, inc = (statistics.median(runs[k]) for k in ("snapshot", "parquet", "incremental"))
     ratios = sorted(b / s for b, s in zip(runs["parquet"], runs["snapshot"], strict=True))
     print(

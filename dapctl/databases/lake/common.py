@@ -13,8 +13,8 @@ carries (`marks`), and how a ``<format>+file:`` URL names its folder (`folder_of
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from dapctl.databases.engine import (
     TableOptions,
 )
 from dapctl.databases.lake import upkeep
-from dapctl.databases.lake.stage import Stage
+from dapctl.databases.lake.stage import Live, Stage
 from dapctl.databases.lake.steps import Pending, Side
 from dapctl.databases.loads import RunRow
 from dapctl.errors import ConfigError
@@ -195,6 +195,15 @@ class LakeLoad:
         assert self.stage is not None, "the load is closed"
         try:
             return self.stage.latest(action=action)
+        finally:
+            self.abort()
+
+    @contextmanager
+    def streamed(self) -> Iterator[Live]:
+        """The live rows, streamed (`Stage.live`); the stage is closed after."""
+        assert self.stage is not None, "the load is closed"
+        try:
+            yield self.stage.live()
         finally:
             self.abort()
 

@@ -31,7 +31,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
@@ -166,36 +165,38 @@ class DeltaLoad(LakeLoad):
         self.began = _counter(db.open_table(target))
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
-        data = self.staged(action=self.merge)
-        dt = self.db.open_table(self.target)
-        self.refuse_if_moved(now := _counter(dt))
-        props = CommitProperties(
-            custom_metadata=marks(address, record, run),
-            app_transactions=[Transaction(APP, (now or 0) + 1)],
-        )
-        with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
-            if dt is None or not self.merge:
-                rows = self._overwrite(data, props, merge=self.merge)
-            else:
-                rows = self._merge(dt, data, props)
+        try:
+            dt = self.db.open_table(self.target)
+            self.refuse_if_moved(now := _counter(dt))
+            props = CommitProperties(
+                custom_metadata=marks(address, record, run),
+                app_transactions=[Transaction(APP, (now or 0) + 1)],
+            )
+            with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
+                if dt is None or not self.merge:
+                    rows = self._overwrite(props)
+                else:
+                    rows = self._merge(dt, self.staged(action=True), props)
+        finally:
+            self.abort()  # the stage, whatever happened
         self.db.side.clear_pending(self.target)
         if self.db.upkeep != upkeep.NONE and (done := self.db.open_table(self.target)):
             upkeep.after_commit(done, self.db.upkeep, self.where)
         return rows
 
-    def _overwrite(self, data: Any, props: CommitProperties, *, merge: bool) -> int:
-        """A snapshot, or a first load of a table that merges (its deletes dropped)."""
-        if merge:
-            data = data.filter(_not_deleted(data)).drop_columns([ACTION])
-        write_deltalake(
-            self.db.location(self.target),
-            data,
-            mode="overwrite",
-            schema_mode="overwrite",
-            storage_options=self.db.options,
-            commit_properties=props,
-        )
-        return int(data.num_rows)
+    def _overwrite(self, props: CommitProperties) -> int:
+        """A snapshot, or a first load of a table that merges (its deletes dropped): the
+        live rows streamed to the writer (`Stage.live`), a batch at a time."""
+        with self.streamed() as live:
+            write_deltalake(
+                self.db.location(self.target),
+                live.reader(),
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=self.db.options,
+                commit_properties=props,
+            )
+        return live.rows
 
     def _merge(self, dt: DeltaTable, data: Any, props: CommitProperties) -> int:
         """One MERGE; when it changes nothing (delta-rs then commits nothing), an empty
@@ -234,7 +235,3 @@ def _counter(dt: DeltaTable | None) -> int | None:
 
 def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
-
-
-def _not_deleted(data: Any) -> Any:
-    return pc.not_equal(data[ACTION], "D")

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
@@ -50,6 +49,8 @@ from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
 from dapctl.databases.lake import catalogs, iceberg_cow, iceberg_upkeep, stores, upkeep
 from dapctl.databases.lake.common import ADDRESS, RECORD, LakeDatabase, LakeLoad, folder_of, marks
+from dapctl.databases.lake.iceberg_cow import shaped
+from dapctl.databases.lake.iceberg_upkeep import LOADS
 from dapctl.databases.lake.stage import ACTION
 from dapctl.databases.lake.steps import SIDE, Side, SideFolder
 from dapctl.databases.loads import RunRow
@@ -270,30 +271,58 @@ class IcebergLoad(LakeLoad):
         self.began = db.version(target)
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
-        data = self.staged(action=True)
         given = marks(address, record, run)
-        rows = data.drop_columns([ACTION])
-        with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
-            table = self.db.open_table(self.target)
-            self.refuse_if_moved(-1 if table is None else int(table.metadata.last_updated_ms))
-            table = self._table(table, rows.schema, fresh=not self.merge)
-            with table.transaction() as tx:
-                tx.update_schema().union_by_name(rows.schema).commit()
-                upserts = rows.filter(pc.not_equal(data[ACTION], "D"))
-                if not self.merge:
-                    tx.overwrite(_shaped(upserts, tx), snapshot_properties=given)
-                else:
-                    gone, removed = data if not self.append_only else upserts, 0
-                    if gone.num_rows and table.current_snapshot() is not None:
-                        keys = [c.name for c in self.columns if c.key]
-                        removed = iceberg_cow.delete_keys(tx, table.io, keys, gone, given)
-                    if upserts.num_rows or not removed:  # empty: a snapshot all the same
-                        tx.append(_shaped(upserts, tx), snapshot_properties=given)
-                loads = int(table.properties.get(iceberg_upkeep.LOADS, "0")) + 1
-                tx.set_properties({**given, **ONE_TRY, iceberg_upkeep.LOADS: str(loads)})
+        try:
+            with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
+                table = self.db.open_table(self.target)
+                self.refuse_if_moved(-1 if table is None else int(table.metadata.last_updated_ms))
+                loads = 1 if table is None else int(table.properties.get(LOADS, "0")) + 1
+                settled = {**given, **ONE_TRY, LOADS: str(loads)}
+                rows = (self._merge if self.merge else self._replace)(table, given, settled)
+        finally:
+            self.abort()  # the stage, whatever happened
         self.db.side.clear_pending(self.target)
         if self.db.upkeep != upkeep.NONE and (done := self.db.open_table(self.target)):
             iceberg_upkeep.after_commit(done, self.db.upkeep, self.where)
+        return rows
+
+    def _replace(self, table: Any, given: dict[str, str], settled: dict[str, str]) -> int:
+        """A snapshot: its rows streamed (`Stage.live`) into new data files a chunk at a
+        time, and one overwrite snapshot that swaps the table's files for them."""
+        with self.streamed() as live:
+            table = self._table(table, live.schema, fresh=True)
+            old = [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
+            with table.transaction() as tx:
+                tx.update_schema().union_by_name(live.schema).commit()
+                chunks = (shaped(chunk, tx) for chunk in iceberg_cow.chunks(live.batches()))
+                new = iceberg_cow.data_files(tx, table.io, chunks)
+                if old or new:
+                    with tx.update_snapshot(snapshot_properties=given).overwrite() as swap:
+                        for data_file in old:
+                            swap.delete_data_file(data_file)
+                        for data_file in new:
+                            swap.append_data_file(data_file)
+                else:  # nothing before, nothing now: a snapshot all the same
+                    tx.append(shaped(live.schema.empty_table(), tx), snapshot_properties=given)
+                tx.set_properties(settled)
+        return live.rows
+
+    def _merge(self, table: Any, given: dict[str, str], settled: dict[str, str]) -> int:
+        """An incremental (or an append-only load): the window's keys deleted copy-on-write
+        (`iceberg_cow`), its upserts appended, one transaction."""
+        data = self.staged(action=True)
+        rows = data.drop_columns([ACTION])
+        table = self._table(table, rows.schema, fresh=False)
+        with table.transaction() as tx:
+            tx.update_schema().union_by_name(rows.schema).commit()
+            upserts = rows.filter(pc.not_equal(data[ACTION], "D"))
+            gone, removed = data if not self.append_only else upserts, 0
+            if gone.num_rows and table.current_snapshot() is not None:
+                keys = [c.name for c in self.columns if c.key]
+                removed = iceberg_cow.delete_keys(tx, table.io, keys, gone, given)
+            if upserts.num_rows or not removed:  # empty: a snapshot all the same
+                tx.append(shaped(upserts, tx), snapshot_properties=given)
+            tx.set_properties(settled)
         return int(data.num_rows)
 
     def _table(self, table: Any, schema: Any, *, fresh: bool) -> Any:
@@ -311,16 +340,3 @@ class IcebergLoad(LakeLoad):
                 properties=ONE_TRY,
             )
         return table
-
-
-def _shaped(rows: Any, tx: Any) -> Any:
-    """``rows`` as the table's own Arrow schema (after this load's new columns): its column
-    order and types (DAP's 16-bit integers are Iceberg ints), NULL for a column DAP no
-    longer sends."""
-    schema = tx.table_metadata.schema().as_arrow()
-    arrays = [
-        rows[f.name].cast(f.type) if f.name in rows.column_names
-        else pa.nulls(rows.num_rows, f.type)
-        for f in schema
-    ]  # fmt: skip
-    return pa.Table.from_arrays(arrays, schema=schema)

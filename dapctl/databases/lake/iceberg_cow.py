@@ -1,5 +1,6 @@
 """An incremental's deletes in an Iceberg table: copy-on-write, file by file, matched by an
-Arrow set lookup.
+Arrow set lookup; and the data files a snapshot's stream is written into (`data_files`, in
+chunks of about `CHUNK` bytes of Arrow, so a file is neither the whole table nor a batch).
 
 pyiceberg deletes by an expression, and an expression naming a window's keys (tens of
 thousands of literals) is bound, value by value in Python, once per manifest, file and
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -68,3 +69,45 @@ def _key(rows: Any, keys: Sequence[str]) -> Any:
         return rows[keys[0]].combine_chunks()
     parts = [pc.cast(rows[k], pa.string()) for k in keys]
     return pc.binary_join_element_wise(*parts, "\x1f").combine_chunks()
+
+
+CHUNK = 256 * 1024 * 1024  # bytes of Arrow written as one data file (of 40-90 MB of Parquet)
+
+
+def chunks(batches: Iterable[Any]) -> Iterator[Any]:
+    """``batches`` (Arrow record batches) gathered into tables of about `CHUNK` bytes."""
+    held: list[Any] = []
+    size = 0
+    for batch in batches:
+        held.append(batch)
+        size += batch.nbytes
+        if size >= CHUNK:
+            yield pa.Table.from_batches(held)
+            held, size = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def data_files(tx: Any, io: Any, tables: Iterable[Any]) -> list[Any]:
+    """Each of ``tables`` written as the table's data files (not yet in any snapshot)."""
+    meta, commit, counter = tx.table_metadata, uuid.uuid4(), itertools.count(0)
+    return [
+        data_file
+        for rows in tables
+        for data_file in _dataframe_to_data_files(
+            table_metadata=meta, df=rows, io=io, write_uuid=commit, counter=counter
+        )
+    ]
+
+
+def shaped(rows: Any, tx: Any) -> Any:
+    """``rows`` as the table's own Arrow schema (after this load's new columns): its column
+    order and types (DAP's 16-bit integers are Iceberg ints), NULL for a column DAP no
+    longer sends."""
+    schema = tx.table_metadata.schema().as_arrow()
+    arrays = [
+        rows[f.name].cast(f.type) if f.name in rows.column_names
+        else pa.nulls(rows.num_rows, f.type)
+        for f in schema
+    ]  # fmt: skip
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -8,7 +8,9 @@ named by their dotted paths (``key.id``, ``value.name``, ``meta.ts``), nested ob
 JSON text, read by ``read_parquet`` and cast to the table's types, with nothing to parse but
 timestamps. JSON Lines parts (a target that also writes files asks for those) go through
 ``read_json``, told each record's shape. A part is told by its first bytes, so a load takes
-either. `Stage.latest` reads the result out as one Arrow table the lake writer commits.
+either. `Stage.latest` reads the result out as one Arrow table (an incremental's merge);
+`Stage.live` streams a snapshot's rows in batches, so its writer never holds the table (the
+staging table itself spills to the private folder past DuckDB's memory limit).
 
 Types (`TYPES`, Delta's names): integers, floats, booleans, dates and timestamps (UTC,
 microseconds) keep their type; nested objects are JSON text, as are UUIDs and times of day
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from dapctl.databases import duck_sql
 from dapctl.databases.columns import META_TS, Column, ColumnType, TypeMapper
@@ -49,6 +52,12 @@ TYPES = TypeMapper(
 )
 _AS_TEXT = {ColumnType.TIME, ColumnType.UUID, ColumnType.JSON}
 ACTION = "_action"  # each record's action in `Stage.latest`: 'D' for a delete, else 'U'
+BATCH = 262_144  # rows per batch a snapshot's writer is handed (`Stage.live`)
+# DuckDB's memory for one load's stage, past which the staging table and the queries on it
+# spill to the private folder. Its default, 80 % of the machine's, is for one database per
+# process; an apply runs a stage per table load at once, beside the writers. (Not lower:
+# read_json reserves twice its largest record, 1 GB, as it starts.)
+MEMORY = "4GB"
 _PARQUET = b"PAR1"  # a Parquet file's first (and last) bytes
 
 
@@ -59,7 +68,10 @@ class Stage:
         self.columns = list(columns)
         self._spill = Path(tempfile.mkdtemp(prefix="dapctl-lake-"))  # 0700, this user's
         self._conn = duckdb.connect(":memory:")
-        self._conn.execute(f"SET temp_directory = '{self._spill}'; SET TimeZone = 'UTC'")
+        self._conn.execute(
+            f"SET temp_directory = '{self._spill}'; SET TimeZone = 'UTC'; "
+            f"SET memory_limit = '{MEMORY}'"
+        )
         defs = ", ".join(f"{duck_sql.q(c.name)} {_duck_type(c)}" for c in self.columns)
         self._conn.execute(f"CREATE TABLE staging ({defs}, {ACTION} VARCHAR)")
         self._read = _reader(self.columns)
@@ -93,6 +105,15 @@ class Stage:
         """One Arrow table: the latest record per key (by ``meta.ts``, then arrival), in the
         table's columns and types (see the module doc), and with ``action`` an `ACTION`
         column ('D' for a delete, else 'U')."""
+        return self._conn.sql(self._latest(action=action)).to_arrow_table()
+
+    def live(self) -> Live:
+        """The latest record of each key that is not a delete, streamed in batches of
+        `BATCH` rows (`Live`): a snapshot's writer holds one batch at a time, not the table."""
+        query = f"SELECT * EXCLUDE ({ACTION}) FROM ({self._latest(action=True)}) "  # noqa: S608
+        return Live(self._conn.sql(query + f"WHERE {ACTION} <> 'D'").to_arrow_reader(BATCH))
+
+    def _latest(self, *, action: bool) -> str:
         names = [duck_sql.q(c.name) for c in self.columns]
         keys = ", ".join(duck_sql.q(c.name) for c in self.columns if c.key)
         if action:
@@ -106,11 +127,27 @@ class Stage:
                 f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY "
                 f"{duck_sql.q(META_TS)} DESC NULLS LAST, rowid DESC) = 1"
             )
-        return self._conn.sql(query).to_arrow_table()
+        return query
 
     def close(self) -> None:
         self._conn.close()
         shutil.rmtree(self._spill, ignore_errors=True)
+
+
+class Live:
+    """A stream of Arrow record batches (``reader``) that counts the rows it has given."""
+
+    def __init__(self, reader: Any) -> None:
+        self.schema, self.rows, self._reader = reader.schema, 0, reader
+
+    def batches(self) -> Iterator[Any]:
+        for batch in self._reader:
+            self.rows += batch.num_rows
+            yield batch
+
+    def reader(self) -> Any:
+        """As one ``pyarrow.RecordBatchReader``, for writers that take a stream."""
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
 
 
 def _duck_type(column: Column) -> str:
