@@ -200,3 +200,43 @@ def test_validate_refuses_history_and_soft_deletes_on_a_lake_naming_the_key(
         assert done.code != 0
         assert f"targets[0].{key}" in done.stderr or f"targets.0.{key}" in done.stderr, done.stderr
         assert "needs a SQL database" in done.stderr
+
+
+def test_a_commit_landing_while_a_snapshot_is_read_out_is_never_overwritten(tmp_path):
+    """The snapshot passed its check; another writer commits while its rows are read out of
+    the stage. Its write is based on the version it checked, so it conflicts and fails."""
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])], record='{"n": 1}')
+    slow = db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="snapshot")
+    slow.add_part(write_part(tmp_path / "x.jsonl", [_rec(9, "stale")]))
+    other = db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="incremental")
+    other.add_part(write_part(tmp_path / "i.jsonl", [_rec(2, "b")]))
+    reading = slow.streamed  # type: ignore[attr-defined]
+
+    def meanwhile():
+        other.commit(address="a", record='{"n": 2}')
+        return reading()
+
+    slow.streamed = meanwhile  # type: ignore[attr-defined]
+    with pytest.raises(DatabaseError, match="cannot apply the snapshot"):
+        slow.commit(address="a", record='{"n": "stale"}')
+    assert _names(db) == [(1, "a"), (2, "b")]
+    assert db.read_steps()[("canvas", "users")].record == '{"n": 2}'
+
+
+def test_an_upkeep_failure_is_logged_without_secrets(monkeypatch, caplog):
+    from dapctl.databases.lake import upkeep
+
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "s3cret-key")
+
+    class Failing:
+        def transaction_version(self, app):
+            return 1
+
+        @property
+        def optimize(self):
+            raise OSError("403 for key s3cret-key")
+
+    with caplog.at_level("WARNING", logger="dapctl.lake"):
+        upkeep.after_commit(Failing(), upkeep.Upkeep(optimize_every=1), "canvas.users")
+    assert "upkeep failed" in caplog.text and "s3cret-key" not in caplog.text

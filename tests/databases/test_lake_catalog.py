@@ -135,3 +135,14 @@ def test_the_catalog_url_is_read_percent_encoded(pg_url, tmp_path):
     load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
     assert _reader(pg_url, tmp_path).load_table(("canvas", "users")).scan().to_arrow().num_rows == 1
     db.close()
+
+
+def test_the_catalog_url_is_the_rest_of_the_lake_url(pg_url, tmp_path):
+    """``catalog=`` comes last and keeps its own query; upkeep settings come before it."""
+    catalog = f"{pg_url}?application_name=dapctl-lake&connect_timeout=5"
+    url = f"iceberg+file://{tmp_path}/lake?optimize_every=2&catalog={catalog}"
+    db = open_database(url, base_dir=tmp_path)
+    assert db.upkeep.optimize_every == 2  # type: ignore[attr-defined]
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])])
+    assert _reader(pg_url, tmp_path).load_table(("canvas", "users")).scan().to_arrow().num_rows == 1
+    db.close()

@@ -182,3 +182,44 @@ def test_bad_upkeep_settings_are_refused_by_name(tmp_path):
     for query, named in (("optimize_every=0", "optimize_every"), ("vacuum=7d", "unknown setting")):
         with pytest.raises(ConfigError, match=named):
             open_database(f"iceberg+file://{tmp_path}/lake?{query}", base_dir=tmp_path)
+
+
+def test_a_table_made_before_one_try_gets_it_before_a_load_commits(tmp_path):
+    """pyiceberg reads its retry setting from the table as a transaction begins; a table
+    without dapctl's setting gets it in a commit of its own first, and a load whose table
+    another writer moved meanwhile is refused, not re-applied on top."""
+    db = _lake(tmp_path)
+    load(db, "users", USERS, [write_part(tmp_path / "s.jsonl", [_rec(1, "a")])], record='{"n": 1}')
+    with _reader(tmp_path).load_table(("canvas", "users")).transaction() as tx:
+        tx.remove_properties("commit.retry.num-retries")  # as made before dapctl set it
+    first = db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="incremental")
+    second = db.begin_load(schema="canvas", table="users", dap_schema=USERS, kind="incremental")
+    first.add_part(write_part(tmp_path / "i.jsonl", [_rec(2, "first")]))
+    second.add_part(write_part(tmp_path / "x.jsonl", [_rec(3, "stale")]))
+    opened = db.open_table  # type: ignore[attr-defined]
+
+    def first_commits_meanwhile(table):
+        found = opened(table)
+        if not first_commits_meanwhile.done:
+            first_commits_meanwhile.done = True
+            first.commit(address="a", record='{"n": 2}')
+        return found
+
+    first_commits_meanwhile.done = False
+    db.open_table = first_commits_meanwhile  # type: ignore[attr-defined]
+    with pytest.raises(DatabaseError, match="another writer committed"):
+        second.commit(address="a", record='{"n": "stale"}')
+    db.open_table = opened  # type: ignore[attr-defined]
+    assert _names(tmp_path) == [(1, "a"), (2, "first")]
+    assert db.read_steps()[("canvas", "users")].record == '{"n": 2}'
+    table = _reader(tmp_path).load_table(("canvas", "users"))
+    assert table.properties["commit.retry.num-retries"] == "0"
+
+
+def test_a_bucket_location_is_never_a_folder_lakes_own(tmp_path, monkeypatch):
+    """Resolved from inside the lake's folder, ``s3://...`` would read as a path in it."""
+    db = _lake(tmp_path)
+    (tmp_path / "lake").mkdir()
+    monkeypatch.chdir(tmp_path / "lake")
+    assert not db._holds("s3://bucket/lake/canvas/users")  # type: ignore[attr-defined]
+    assert db._holds(f"file://{tmp_path}/lake/canvas/users")  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ pyiceberg's ``SqlCatalog`` (a SQLAlchemy database), in one of two places:
   machines, and the catalog Trino's and Spark's JDBC catalogs read. Its tables
   (``iceberg_tables``, ``iceberg_namespace_properties``) are made in that database on first
   use. As with a PostgreSQL target, the URL names no password (libpq's ``PGPASSWORD``,
-  ``~/.pgpass``, or the whole lake URL from ``url_env``); percent-encode a ``&`` in it.
+  ``~/.pgpass``, or the whole lake URL from ``url_env``). ``catalog=`` comes last: the
+  rest of the lake URL is the catalog's, its own ``?sslmode=...&...`` included (`split`).
 
 Both commit by compare-and-swap (``UPDATE ... WHERE metadata_location = <the one read>``), so
 of two writers that began from one version, the second fails and writes nothing. The catalog
@@ -20,6 +21,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from pyiceberg.catalog.sql import IcebergTables
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dapctl.databases.lake.steps import SIDE
 from dapctl.errors import ConfigError
@@ -60,3 +67,24 @@ def default_file(root: Path) -> Path:
 def shown(uri: str) -> str:
     """The catalog for a message: its URL, any password masked."""
     return redact(uri.replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+def split(query: str) -> tuple[str, str | None]:
+    """The lake URL's query without its ``catalog=``, and the catalog's URL: the rest of the
+    query, verbatim (its own ``?`` and ``&`` included; SQLAlchemy decodes it once), or one
+    percent-encoded whole."""
+    head, mark, raw = query.partition("catalog=")
+    if not mark or (head and not head.endswith("&")):
+        return query, None
+    return head.rstrip("&"), raw if "://" in raw else unquote(raw)
+
+
+def listed(catalog: Any) -> list[tuple[str, str, str]]:
+    """Every table of the catalog named `NAME`: namespace, name and current metadata file,
+    in one query of the catalog's own table (``iceberg_tables``)."""
+    rows = select(
+        IcebergTables.table_namespace, IcebergTables.table_name, IcebergTables.metadata_location
+    ).where(IcebergTables.catalog_name == NAME)
+    with Session(catalog.engine) as session:
+        found = session.execute(rows).all()
+    return [(str(ns), str(name), str(where)) for ns, name, where in found if where]

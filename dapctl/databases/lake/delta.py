@@ -117,7 +117,10 @@ class DeltaDatabase(LakeDatabase):
 
     def committed(self, table: TableName) -> StepRow | None:
         dt = self.open_table(table)
-        return None if dt is None else committed_step(dt)
+        if dt is None:
+            return None
+        with self.guarded(f"cannot read the history of the Delta table {'.'.join(table)}"):
+            return committed_step(dt)
 
     def write_step(self, table: TableName, *, address: str, record: str) -> None:
         with self.guarded(f"cannot record the step of {'.'.join(table)}"):
@@ -141,10 +144,9 @@ class DeltaDatabase(LakeDatabase):
 
 def committed_step(dt: DeltaTable) -> StepRow | None:
     """The step record of the newest commit that has one (see the module doc)."""
-    with guarded("cannot read the Delta table's history"):
-        for commit in dt.history(_HISTORY):
-            if RECORD in commit:
-                return StepRow(str(commit.get(ADDRESS, "")), str(commit[RECORD]))
+    for commit in dt.history(_HISTORY):
+        if RECORD in commit:
+            return StepRow(str(commit.get(ADDRESS, "")), str(commit[RECORD]))
     return None
 
 
@@ -160,9 +162,9 @@ class DeltaLoad(LakeLoad):
         *,
         append_only: bool,
     ) -> None:
+        began = _counter(db.open_table(target))  # before the stage: a failure leaves nothing
         super().__init__(target, columns, kind, append_only=append_only)
-        self.db = db
-        self.began = _counter(db.open_table(target))
+        self.db, self.began = db, began
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
         try:
@@ -174,7 +176,7 @@ class DeltaLoad(LakeLoad):
             )
             with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
                 if dt is None or not self.merge:
-                    rows = self._overwrite(props)
+                    rows = self._overwrite(dt, props)
                 else:
                     rows = self._merge(dt, self.staged(action=True), props)
         finally:
@@ -184,16 +186,18 @@ class DeltaLoad(LakeLoad):
             upkeep.after_commit(done, self.db.upkeep, self.where)
         return rows
 
-    def _overwrite(self, props: CommitProperties) -> int:
+    def _overwrite(self, dt: DeltaTable | None, props: CommitProperties) -> int:
         """A snapshot, or a first load of a table that merges (its deletes dropped): the
-        live rows streamed to the writer (`Stage.live`), a batch at a time."""
+        live rows streamed to the writer (`Stage.live`), a batch at a time. The write is
+        based on ``dt``, the version the stale-writer check read, so a commit that lands
+        while the rows are read out conflicts with it instead of being overwritten."""
         with self.streamed() as live:
             write_deltalake(
-                self.db.location(self.target),
+                dt if dt is not None else self.db.location(self.target),
                 live.reader(),
                 mode="overwrite",
                 schema_mode="overwrite",
-                storage_options=self.db.options,
+                storage_options=None if dt is not None else self.db.options,
                 commit_properties=props,
             )
         return live.rows

@@ -1,24 +1,20 @@
 """The Apache Iceberg engine: DAP tables as Iceberg tables in a folder or a bucket, with a
 SQL catalog (pyiceberg's ``SqlCatalog``, in SQLite or PostgreSQL), read by any Iceberg reader.
 
-``iceberg+file:///srv/lake`` (absolute) or ``iceberg+file:lake`` (relative to the config's
-folder) is the warehouse: each table's files go to ``{root}/{schema}/{table}``, and the
-catalog (which metadata file is each table's current one, `catalogs`) is SQLite in
-``{root}/_dapctl/catalog.db``, or PostgreSQL with ``?catalog=postgresql://user@host/db``.
-A reader points its Iceberg catalog at the same database, or reads a table's current
-metadata file directly. A table the catalog places outside this lake (another lake sharing
-the catalog) is refused, never written. ``iceberg+s3://bucket/prefix`` and
-``iceberg+az://container/prefix`` keep the files in a bucket (`stores`: pyiceberg's fsspec
-IO) and must name their catalog.
+``iceberg+file:///srv/lake`` (or relative, ``iceberg+file:lake``) is the warehouse: table
+files at ``{root}/{schema}/{table}``, the catalog (`catalogs`) SQLite in ``{root}/_dapctl``
+or PostgreSQL (``?catalog=postgresql://user@host/db``), where a reader's catalog finds them.
+A table the catalog places outside this lake is refused, never written. A lake in a bucket
+(``iceberg+s3://bucket/prefix``, ``iceberg+az://``; `stores`) must name its catalog.
 
 - Step records: each load's commit sets the table properties ``dapctl.record`` and
   ``dapctl.address`` and puts the same in its snapshots' summaries, in the one metadata
   commit that also holds the data: the catalog swaps the table's metadata pointer once, so
   table and watermark change together or not at all. A commit that changes no row still
   moves the properties.
-- Snapshots overwrite the table in one commit; incrementals delete the window's keys
-  (`iceberg_cow`: copy-on-write, file by file) and append its upserts in one transaction
-  (one catalog commit).
+- Snapshots overwrite the table in one commit, their rows streamed into data files;
+  incrementals delete the window's keys (`iceberg_cow`: copy-on-write) and append its
+  upserts, one transaction.
 - Concurrent writers: a load checks the table's last update before writing, and every
   commit adds a snapshot (an empty append when no row changed) that asserts the one it read;
   the catalog's commit is a compare-and-swap of the metadata pointer, so of two writers that
@@ -37,13 +33,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import urlsplit
 
 import pyarrow.compute as pc  # type: ignore[import-untyped]
-from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dapctl.databases.columns import Column, ColumnType, TypeMapper
 from dapctl.databases.engine import DatabaseError, LoadKind, StepRow, TableLoad, TableName
@@ -68,7 +62,9 @@ warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
 # pyiceberg retries a commit that lost a race by re-applying its appends and deletes to the
 # winner's table; a load's rows and step record were read from the loser's, so a load commits
 # once, and a lost race fails (the next run starts again from the winner's record).
-ONE_TRY = {"commit.retry.num-retries": "0"}
+RETRIES = "commit.retry.num-retries"
+ONE_TRY = {RETRIES: "0"}
+MOVED = object()  # what `_one_try` found: not the version the load began from
 
 TYPES = TypeMapper(
     {
@@ -93,9 +89,8 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
     (see the module doc); the query may name the catalog (`catalogs`), and must for a
     bucket."""
     url, _, query = url.partition("?")
-    settings = dict(parse_qsl(query, keep_blank_values=True))
-    catalog_url = settings.pop("catalog", None)
-    kept = upkeep.parse("&".join(f"{k}={v}" for k, v in settings.items()), redact(url))
+    query, catalog_url = catalogs.split(query)
+    kept = upkeep.parse(query, redact(url))
     if stores.store_of(url) is not None:
         if catalog_url is None:
             raise ConfigError(
@@ -206,6 +201,8 @@ class IcebergDatabase(LakeDatabase):
         """Whether ``where`` (a table's location) is in this lake."""
         if self._local is None:
             return where.startswith(self.root + "/")
+        if urlsplit(where).scheme not in ("", "file"):
+            return False  # in a bucket: another lake's
         return Path(where.removeprefix("file://")).resolve().is_relative_to(self._local.resolve())
 
     def tables(self) -> set[TableName]:
@@ -219,14 +216,8 @@ class IcebergDatabase(LakeDatabase):
         ):
             return set()  # nothing made yet: no catalog file made just to list nothing
         with self.guarded("cannot list the Iceberg catalog's tables"):
-            listed = select(
-                IcebergTables.table_namespace,
-                IcebergTables.table_name,
-                IcebergTables.metadata_location,
-            ).where(IcebergTables.catalog_name == catalogs.NAME)
-            with Session(self.catalog.engine) as session:
-                rows = session.execute(listed).all()
-        return {(str(ns), str(name)) for ns, name, where in rows if where and self._holds(where)}
+            rows = catalogs.listed(self.catalog)
+        return {(ns, name) for ns, name, where in rows if self._holds(where)}
 
     def version(self, table: TableName) -> int:
         found = self.open_table(table)
@@ -266,9 +257,9 @@ class IcebergLoad(LakeLoad):
         *,
         append_only: bool,
     ) -> None:
+        began = db.version(target)  # before the stage: a failure leaves nothing
         super().__init__(target, columns, kind, append_only=append_only)
-        self.db = db
-        self.began = db.version(target)
+        self.db, self.began = db, began
 
     def commit(self, *, address: str, record: str, run: RunRow | None = None) -> int:
         given = marks(address, record, run)
@@ -276,6 +267,7 @@ class IcebergLoad(LakeLoad):
             with self.db.guarded(f"cannot apply the {self.kind} of {self.where}"):
                 table = self.db.open_table(self.target)
                 self.refuse_if_moved(-1 if table is None else int(table.metadata.last_updated_ms))
+                table = self._one_try(table)
                 loads = 1 if table is None else int(table.properties.get(LOADS, "0")) + 1
                 settled = {**given, **ONE_TRY, LOADS: str(loads)}
                 rows = (self._merge if self.merge else self._replace)(table, given, settled)
@@ -285,6 +277,20 @@ class IcebergLoad(LakeLoad):
         if self.db.upkeep != upkeep.NONE and (done := self.db.open_table(self.target)):
             iceberg_upkeep.after_commit(done, self.db.upkeep, self.where)
         return rows
+
+    def _one_try(self, table: Any) -> Any:
+        """``table`` with pyiceberg's retry off: pyiceberg reads it from the table as the
+        transaction begins, so a table made before dapctl set it gets it in a commit of its
+        own first; if the table moved meanwhile, the load is refused."""
+        if table is None or table.properties.get(RETRIES) == "0":
+            return table
+        before = table.metadata.current_snapshot_id
+        with table.transaction() as tx:
+            tx.set_properties(ONE_TRY)
+        table = self.db.open_table(self.target)
+        if table is None or table.metadata.current_snapshot_id != before:
+            self.refuse_if_moved(MOVED)
+        return table
 
     def _replace(self, table: Any, given: dict[str, str], settled: dict[str, str]) -> int:
         """A snapshot: its rows streamed (`Stage.live`) into new data files a chunk at a

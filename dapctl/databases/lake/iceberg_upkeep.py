@@ -30,7 +30,9 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 
+from dapctl.databases.lake.stores import secrets
 from dapctl.databases.lake.upkeep import Upkeep
+from dapctl.redaction import scrub
 
 log = logging.getLogger("dapctl.lake")
 TARGET = 128 * 1024 * 1024  # bytes of Parquet a compacted file aims at
@@ -49,7 +51,8 @@ def after_commit(table: Any, upkeep: Upkeep, where: str) -> None:
             gone = expire(table, hours * 3600 * 1000)
             log.info("%s: expired snapshots removed %d files older than %d h", where, gone, hours)
     except Exception as exc:  # upkeep never undoes a committed load
-        log.warning("%s: upkeep failed, the load stays committed: %s", where, exc)
+        said = scrub(str(exc), secrets())
+        log.warning("%s: upkeep failed, the load stays committed: %s", where, said)
 
 
 def compact(table: Any) -> tuple[int, int] | None:

@@ -67,13 +67,17 @@ class Stage:
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = list(columns)
         self._spill = Path(tempfile.mkdtemp(prefix="dapctl-lake-"))  # 0700, this user's
-        self._conn = duckdb.connect(":memory:")
-        self._conn.execute(
-            f"SET temp_directory = '{self._spill}'; SET TimeZone = 'UTC'; "
-            f"SET memory_limit = '{MEMORY}'"
-        )
-        defs = ", ".join(f"{duck_sql.q(c.name)} {_duck_type(c)}" for c in self.columns)
-        self._conn.execute(f"CREATE TABLE staging ({defs}, {ACTION} VARCHAR)")
+        try:
+            self._conn = duckdb.connect(":memory:")
+            self._conn.execute(
+                f"SET temp_directory = '{self._spill}'; SET TimeZone = 'UTC'; "
+                f"SET memory_limit = '{MEMORY}'"
+            )
+            defs = ", ".join(f"{duck_sql.q(c.name)} {_duck_type(c)}" for c in self.columns)
+            self._conn.execute(f"CREATE TABLE staging ({defs}, {ACTION} VARCHAR)")
+        except BaseException:
+            shutil.rmtree(self._spill, ignore_errors=True)
+            raise
         self._read = _reader(self.columns)
 
     def add_part(self, path: Path) -> int:

@@ -120,9 +120,21 @@ def open_bucket(url: str) -> tuple[str, BucketSide, Store]:
     return str(where).rstrip("/"), side, store
 
 
+# Variables whose values are credentials, for `secrets`.
+_SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    _CONNECTION,
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_SECRET",
+)
+
+
 def secrets() -> tuple[str, ...]:
-    """What no message may show: an Azure account key or SAS token, and the connection
-    string that holds them."""
+    """What no message may show: the credentials in this process's variables (S3's, Azure's)
+    and an Azure connection string's key or SAS token."""
     options = _azure_options()
     found = [options[name] for name in _SECRET_OPTIONS if options.get(name)]
-    return tuple(found + ([os.environ[_CONNECTION]] if found else []))
+    found += [os.environ[name] for name in _SECRET_VARIABLES if os.environ.get(name)]
+    return tuple(found)

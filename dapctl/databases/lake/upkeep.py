@@ -27,7 +27,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from dapctl.databases.lake.stores import secrets
 from dapctl.errors import ConfigError
+from dapctl.redaction import scrub
 
 log = logging.getLogger("dapctl.lake")
 _DURATION = re.compile(r"(\d+)([hd])")
@@ -81,4 +83,5 @@ def after_commit(dt: Any, upkeep: Upkeep, where: str) -> None:
             gone = dt.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
             log.info("%s: vacuum removed %d files older than %d h", where, len(gone), hours)
     except Exception as exc:  # upkeep never undoes a committed load
-        log.warning("%s: upkeep failed, the load stays committed: %s", where, exc)
+        said = scrub(str(exc), secrets())
+        log.warning("%s: upkeep failed, the load stays committed: %s", where, said)
