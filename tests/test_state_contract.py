@@ -220,6 +220,24 @@ def test_two_processes_writing_the_first_state_get_one_success(process_opener):
     assert final.serial == 1 and final.step(ADDRESS).records == 1
 
 
+def test_a_folder_of_documents_removes_what_a_killed_writer_left(tmp_path):
+    """A kill in the middle of a document's write leaves its temporary file; the next
+    listing removes it when its process is gone, never a live writer's."""
+    import os
+
+    from dapctl.files import temp_path_for
+    from dapctl.state.documents import FolderDocuments
+
+    docs = FolderDocuments(tmp_path / "runs")
+    docs.put("a", b"{}")
+    live = temp_path_for(tmp_path / "runs" / "b.json")  # this process's: alive
+    live.write_bytes(b"half")
+    dead = live.with_name(live.name.replace(f"-{os.getpid()}.", "-999999999."))  # no such pid
+    dead.write_bytes(b"half")
+    assert docs.names() == ["a"]
+    assert live.exists() and not dead.exists()
+
+
 def test_every_backend_keeps_documents_beside_its_state(opener):
     """The run history's seam: names, whole replacement, another store reads them, removal;
     kinds apart; and the state itself untouched."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from dapctl.errors import StateError
-from dapctl.files import atomic_write_bytes, ensure_private_dir
+from dapctl.files import atomic_write_bytes, ensure_private_dir, sweep_stale_temp_files
 from dapctl.objects.base import Objects
 
 
@@ -55,12 +55,16 @@ class FolderDocuments:
         self.location = str(folder)
 
     def names(self) -> list[str]:
+        """The documents' names; the temporary files a killed writer left are removed on
+        the way (a run's document is rewritten after every step, so a kill often lands in
+        a write). A reader lists first, so nothing a dead process left outlives it."""
         try:
             found = os.listdir(self.folder)
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise StateError(f"{self.folder}: cannot list: {exc.strerror}") from None
+        sweep_stale_temp_files(self.folder)
         return sorted(n.removesuffix(".json") for n in found if n.endswith(".json"))
 
     def get(self, name: str) -> bytes | None:
