@@ -26,7 +26,7 @@ lake's root; each table is the Delta table ``{root}/{schema}/{table}``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,13 +70,13 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Del
 
 
 @contextmanager
-def guarded(doing: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+def guarded(doing: str, secrets: Callable[[], Iterable[str]] = tuple) -> Iterator[None]:
     """Re-raise delta-rs errors as `DatabaseError` naming what was being done, without any
-    of ``secrets`` (a bucket's key)."""
+    of ``secrets()`` (a bucket's key; asked for only when there is a message to clean)."""
     try:
         yield
     except (DeltaError, OSError) as exc:
-        raise DatabaseError(scrub(f"{doing}: {exc}", secrets)) from None
+        raise DatabaseError(scrub(f"{doing}: {exc}", secrets())) from None
 
 
 class DeltaDatabase(LakeDatabase):
@@ -97,7 +97,7 @@ class DeltaDatabase(LakeDatabase):
         self.options = options or {}
 
     def guarded(self, doing: str) -> AbstractContextManager[None]:
-        return guarded(doing, stores.secrets())
+        return guarded(doing, stores.secrets)
 
     def open_table(self, table: TableName) -> DeltaTable | None:
         """The table as it is now, or None if there is none."""

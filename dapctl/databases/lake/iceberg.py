@@ -29,7 +29,7 @@ A table the catalog places outside this lake is refused, never written. A lake i
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,15 +117,15 @@ def open_url(url: str, *, base_dir: Path, sleep: Callable[[float], None]) -> Ice
 
 
 @contextmanager
-def guarded(doing: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+def guarded(doing: str, secrets: Callable[[], Iterable[str]] = tuple) -> Iterator[None]:
     """Re-raise pyiceberg's (and its catalog's) errors as `DatabaseError`, without any of
-    ``secrets`` (the catalog's password, a bucket's key)."""
+    ``secrets()`` (the catalog's password, a bucket's key; asked for only on a failure)."""
     try:
         yield
     except (ConfigError, DatabaseError):
         raise
     except Exception as exc:  # pyiceberg raises many kinds, SQLAlchemy's among them
-        said = scrub(f"{type(exc).__name__}: {exc}", secrets)
+        said = scrub(f"{type(exc).__name__}: {exc}", secrets())
         raise DatabaseError(f"{doing}: {said}") from None
 
 
@@ -164,7 +164,7 @@ class IcebergDatabase(LakeDatabase):
         return self._catalog
 
     def guarded(self, doing: str) -> AbstractContextManager[None]:
-        return guarded(doing, passwords(self._uri) + stores.secrets())
+        return guarded(doing, lambda: passwords(self._uri) + stores.secrets())
 
     def close(self) -> None:
         """Close the catalog's connections (its SQLAlchemy pool)."""
@@ -301,7 +301,7 @@ class IcebergLoad(LakeLoad):
             with table.transaction() as tx:
                 tx.update_schema().union_by_name(live.schema).commit()
                 chunks = (shaped(chunk, tx) for chunk in iceberg_cow.chunks(live.batches()))
-                new = iceberg_cow.data_files(tx, table.io, chunks)
+                new = iceberg_cow.data_files(tx.table_metadata, table.io, chunks)
                 if old or new:
                     with tx.update_snapshot(snapshot_properties=given).overwrite() as swap:
                         for data_file in old:

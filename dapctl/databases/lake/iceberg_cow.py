@@ -36,13 +36,11 @@ def delete_keys(tx: Any, io: Any, keys: Sequence[str], gone: Any, marks: dict[st
     )
     wanted = _key(gone, keys)
     scan = DataScan(table_metadata=meta, io=io, row_filter=span)
-    reader = ArrowScan(
-        table_metadata=meta, io=io, projected_schema=meta.schema(), row_filter=AlwaysTrue()
-    )
+    whole = reader(meta, io)
     commit, counter = uuid.uuid4(), itertools.count(0)
     replaced, removed = [], 0
     for task in scan.plan_files():
-        rows = reader.to_table(tasks=[task])
+        rows = whole.to_table(tasks=[task])
         found = _key(rows, keys)
         keep = pc.invert(pc.is_in(found, value_set=wanted.cast(found.type)))
         kept = rows.filter(keep)
@@ -61,6 +59,14 @@ def delete_keys(tx: Any, io: Any, keys: Sequence[str], gone: Any, marks: dict[st
                 for data_file in new:
                     snapshot.append_data_file(data_file)
     return removed
+
+
+def reader(meta: Any, io: Any) -> Any:
+    """What reads a data file's rows whole, in the table's current schema (a column added
+    after the file was written reads as NULL)."""
+    return ArrowScan(
+        table_metadata=meta, io=io, projected_schema=meta.schema(), row_filter=AlwaysTrue()
+    )
 
 
 def _key(rows: Any, keys: Sequence[str]) -> Any:
@@ -88,9 +94,10 @@ def chunks(batches: Iterable[Any]) -> Iterator[Any]:
         yield pa.Table.from_batches(held)
 
 
-def data_files(tx: Any, io: Any, tables: Iterable[Any]) -> list[Any]:
-    """Each of ``tables`` written as the table's data files (not yet in any snapshot)."""
-    meta, commit, counter = tx.table_metadata, uuid.uuid4(), itertools.count(0)
+def data_files(meta: Any, io: Any, tables: Iterable[Any]) -> list[Any]:
+    """Each of ``tables`` written as data files of the table at ``meta`` (not yet in any
+    snapshot)."""
+    commit, counter = uuid.uuid4(), itertools.count(0)
     return [
         data_file
         for rows in tables

@@ -22,37 +22,31 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
-from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 
-from dapctl.databases.lake.stores import secrets
-from dapctl.databases.lake.upkeep import Upkeep
-from dapctl.redaction import scrub
+from dapctl.databases.lake import iceberg_cow, upkeep
 
 log = logging.getLogger("dapctl.lake")
 TARGET = 128 * 1024 * 1024  # bytes of Parquet a compacted file aims at
 LOADS = "dapctl.loads"  # a table property: dapctl's loads so far, for optimize_every
 
 
-def after_commit(table: Any, upkeep: Upkeep, where: str) -> None:
-    """Compact and clean ``table`` (just committed) as ``upkeep`` asks; never raises."""
-    every, hours = upkeep.optimize_every, upkeep.vacuum_hours
-    due = every is not None and int(table.properties.get(LOADS, "0")) % every == 0
-    try:
-        if due and (done := compact(table)):
+def after_commit(table: Any, settings: upkeep.Upkeep, where: str) -> None:
+    """Compact and clean ``table`` (just committed) as ``settings`` ask (`upkeep.run`)."""
+
+    def compacted() -> None:
+        if done := compact(table):
             log.info("%s: compacted %d files into %d", where, *done)
-            table = table.refresh()
-        if hours is not None and (due or every is None):
-            gone = expire(table, hours * 3600 * 1000)
-            log.info("%s: expired snapshots removed %d files older than %d h", where, gone, hours)
-    except Exception as exc:  # upkeep never undoes a committed load
-        said = scrub(str(exc), secrets())
-        log.warning("%s: upkeep failed, the load stays committed: %s", where, said)
+
+    def cleaned(hours: int) -> None:
+        gone = expire(table.refresh(), hours * 3600 * 1000)
+        log.info("%s: expired snapshots removed %d files older than %d h", where, gone, hours)
+
+    loads = int(table.properties.get(LOADS, "0"))
+    upkeep.run(settings, loads, where, compact=compacted, clean=cleaned)
 
 
 def compact(table: Any) -> tuple[int, int] | None:
@@ -62,20 +56,10 @@ def compact(table: Any) -> tuple[int, int] | None:
     small = [t for t in table.scan().plan_files() if t.file.file_size_in_bytes < TARGET // 2]
     if len(small) < 2:
         return None
-    reader = ArrowScan(
-        table_metadata=meta, io=io, projected_schema=meta.schema(), row_filter=AlwaysTrue()
-    )
-    commit, counter = uuid.uuid4(), itertools.count(0)
-    written = []
-    for part in _bins(small):
-        rows = pa.concat_tables([reader.to_table(tasks=[task]) for task in part])
-        written += list(
-            _dataframe_to_data_files(
-                table_metadata=meta, df=rows, io=io, write_uuid=commit, counter=counter
-            )
-        )
+    reader = iceberg_cow.reader(meta, io)
+    bins = (pa.concat_tables([reader.to_table(tasks=[t]) for t in part]) for part in _bins(small))
+    written = iceberg_cow.data_files(meta, io, bins)
     with table.transaction() as tx, tx.update_snapshot().overwrite() as snapshot:
-        snapshot.commit_uuid = commit
         for task in small:
             snapshot.delete_data_file(task.file)
         for data_file in written:

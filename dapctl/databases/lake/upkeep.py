@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,18 +71,41 @@ def parse(query: str, url: str) -> Upkeep:
     return Upkeep(int(every) if every else None, hours)
 
 
-def after_commit(dt: Any, upkeep: Upkeep, where: str) -> None:
-    """Compact and clean ``dt`` (just committed) as ``upkeep`` asks; never raises."""
+def run(
+    upkeep: Upkeep,
+    loads: int,
+    where: str,
+    *,
+    compact: Callable[[], None],
+    clean: Callable[[int], None],
+) -> None:
+    """The schedule both formats keep: ``compact`` after every ``optimize_every``-th load
+    (``loads``: the table's count, this one's included), ``clean`` (given the hours) with
+    each compaction, or after every load without ``optimize_every``. Never raises: a failure
+    is a warning, its secrets scrubbed, and the load stays committed."""
     every, hours = upkeep.optimize_every, upkeep.vacuum_hours
-    due = every is not None and (dt.transaction_version("dapctl") or 0) % every == 0
+    due = every is not None and loads % every == 0
     try:
         if due:
-            done = dt.optimize.compact()
-            log.info("%s: compacted %s files into %s", where,
-                     done.get("numFilesRemoved"), done.get("numFilesAdded"))  # fmt: skip
+            compact()
         if hours is not None and (due or every is None):
-            gone = dt.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
-            log.info("%s: vacuum removed %d files older than %d h", where, len(gone), hours)
+            clean(hours)
     except Exception as exc:  # upkeep never undoes a committed load
         said = scrub(str(exc), secrets())
         log.warning("%s: upkeep failed, the load stays committed: %s", where, said)
+
+
+def after_commit(dt: Any, upkeep: Upkeep, where: str) -> None:
+    """Compact and clean the Delta table ``dt`` (just committed) as ``upkeep`` asks (`run`),
+    by delta-rs's ``OPTIMIZE`` and ``VACUUM``."""
+
+    def compact() -> None:
+        done = dt.optimize.compact()
+        log.info("%s: compacted %s files into %s", where,
+                 done.get("numFilesRemoved"), done.get("numFilesAdded"))  # fmt: skip
+
+    def clean(hours: int) -> None:
+        gone = dt.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
+        log.info("%s: vacuum removed %d files older than %d h", where, len(gone), hours)
+
+    run(upkeep, dt.transaction_version("dapctl") or 0, where, compact=compact, clean=clean)
