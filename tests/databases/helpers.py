@@ -183,3 +183,47 @@ def load(
     for part in parts:
         loading.add_part(part)
     return loading.commit(address=address, record=record)
+
+
+def apply_lake_chain(
+    emu: Any,
+    write_config: Callable[[str], Path],
+    run_cli: Callable[..., Any],
+    url: str,
+    *,
+    tables: Sequence[str],
+    rounds: int,
+    env: dict[str, str] | None = None,
+    secret: str | None = None,
+) -> Path:
+    """A config whose one target keeps ``tables`` in the lake at ``url``, applied ``rounds``
+    times with the emulator's data changing between (users: updates, inserts and a delete;
+    accounts: an update), then once more. Every apply exits 0; none of the ``rounds`` shows
+    ``secret``. Returns the config's path."""
+    from tests.apply_helpers import config_text, environ
+
+    names = ", ".join(f'"{t}"' for t in tables)
+    text = config_text(emu, tables=f"[{names}]", extra_target='database = "lake"')
+    text = text.replace('output = "out/', '# output = "out/')
+    path = write_config(f'[databases.lake]\nurl = "{url}"\n\n{text}')
+    variables = {**environ(emu), **(env or {})}
+    for _ in range(rounds):
+        done = run_cli("apply", str(path), environ=variables)
+        assert done.code == 0, done.stderr
+        if secret is not None:
+            assert secret not in done.stdout + done.stderr
+        emu.advance(600)
+        emu.change("canvas", "users", updates=3, inserts=2, deletes=1)
+        if "accounts" in tables:
+            emu.change("canvas", "accounts", updates=1)
+    done = run_cli("apply", str(path), environ=variables)
+    assert done.code == 0, done.stderr
+    return path
+
+
+def assert_lake_matches(lake: Backend, emu: Any, tables: Sequence[str]) -> None:
+    """Each of ``tables`` in ``lake`` holds the emulator's current rows."""
+    for table in tables:
+        schema = dap_schema("canvas", table)
+        want = expected_rows(emu.expected_snapshot("canvas", table), table_columns(schema))
+        assert lake.rows(f"canvas.{table}", schema) == want, table

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from dapctl.databases import open_database, table_columns
+from dapctl.databases import open_database
 from dapctl.errors import DatabaseError
-from tests.apply_helpers import config_text, environ
 from tests.databases.helpers import (
     Backend,
+    apply_lake_chain,
+    assert_lake_matches,
     dap_schema,
-    expected_rows,
     load,
     query_lake,
     write_part,
@@ -31,6 +31,7 @@ from tests.object_stores import AZURITE_KEY, Emulator, emulated
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = dap_schema("canvas", "users")
+TWO = ("accounts", "users")
 
 
 @pytest.fixture(scope="module")
@@ -71,27 +72,13 @@ def test_an_apply_chain_keeps_each_table_equal_to_the_emulators(
     container, make_emulator, write_config, run_cli
 ):
     emu = make_emulator()
-    text = config_text(emu, tables='["accounts", "users"]', extra_target='database = "lake"')
-    text = text.replace('output = "out/', '# output = "out/')
-    path = write_config(f'[databases.lake]\nurl = "delta+az://{container}/lake"\n\n{text}')
-    env = {**environ(emu), "AZURE_STORAGE_CONNECTION_STRING": os.environ[
-        "AZURE_STORAGE_CONNECTION_STRING"]}  # fmt: skip
-    for _ in range(3):
-        done = run_cli("apply", str(path), environ=env)
-        assert done.code == 0, done.stderr
-        assert AZURITE_KEY not in done.stdout + done.stderr
-        emu.advance(600)
-        emu.change("canvas", "users", updates=3, inserts=2, deletes=1)
-        emu.change("canvas", "accounts", updates=1)
-    done = run_cli("apply", str(path), environ=env)
-    assert done.code == 0, done.stderr
+    azure = {"AZURE_STORAGE_CONNECTION_STRING": os.environ["AZURE_STORAGE_CONNECTION_STRING"]}
+    path = apply_lake_chain(emu, write_config, run_cli, f"delta+az://{container}/lake",
+                            tables=TWO, rounds=3, env=azure, secret=AZURITE_KEY)  # fmt: skip
 
     lake = Backend("delta+az", f"delta+az://{container}/lake", path.parent, query_lake)
     assert lake.open().tables() == {("canvas", "accounts"), ("canvas", "users")}
-    for table in ("accounts", "users"):
-        schema = dap_schema("canvas", table)
-        want = expected_rows(emu.expected_snapshot("canvas", table), table_columns(schema))
-        assert lake.rows(f"canvas.{table}", schema) == want, table
+    assert_lake_matches(lake, emu, TWO)
     record = json.loads(lake.open().read_steps()[("canvas", "users")].record)
     assert record["kind"] == "incremental", record
     assert lake.open().version(("canvas", "users")) >= 3  # type: ignore[attr-defined]
@@ -139,23 +126,13 @@ def test_an_iceberg_lake_in_a_container_with_its_catalog_in_postgresql(
     """Iceberg in Azure (pyiceberg's fsspec IO: adlfs, given the connection string), the
     catalog in PostgreSQL: an apply chain equal to the emulator's data."""
     emu = make_emulator()
-    text = config_text(emu, tables='["users"]', extra_target='database = "lake"')
-    text = text.replace('output = "out/', '# output = "out/')
     url = f"iceberg+az://{container}/lake?catalog={pg_url}"
-    path = write_config(f'[databases.lake]\nurl = "{url}"\n\n{text}')
-    env = {**environ(emu), "AZURE_STORAGE_CONNECTION_STRING": os.environ[
-        "AZURE_STORAGE_CONNECTION_STRING"]}  # fmt: skip
-    for _ in range(2):
-        done = run_cli("apply", str(path), environ=env)
-        assert done.code == 0, done.stderr
-        assert AZURITE_KEY not in done.stdout + done.stderr
-        emu.advance(600)
-        emu.change("canvas", "users", updates=3, inserts=2, deletes=1)
-    assert run_cli("apply", str(path), environ=env).code == 0
+    azure = {"AZURE_STORAGE_CONNECTION_STRING": os.environ["AZURE_STORAGE_CONNECTION_STRING"]}
+    path = apply_lake_chain(emu, write_config, run_cli, url,
+                            tables=("users",), rounds=2, env=azure, secret=AZURITE_KEY)  # fmt: skip
 
     lake = Backend("iceberg+az", url, path.parent, query_lake)
-    want = expected_rows(emu.expected_snapshot("canvas", "users"), table_columns(USERS))
-    assert lake.rows("canvas.users", USERS) == want
+    assert_lake_matches(lake, emu, ("users",))
     table = lake.open().open_table(("canvas", "users"))  # type: ignore[attr-defined]
     assert table.location() == f"abfs://{container}/lake/canvas/users"
     lake.close()

@@ -8,12 +8,21 @@ from __future__ import annotations
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
-from dapctl.databases import open_database, table_columns
+from dapctl.databases import open_database
 from dapctl.errors import ConfigError, DatabaseError
-from tests.apply_helpers import config_text, environ
-from tests.databases.helpers import Backend, dap_schema, expected_rows, load, query_lake, write_part
+from tests.apply_helpers import config_text
+from tests.databases.helpers import (
+    Backend,
+    apply_lake_chain,
+    assert_lake_matches,
+    dap_schema,
+    load,
+    query_lake,
+    write_part,
+)
 
 USERS = dap_schema("canvas", "users")
+TWO = ("accounts", "users")
 
 
 def _rec(i: int, name: str) -> dict:
@@ -30,24 +39,12 @@ def test_an_apply_chain_keeps_each_table_equal_to_the_emulators(
     pg_url, tmp_path, make_emulator, write_config, run_cli
 ):
     emu = make_emulator()
-    text = config_text(emu, tables='["accounts", "users"]', extra_target='database = "lake"')
-    text = text.replace('output = "out/', '# output = "out/')
     url = f"iceberg+file:lake?catalog={pg_url}"
-    path = write_config(f'[databases.lake]\nurl = "{url}"\n\n{text}')
-    for _ in range(3):
-        done = run_cli("apply", str(path), environ=environ(emu))
-        assert done.code == 0, done.stderr
-        emu.advance(600)
-        emu.change("canvas", "users", updates=3, inserts=2, deletes=1)
-        emu.change("canvas", "accounts", updates=1)
-    assert run_cli("apply", str(path), environ=environ(emu)).code == 0
+    path = apply_lake_chain(emu, write_config, run_cli, url, tables=TWO, rounds=3)
 
     lake = Backend("iceberg+file", url, path.parent, query_lake)
     assert lake.open().tables() == {("canvas", "accounts"), ("canvas", "users")}
-    for table in ("accounts", "users"):
-        schema = dap_schema("canvas", table)
-        want = expected_rows(emu.expected_snapshot("canvas", table), table_columns(schema))
-        assert lake.rows(f"canvas.{table}", schema) == want, table
+    assert_lake_matches(lake, emu, TWO)
     lake.close()
     assert not (path.parent / "lake" / "_dapctl" / "catalog.db").exists()  # no SQLite made
     read = _reader(pg_url, path.parent).load_table(("canvas", "users"))
